@@ -1,1 +1,84 @@
-//! placeholder
+//! A KingDB-style log-structured hash store.
+//!
+//! Records are appended to data files (HSTables, rolled over at
+//! [`Options::max_file_size`]); an in-memory index maps the 64-bit hash of
+//! each key to the location of its latest record; reads go through
+//! memory maps and hand out values without copying. The byte layout is in
+//! `FORMAT.md`.
+//!
+//! # Writes and group commit
+//!
+//! The active HSTable is preallocated (`posix_fallocate`) and mapped
+//! `MAP_SHARED` read-write. A write takes the key's stripe lock, then the
+//! writer lock just long enough to assign the next sequence number and copy
+//! the record into the map, then publishes the location in the index. No
+//! write makes a syscall, and a record is readable through the same map the
+//! moment it is published; because the records live in the kernel's page
+//! cache, a killed process loses nothing it wrote.
+//!
+//! Durability is the batching point: one `fdatasync` of the active file
+//! covers every record copied before it started (pages dirtied through a
+//! shared map are the file's page cache). Under [`Durability::Always`] a
+//! sync thread runs one fdatasync whenever someone waits on a ticket not yet
+//! covered, and completes all tickets up to what it synced: writes that
+//! arrive during one sync form the next batch. Callers choose how to wait:
+//! [`Engine::wait_durable`] blocks, [`Engine::on_durable`] calls back (an
+//! event loop wakes itself from the callback and never blocks). Under
+//! [`Durability::Interval`] a thread syncs on a timer; under
+//! [`Durability::None`] only roll-over and close sync.
+//!
+//! Preallocation is also how disk-full stays clean: the space of a file is
+//! reserved when it is created, so a full disk is an `ENOSPC` error from the
+//! roll-over that needed the new file, returned to that write, never a
+//! SIGBUS on a store into the map. Each file also reserves room for its
+//! sealed index, so sealing never needs space.
+//!
+//! # Failures
+//!
+//! A failed write or sync is returned to the caller. After a failed sync the
+//! engine is poisoned: the kernel may have dropped the dirty pages, so no
+//! later sync can vouch for them; every later write and every pending waiter
+//! gets [`WriteError::Poisoned`] (or the sync's error) until the directory is
+//! reopened. Reads keep working.
+//!
+//! # Recovery
+//!
+//! See [`recovery`](crate#recovery-rules): sealed files load from their
+//! footers; a file without one is scanned, checksums verified, corrupt
+//! records skipped and reported, the torn tail cut, and the file sealed.
+//! One process at a time: the directory is locked with `flock`.
+//!
+//! ## Recovery rules
+//!
+//! * Sealed files load from index + footer without reading values.
+//! * Unsealed files are scanned; a record that fails its checksum is never
+//!   served, counted in [`EngineStats::bad_records`] and logged with file and
+//!   offset; the rest of the file stays readable.
+//! * Versions are ordered by sequence number (file id, then offset);
+//!   tombstones and Clear records are record kinds.
+//!
+//! mmap caveat: another process that ignores the directory lock and
+//! truncates an HSTable can make this one fault (SIGBUS); that is inherent to
+//! memory-mapped files.
+//!
+//! # Index
+//!
+//! About 20 bytes of RAM per live key (see `index.rs`); [`EngineStats::index_bytes`]
+//! reports it from allocated capacity.
+
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod durability;
+mod engine;
+mod error;
+pub mod format;
+mod index;
+mod mmap;
+mod options;
+mod recovery;
+
+pub use durability::SyncTicket;
+pub use engine::{Condition, Engine, EngineStats, Item, Meta, PutOutcome, Update, Value, Written};
+pub use error::{OpenError, ReadError, WriteError};
+pub use options::{unix_now, Durability, Options, ParseDurabilityError, DEFAULT_SYNC_INTERVAL};

@@ -1,0 +1,273 @@
+//! Group commit: sync tickets, the sync thread, waiters and callbacks, and
+//! the poisoned state after a failed sync.
+//!
+//! A ticket is the sequence number of a write. Writers never sync: they copy
+//! their record into the active file's map and return. Under `Always`, a
+//! waiter (`wait_durable` or `on_durable`) raises `requested` and wakes the
+//! sync thread, which reads the last sequence number appended so far, runs
+//! one fdatasync, and then completes every ticket up to that number: all the
+//! writes that arrived while the previous sync ran form the next batch. Under
+//! `Interval` a thread does the same on a timer and tickets count as durable
+//! at once.
+//!
+//! After a failed sync the kernel may have dropped the dirty pages, so no
+//! later sync can vouch for them: the engine is poisoned, every pending and
+//! later waiter gets the error and every later write is refused.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::engine::{lock, Inner};
+use crate::error::WriteError;
+
+/// A position in the write stream; a write is durable once the engine has
+/// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncTicket(pub u64);
+
+impl SyncTicket {
+    /// A ticket that is durable from the start.
+    pub const DURABLE: SyncTicket = SyncTicket(0);
+
+    /// The sequence number of the write.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+type Callback = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
+
+#[derive(Default)]
+struct State {
+    /// Highest ticket someone waits for.
+    requested: u64,
+    waiters: Vec<(u64, Callback)>,
+    /// The engine is closing: the sync thread exits.
+    stop: bool,
+    /// The engine is gone: remaining waiters fail with `Closed`.
+    shut_down: bool,
+}
+
+pub(crate) struct SyncShared {
+    state: Mutex<State>,
+    /// Wakes the sync thread.
+    work: Condvar,
+    /// Wakes blocked waiters.
+    done: Condvar,
+    /// Highest sequence number known to be on disk.
+    synced: AtomicU64,
+    poisoned: AtomicBool,
+    cause: Mutex<Option<WriteError>>,
+    /// Serialises fdatasync calls so a caller that waited finds its work done.
+    pub serial: Mutex<()>,
+    fail_next: AtomicBool,
+}
+
+impl SyncShared {
+    pub fn new(synced: u64) -> Self {
+        SyncShared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            synced: AtomicU64::new(synced),
+            poisoned: AtomicBool::new(false),
+            cause: Mutex::new(None),
+            serial: Mutex::new(()),
+            fail_next: AtomicBool::new(false),
+        }
+    }
+
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The error writes must return, if a sync has failed.
+    pub fn poisoned(&self) -> Option<WriteError> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        let cause = lock(&self.cause)
+            .as_ref()
+            .map_or_else(String::new, |e| e.to_string());
+        Some(WriteError::Poisoned { cause })
+    }
+
+    /// Runs `f` (an fdatasync) unless a fault was injected.
+    pub fn fault_or(&self, f: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+        if self.fail_next.swap(false, Ordering::AcqRel) {
+            return Err(std::io::Error::other("injected sync failure"));
+        }
+        f()
+    }
+
+    pub fn inject_fault(&self) {
+        self.fail_next.store(true, Ordering::Release);
+    }
+
+    /// Everything up to `seq` is on disk. Wakes blocked waiters and the
+    /// sync thread, which runs the callbacks (never the caller: it may hold
+    /// the writer lock).
+    pub fn advance(&self, seq: u64) {
+        self.synced.fetch_max(seq, Ordering::AcqRel);
+        let _st = lock(&self.state);
+        self.done.notify_all();
+        self.work.notify_all();
+    }
+
+    /// A sync failed: refuse writes from now on and fail every waiter (the
+    /// sync thread runs the failed callbacks).
+    pub fn poison(&self, err: &WriteError) {
+        {
+            let mut cause = lock(&self.cause);
+            if cause.is_none() {
+                *cause = Some(err.clone());
+            }
+        }
+        self.poisoned.store(true, Ordering::Release);
+        let _st = lock(&self.state);
+        self.done.notify_all();
+        self.work.notify_all();
+    }
+
+    /// Runs the callbacks whose tickets are synced, or all of them with the
+    /// error once poisoned. Called by the sync thread only.
+    fn complete_ready(&self) {
+        let synced = self.synced();
+        let poisoned = self.poisoned.load(Ordering::Acquire);
+        let ready: Vec<(u64, Callback)> = {
+            let mut st = lock(&self.state);
+            let (ready, pending): (Vec<_>, Vec<_>) = st
+                .waiters
+                .drain(..)
+                .partition(|(t, _)| *t <= synced || poisoned);
+            st.waiters = pending;
+            ready
+        };
+        for (t, cb) in ready {
+            cb(if t <= synced {
+                Ok(())
+            } else {
+                Err(self.failure())
+            });
+        }
+    }
+
+    fn failure(&self) -> WriteError {
+        lock(&self.cause).clone().unwrap_or(WriteError::Closed)
+    }
+
+    /// Blocks until `seq` is synced.
+    pub fn wait(&self, seq: u64) -> Result<(), WriteError> {
+        let mut st = lock(&self.state);
+        st.requested = st.requested.max(seq);
+        self.work.notify_one();
+        loop {
+            if self.synced() >= seq {
+                return Ok(());
+            }
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(self.failure());
+            }
+            if st.shut_down {
+                return Err(WriteError::Closed);
+            }
+            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Calls `cb` once `seq` is synced (from the sync thread), or at once.
+    pub fn on_durable(&self, seq: u64, cb: Callback) {
+        let result = {
+            let mut st = lock(&self.state);
+            if self.synced() >= seq {
+                Ok(())
+            } else if self.poisoned.load(Ordering::Acquire) {
+                Err(self.failure())
+            } else if st.shut_down {
+                Err(WriteError::Closed)
+            } else {
+                st.requested = st.requested.max(seq);
+                st.waiters.push((seq, cb));
+                self.work.notify_one();
+                return;
+            }
+        };
+        cb(result);
+    }
+
+    /// Asks the sync thread to exit.
+    pub fn stop(&self) {
+        lock(&self.state).stop = true;
+        self.work.notify_all();
+    }
+
+    /// The engine is closed: waiters not yet covered fail with `Closed`.
+    pub fn shut_down(&self) {
+        let synced = self.synced();
+        let rest: Vec<(u64, Callback)> = {
+            let mut st = lock(&self.state);
+            st.shut_down = true;
+            st.stop = true;
+            self.done.notify_all();
+            self.work.notify_all();
+            st.waiters.drain(..).collect()
+        };
+        for (t, cb) in rest {
+            cb(if t <= synced {
+                Ok(())
+            } else {
+                Err(WriteError::Closed)
+            });
+        }
+    }
+
+    fn wait_for_work(&self) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st.stop {
+                return false;
+            }
+            let synced = self.synced();
+            let poisoned = self.poisoned.load(Ordering::Acquire);
+            if (st.requested > synced && !poisoned)
+                || st.waiters.iter().any(|(t, _)| *t <= synced || poisoned)
+            {
+                return true;
+            }
+            st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn sleep(&self, d: Duration) -> bool {
+        let st = lock(&self.state);
+        if st.stop {
+            return false;
+        }
+        let (st, _) = self
+            .work
+            .wait_timeout(st, d)
+            .unwrap_or_else(|e| e.into_inner());
+        !st.stop
+    }
+}
+
+/// The `Always` sync thread: one fdatasync per batch of waiting tickets.
+pub(crate) fn sync_loop(inner: &Inner) {
+    while inner.sync.wait_for_work() {
+        if inner.sync.poisoned().is_none() {
+            // Errors poison the engine; complete_ready delivers them.
+            let _ = inner.sync_now();
+        }
+        inner.sync.complete_ready();
+    }
+}
+
+/// The `Interval` sync thread.
+pub(crate) fn interval_loop(inner: &Inner, every: Duration) {
+    while inner.sync.sleep(every) {
+        if inner.sync.poisoned().is_none() {
+            let _ = inner.sync_now();
+        }
+    }
+}

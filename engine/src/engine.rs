@@ -1,0 +1,967 @@
+//! The engine: the write path (append into the active HSTable's map, then
+//! publish in the index), the read path, conditional operations, roll-over
+//! and sealing, and close.
+//!
+//! ```text
+//!  put(k, v) ──► stripe lock(hash k)          (serialises one key's writers)
+//!                 ├─ check condition (reads the index + record header)
+//!                 ├─ writer lock: seq += 1, copy record into the map,
+//!                 │               push (hash, offset) for the sealed index
+//!                 └─ index shard write lock: publish location
+//!  get(k) ──────► index shard read lock ─► location ─► header/key/value in the map
+//! ```
+//!
+//! Locks are always taken in this order: stripe, writer, files table,
+//! index shard, sync state. The writer lock is held only for the copy (no
+//! syscall), except at roll-over.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use tracing::{info, warn};
+
+use crate::durability::{SyncShared, SyncTicket};
+use crate::error::{OpenError, ReadError, WriteError};
+use crate::format::{
+    self, IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN,
+    MAX_KEY_LEN, MAX_VALUE_LEN, RECORD_HEADER_LEN,
+};
+use crate::index::{self, Index};
+use crate::mmap::{self, MappedFile};
+use crate::options::{Durability, Options};
+use crate::recovery;
+
+const STRIPES: usize = 256;
+/// Largest allowed `max_file_size`: offsets in a sealed index are u32.
+const MAX_FILE_SIZE: u64 = 3 << 30;
+
+/// A value: a slice of an HSTable's map, no copy. Keeps the file mapped for
+/// as long as it lives.
+#[derive(Clone)]
+pub struct Value {
+    file: Arc<MappedFile>,
+    off: usize,
+    len: usize,
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.file.bytes(self.off, self.len)
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({:?})", String::from_utf8_lossy(self))
+    }
+}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+/// Client metadata stored with a value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// memcached client flags, opaque to the engine.
+    pub flags: u32,
+    /// Absolute expiry in unix seconds; 0 = never.
+    pub expiry: u32,
+}
+
+/// A live record.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub value: Value,
+    pub flags: u32,
+    pub expiry: u32,
+    /// Sequence number of the write; memcached's CAS value.
+    pub seq: u64,
+}
+
+/// When a put applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// Only if the key is missing (or expired): memcached `add`.
+    IfAbsent,
+    /// Only if the key is live: memcached `replace`.
+    IfPresent,
+    /// Only if the key's sequence number is this one: memcached `cas`.
+    IfSeq(u64),
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored {
+        seq: u64,
+    },
+    /// `IfAbsent` found the key, or `IfPresent` did not.
+    NotStored,
+    /// `IfSeq` found another sequence number.
+    Exists,
+    /// `IfSeq` found no live key.
+    NotFound,
+}
+
+/// What an [`Engine::update`] closure asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    Keep,
+    Put { value: Vec<u8>, meta: Meta },
+    Delete,
+}
+
+/// The result of a mutation and the ticket that says when it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written<T> {
+    pub result: T,
+    pub ticket: SyncTicket,
+}
+
+/// Plain counters, cheap to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Keys in the index (expired ones included until overwritten).
+    pub keys: u64,
+    /// Bytes of the records the index points at.
+    pub live_bytes: u64,
+    /// Bytes of records that are overwritten, deleted, or tombstones.
+    pub dead_bytes: u64,
+    /// HSTables, sealed and active.
+    pub files: u64,
+    /// Record bytes appended since open.
+    pub bytes_written: u64,
+    /// fdatasync calls since open (group commits, roll-overs, close).
+    pub syncs: u64,
+    /// Corrupt records found (recovery scans and reads); never served.
+    pub bad_records: u64,
+    /// Always 0 until compaction exists.
+    pub compactions: u64,
+    /// RAM held by the index, from its allocated capacity.
+    pub index_bytes: u64,
+    /// Torn-tail bytes cut off by recovery at open.
+    pub truncated_bytes: u64,
+    /// Highest sequence number assigned.
+    pub last_seq: u64,
+    /// Highest sequence number known to be on disk.
+    pub durable_seq: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub live_bytes: AtomicU64,
+    pub dead_bytes: AtomicU64,
+    pub files: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub syncs: AtomicU64,
+    pub bad_records: AtomicU64,
+    pub truncated_bytes: AtomicU64,
+}
+
+/// State of the append path, behind the writer lock.
+pub(crate) struct Writer {
+    pub active: Arc<MappedFile>,
+    /// Offset of the next record.
+    pub tail: usize,
+    /// Preallocated (and mapped) bytes of the active file.
+    pub capacity: usize,
+    /// The active file's future sealed index.
+    pub entries: Vec<IndexEntry>,
+    pub last_seq: u64,
+    pub next_file_id: u32,
+    /// Set by close: nothing may be appended any more.
+    pub closed: bool,
+}
+
+pub(crate) type FileTable = Vec<Option<Arc<MappedFile>>>;
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub index: Index,
+    /// Per-key-hash locks held across check + append + publish, so one key's
+    /// writes publish in sequence order and conditions are atomic.
+    stripes: Box<[Mutex<()>]>,
+    /// Every open HSTable by id; a location's file id indexes it.
+    pub files: RwLock<FileTable>,
+    pub writer: Mutex<Writer>,
+    pub sync: SyncShared,
+    pub closed: AtomicBool,
+    pub counters: Counters,
+    lock_file: Mutex<Option<File>>,
+}
+
+/// The storage engine. `Send + Sync`; share it as `Arc<Engine>`.
+pub struct Engine {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of the engine's mutexes cannot leave its
+    // data half-updated in a way later users could observe as unsafe; keep
+    // serving rather than cascade the panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn read_files(l: &RwLock<FileTable>) -> RwLockReadGuard<'_, FileTable> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn file_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:08}.hst"))
+}
+
+/// fsync of the directory, so created, renamed or deleted names persist.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file and offset of a location, if the file exists.
+#[inline]
+fn file_of(files: &FileTable, loc: u64) -> Option<(&Arc<MappedFile>, usize)> {
+    let (id, off) = index::unpack(loc);
+    files.get(id as usize)?.as_ref().map(|f| (f, off))
+}
+
+/// The key and header of the record at `loc`, unverified.
+#[inline]
+pub(crate) fn key_at(files: &FileTable, loc: u64) -> Option<(&[u8], RecordHeader)> {
+    let (f, off) = file_of(files, loc)?;
+    if off + RECORD_HEADER_LEN > f.map_len() {
+        return None;
+    }
+    let h = RecordHeader::decode(f.bytes(off, RECORD_HEADER_LEN)).ok()?;
+    if off + RECORD_HEADER_LEN + h.key_len as usize > f.map_len() {
+        return None;
+    }
+    Some((f.bytes(off + RECORD_HEADER_LEN, h.key_len as usize), h))
+}
+
+/// Bytes of the record at `loc` (0 if it cannot be read).
+#[inline]
+pub(crate) fn len_at(files: &FileTable, loc: u64) -> u64 {
+    key_at(files, loc).map_or(0, |(_, h)| h.record_len() as u64)
+}
+
+/// Seals an HSTable: writes its index and footer after the records, cuts the
+/// file there, and syncs it. Returns the sealed length.
+pub(crate) fn seal(
+    file: &File,
+    path: &Path,
+    data_end: usize,
+    entries: &[IndexEntry],
+) -> Result<u64, WriteError> {
+    let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN + FOOTER_LEN);
+    for e in entries {
+        e.encode(&mut buf);
+    }
+    let footer = format::Footer {
+        index_offset: data_end as u64,
+        entry_count: entries.len() as u64,
+        index_crc: crc32fast::hash(&buf),
+    };
+    buf.extend_from_slice(&footer.encode());
+    let end = (data_end + buf.len()) as u64;
+    file.write_all_at(&buf, data_end as u64)
+        .map_err(|e| WriteError::io("writing the index of", path, e))?;
+    // Shrinking under a live map is safe: see mmap.rs, invariant 1.
+    file.set_len(end)
+        .map_err(|e| WriteError::io("truncating", path, e))?;
+    file.sync_data()
+        .map_err(|e| WriteError::io("syncing", path, e))?;
+    Ok(end)
+}
+
+/// Creates HSTable `id` preallocated to `capacity` bytes and maps it.
+pub(crate) fn create_file(
+    dir: &Path,
+    id: u32,
+    capacity: usize,
+) -> Result<Arc<MappedFile>, WriteError> {
+    let path = file_path(dir, id);
+    let result = (|| {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| WriteError::io("creating", &path, e))?;
+        file.write_all_at(&format::encode_file_header(id), 0)
+            .map_err(|e| WriteError::io("writing the header of", &path, e))?;
+        mmap::preallocate(&file, capacity as u64)
+            .map_err(|e| WriteError::io("preallocating", &path, e))?;
+        let mapped = MappedFile::map(file, capacity, path.clone(), id)
+            .map_err(|e| WriteError::io("mapping", &path, e))?;
+        sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
+        Ok(Arc::new(mapped))
+    })();
+    if result.is_err() {
+        // Leave no half-made file behind (e.g. after ENOSPC); recovery would
+        // cope, but a full disk should not also fill up with empty files.
+        let _ = fs::remove_file(&path);
+    }
+    result
+}
+
+fn check_key(key: &[u8]) -> Result<(), WriteError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(WriteError::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), WriteError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(WriteError::ValueTooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+impl Inner {
+    #[inline]
+    fn stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
+        // NOTE: the low 8 bits pick the stripe; shards use the top bits.
+        lock(&self.stripes[(hash as usize) % STRIPES])
+    }
+
+    fn write_gate(&self) -> Result<(), WriteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Appends one record; returns its sequence number and location.
+    fn append(
+        &self,
+        kind: RecordKind,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+    ) -> Result<(u64, u64), WriteError> {
+        let len = RECORD_HEADER_LEN + key.len() + value.len();
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Err(WriteError::Closed);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        // Room for the record and for the sealed index entry it will need,
+        // so sealing never has to grow the file.
+        if w.tail + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity {
+            self.roll(&mut w, len)?;
+        }
+        let seq = w.last_seq + 1;
+        let header = format::encode_header(kind, key, value, meta.flags, meta.expiry, seq);
+        let off = w.tail;
+        w.active.write(off, &header);
+        w.active.write(off + RECORD_HEADER_LEN, key);
+        w.active.write(off + RECORD_HEADER_LEN + key.len(), value);
+        // NOTE: offsets and lengths fit u32: files are at most MAX_FILE_SIZE
+        // plus one record of at most MAX_VALUE_LEN.
+        w.entries.push(IndexEntry {
+            hash,
+            seq,
+            offset: off as u32,
+            len: len as u32,
+            kind,
+        });
+        w.tail += len;
+        w.last_seq = seq;
+        let loc = index::pack(w.active.id(), off as u64);
+        drop(w);
+        self.counters
+            .bytes_written
+            .fetch_add(len as u64, Ordering::Relaxed);
+        Ok((seq, loc))
+    }
+
+    /// Seals the active file and starts the next one, big enough for a
+    /// record of `need` bytes.
+    fn roll(&self, w: &mut Writer, need: usize) -> Result<(), WriteError> {
+        let capacity = (self.opts.max_file_size as usize)
+            .max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
+        let id = w.next_file_id;
+        // Create the next file first: if the disk is full this fails cleanly
+        // and the current file stays active (and unsealed).
+        let next = create_file(&self.dir, id, capacity)?;
+        let old = &w.active;
+        if let Err(e) = seal(old.file(), old.path(), w.tail, &w.entries) {
+            self.sync.poison(&e);
+            return Err(e);
+        }
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        self.sync.advance(w.last_seq);
+        {
+            let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+            if files.len() <= id as usize {
+                files.resize(id as usize + 1, None);
+            }
+            files[id as usize] = Some(next.clone());
+        }
+        self.counters.files.fetch_add(1, Ordering::Relaxed);
+        w.active = next;
+        w.tail = FILE_HEADER_LEN;
+        w.capacity = capacity;
+        w.entries.clear();
+        w.next_file_id = id + 1;
+        Ok(())
+    }
+
+    /// Puts `loc` in the index for `key`, replacing an older version.
+    fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64) {
+        let files = read_files(&self.files);
+        let old = self.index.write(hash).insert(hash, loc, |l| {
+            key_at(&files, l).is_some_and(|(k, _)| k == key)
+        });
+        self.counters.live_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(old) = old {
+            let ol = len_at(&files, old);
+            self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
+            self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes `key` from the index after its tombstone of `len` bytes was written.
+    fn unpublish(&self, hash: u64, key: &[u8], len: u64) {
+        let files = read_files(&self.files);
+        let old = self
+            .index
+            .write(hash)
+            .remove(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        self.counters.dead_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(old) = old {
+            let ol = len_at(&files, old);
+            self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
+            self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
+        }
+    }
+
+    /// The live item of `key`, if any.
+    fn lookup(&self, hash: u64, key: &[u8]) -> Result<Option<Item>, ReadError> {
+        let files = read_files(&self.files);
+        let loc = self
+            .index
+            .read(hash)
+            .find(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        let Some(loc) = loc else { return Ok(None) };
+        let Some((file, off)) = file_of(&files, loc) else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| {
+            self.counters.bad_records.fetch_add(1, Ordering::Relaxed);
+            ReadError::Corrupt {
+                file: file.path().to_path_buf(),
+                offset: off as u64,
+                reason,
+            }
+        };
+        let header = RecordHeader::decode(file.bytes(off, RECORD_HEADER_LEN))
+            .map_err(|e| corrupt(e.to_string()))?;
+        let len = header.record_len();
+        if off + len > file.map_len() {
+            return Err(corrupt("record runs past the end of the file".into()));
+        }
+        let value_off = off + RECORD_HEADER_LEN + header.key_len as usize;
+        if self.opts.verify_checksums {
+            let computed = format::record_crc(
+                file.bytes(off + 4, RECORD_HEADER_LEN - 4),
+                key,
+                file.bytes(value_off, header.value_len as usize),
+            );
+            if computed != header.crc {
+                return Err(corrupt(
+                    format::RecordError::Checksum {
+                        stored: header.crc,
+                        computed,
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        if header.expiry != 0 && header.expiry <= (self.opts.clock)() {
+            return Ok(None);
+        }
+        Ok(Some(Item {
+            value: Value {
+                file: file.clone(),
+                off: value_off,
+                len: header.value_len as usize,
+            },
+            flags: header.flags,
+            expiry: header.expiry,
+            seq: header.seq,
+        }))
+    }
+
+    fn write_put(
+        &self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+    ) -> Result<u64, WriteError> {
+        let (seq, loc) = self.append(RecordKind::Put, hash, key, value, meta)?;
+        self.publish(
+            hash,
+            key,
+            loc,
+            (RECORD_HEADER_LEN + key.len() + value.len()) as u64,
+        );
+        Ok(seq)
+    }
+
+    fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
+        let (seq, _) = self.append(RecordKind::Delete, hash, key, &[], Meta::default())?;
+        self.unpublish(hash, key, (RECORD_HEADER_LEN + key.len()) as u64);
+        Ok(seq)
+    }
+
+    /// Syncs the active file up to everything appended so far (one group commit).
+    pub(crate) fn sync_now(&self) -> Result<(), WriteError> {
+        let _one_at_a_time = lock(&self.sync.serial);
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        let (file, upto) = {
+            let w = lock(&self.writer);
+            (w.active.clone(), w.last_seq)
+        };
+        if upto <= self.sync.synced() {
+            return Ok(());
+        }
+        // fdatasync writes back the pages dirtied through the shared map
+        // too: they are the file's page cache.
+        let result = self.sync.fault_or(|| file.file().sync_data());
+        match result {
+            Ok(()) => {
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                self.sync.advance(upto);
+                Ok(())
+            }
+            Err(e) => {
+                let err = WriteError::io("syncing", file.path(), e);
+                tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
+                self.sync.poison(&err);
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `dir`, recovering after
+    /// a crash: see the crate docs for the rules.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine, OpenError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !(4096..=MAX_FILE_SIZE).contains(&options.max_file_size) {
+            return Err(OpenError::InvalidOptions(format!(
+                "max_file_size {} is outside 4096..={MAX_FILE_SIZE}",
+                options.max_file_size
+            )));
+        }
+        if let Durability::Interval(d) = options.durability {
+            if d.is_zero() {
+                return Err(OpenError::InvalidOptions(
+                    "sync interval must be at least 1 ms".into(),
+                ));
+            }
+        }
+        fs::create_dir_all(&dir).map_err(|e| OpenError::io("creating", &dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| OpenError::io("opening", &lock_path, e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { dir }),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(OpenError::io("locking", &lock_path, e))
+            }
+        }
+
+        let rec = recovery::recover(&dir, &options)?;
+        let next_id = rec.files.len() as u32;
+        let next_id = next_id.max(1);
+        let capacity = options.max_file_size as usize;
+        let active = create_file(&dir, next_id, capacity).map_err(|e| match e {
+            WriteError::Io { op, path, source } => OpenError::Io {
+                op,
+                path,
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => OpenError::InvalidOptions(other.to_string()),
+        })?;
+        let mut files = rec.files;
+        if files.len() <= next_id as usize {
+            files.resize(next_id as usize + 1, None);
+        }
+        files[next_id as usize] = Some(active.clone());
+        let file_count = files.iter().flatten().count() as u64;
+
+        let counters = Counters::default();
+        counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
+        counters.dead_bytes.store(rec.dead_bytes, Ordering::Relaxed);
+        counters.files.store(file_count, Ordering::Relaxed);
+        counters
+            .bad_records
+            .store(rec.bad_records, Ordering::Relaxed);
+        counters
+            .truncated_bytes
+            .store(rec.truncated_bytes, Ordering::Relaxed);
+
+        let inner = Arc::new(Inner {
+            dir,
+            opts: options.clone(),
+            index: rec.index,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            files: RwLock::new(files),
+            writer: Mutex::new(Writer {
+                active,
+                tail: FILE_HEADER_LEN,
+                capacity,
+                entries: Vec::new(),
+                last_seq: rec.last_seq,
+                next_file_id: next_id + 1,
+                closed: false,
+            }),
+            sync: SyncShared::new(rec.last_seq),
+            closed: AtomicBool::new(false),
+            counters,
+            lock_file: Mutex::new(Some(lock_file)),
+        });
+        info!(
+            dir = %inner.dir.display(),
+            keys = inner.index.len(),
+            files = file_count,
+            bad_records = rec.bad_records,
+            last_seq = rec.last_seq,
+            "engine opened"
+        );
+        let mut threads = Vec::new();
+        match options.durability {
+            Durability::None => {}
+            Durability::Always => {
+                let i = inner.clone();
+                threads.push(spawn("engine-sync", move || {
+                    crate::durability::sync_loop(&i)
+                })?);
+            }
+            Durability::Interval(every) => {
+                let i = inner.clone();
+                threads.push(spawn("engine-sync", move || {
+                    crate::durability::interval_loop(&i, every)
+                })?);
+            }
+        }
+        Ok(Engine {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The live item of `key`; `None` if missing or expired.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Item>, ReadError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
+        }
+        self.inner.lookup(format::key_hash(key), key)
+    }
+
+    /// Writes `value` under `key` if `cond` holds. Applies at once; see
+    /// [`Written::ticket`] for durability.
+    pub fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+        cond: Condition,
+    ) -> Result<Written<PutOutcome>, WriteError> {
+        check_key(key)?;
+        check_value(value)?;
+        self.inner.write_gate()?;
+        let hash = format::key_hash(key);
+        let _key_lock = self.inner.stripe(hash);
+        if cond != Condition::Always {
+            let current = self.inner.lookup(hash, key)?;
+            let refuse = match (cond, &current) {
+                (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => {
+                    Some(PutOutcome::NotStored)
+                }
+                (Condition::IfSeq(_), None) => Some(PutOutcome::NotFound),
+                (Condition::IfSeq(s), Some(item)) if item.seq != s => Some(PutOutcome::Exists),
+                _ => None,
+            };
+            if let Some(result) = refuse {
+                return Ok(Written {
+                    result,
+                    ticket: SyncTicket::DURABLE,
+                });
+            }
+        }
+        let seq = self.inner.write_put(hash, key, value, meta)?;
+        Ok(Written {
+            result: PutOutcome::Stored { seq },
+            ticket: SyncTicket(seq),
+        })
+    }
+
+    /// Deletes `key`; `false` if it was missing or expired (nothing written).
+    pub fn delete(&self, key: &[u8]) -> Result<Written<bool>, WriteError> {
+        check_key(key)?;
+        self.inner.write_gate()?;
+        let hash = format::key_hash(key);
+        let _key_lock = self.inner.stripe(hash);
+        if self.inner.lookup(hash, key)?.is_none() {
+            return Ok(Written {
+                result: false,
+                ticket: SyncTicket::DURABLE,
+            });
+        }
+        let seq = self.inner.write_delete(hash, key)?;
+        Ok(Written {
+            result: true,
+            ticket: SyncTicket(seq),
+        })
+    }
+
+    /// Atomic read-modify-write of one key (append, prepend, incr, decr,
+    /// touch): `f` sees the current live item (None if missing or expired)
+    /// under the key's lock and says what to write; its second value is
+    /// returned. `f` must not call back into the engine for the same key.
+    pub fn update<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<&Item>) -> (Update, R),
+    ) -> Result<Written<R>, WriteError> {
+        check_key(key)?;
+        self.inner.write_gate()?;
+        let hash = format::key_hash(key);
+        let _key_lock = self.inner.stripe(hash);
+        let current = self.inner.lookup(hash, key)?;
+        let (update, result) = f(current.as_ref());
+        let ticket = match update {
+            Update::Keep => SyncTicket::DURABLE,
+            Update::Put { value, meta } => {
+                check_value(&value)?;
+                SyncTicket(self.inner.write_put(hash, key, &value, meta)?)
+            }
+            Update::Delete if current.is_some() => SyncTicket(self.inner.write_delete(hash, key)?),
+            Update::Delete => SyncTicket::DURABLE,
+        };
+        Ok(Written { result, ticket })
+    }
+
+    /// Removes every key (memcached flush_all) by writing a Clear record:
+    /// at recovery every record with a lower sequence number is dead.
+    pub fn clear(&self) -> Result<Written<()>, WriteError> {
+        self.inner.write_gate()?;
+        // All stripes: no write may sit between its append and its publish
+        // while the index is emptied, or it would survive in memory but not
+        // at recovery.
+        let _all: Vec<_> = self.inner.stripes.iter().map(lock).collect();
+        let (seq, _) = self
+            .inner
+            .append(RecordKind::Clear, 0, &[], &[], Meta::default())?;
+        self.inner.index.clear();
+        let c = &self.inner.counters;
+        let live = c.live_bytes.swap(0, Ordering::Relaxed);
+        c.dead_bytes
+            .fetch_add(live + RECORD_HEADER_LEN as u64, Ordering::Relaxed);
+        Ok(Written {
+            result: (),
+            ticket: SyncTicket(seq),
+        })
+    }
+
+    /// Whether `t` is durable under the configured durability: at once for
+    /// `None` and `Interval`; for `Always` once an fdatasync covered it.
+    pub fn is_durable(&self, t: SyncTicket) -> bool {
+        self.inner.opts.durability != Durability::Always || t.0 <= self.inner.sync.synced()
+    }
+
+    /// Blocks until `t` is durable. Errors if the covering sync failed or the
+    /// engine was closed (or crashed) before it.
+    pub fn wait_durable(&self, t: SyncTicket) -> Result<(), WriteError> {
+        if self.is_durable(t) {
+            return Ok(());
+        }
+        self.inner.sync.wait(t.0)
+    }
+
+    /// Calls `done` once `t` is durable (or its sync failed): from the
+    /// engine's sync thread, or at once on this thread if already durable.
+    pub fn on_durable(&self, t: SyncTicket, done: Box<dyn FnOnce(Result<(), WriteError>) + Send>) {
+        if self.is_durable(t) {
+            done(Ok(()));
+            return;
+        }
+        self.inner.sync.on_durable(t.0, done);
+    }
+
+    /// Syncs everything written so far.
+    pub fn sync(&self) -> Result<(), WriteError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        self.inner.sync_now()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.inner.counters;
+        EngineStats {
+            keys: self.inner.index.len(),
+            live_bytes: c.live_bytes.load(Ordering::Relaxed),
+            dead_bytes: c.dead_bytes.load(Ordering::Relaxed),
+            files: c.files.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            bad_records: c.bad_records.load(Ordering::Relaxed),
+            compactions: 0,
+            index_bytes: self.inner.index.bytes(),
+            truncated_bytes: c.truncated_bytes.load(Ordering::Relaxed),
+            last_seq: lock(&self.inner.writer).last_seq,
+            durable_seq: self.inner.sync.synced(),
+        }
+    }
+
+    /// Seals the active file, syncs, stops the sync thread and releases the
+    /// directory lock. Idempotent; afterwards reads and writes return `Closed`.
+    pub fn close(&self) -> Result<(), WriteError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.seal_active();
+        self.stop_threads();
+        self.inner.sync.shut_down();
+        self.release_lock();
+        result
+    }
+
+    fn seal_active(&self) -> Result<(), WriteError> {
+        let mut w = lock(&self.inner.writer);
+        w.closed = true;
+        if let Some(e) = self.inner.sync.poisoned() {
+            // Sealing would need another sync; leave the file to recovery.
+            return Err(e);
+        }
+        let result = if w.entries.is_empty() {
+            // Nothing was written: drop the empty preallocated file.
+            let path = w.active.path().to_path_buf();
+            let id = w.active.id();
+            if let Some(slot) = self
+                .inner
+                .files
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(id as usize)
+            {
+                *slot = None;
+            }
+            fs::remove_file(&path)
+                .and_then(|()| sync_dir(&self.inner.dir))
+                .map_err(|e| WriteError::io("removing", &path, e))
+        } else {
+            seal(w.active.file(), w.active.path(), w.tail, &w.entries).map(|_| {
+                self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        match &result {
+            Ok(()) => self.inner.sync.advance(w.last_seq),
+            Err(e) => self.inner.sync.poison(e),
+        }
+        result
+    }
+
+    fn stop_threads(&self) {
+        self.inner.sync.stop();
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn release_lock(&self) {
+        if let Some(f) = lock(&self.inner.lock_file).take() {
+            let _ = f.unlock();
+        }
+    }
+
+    /// Simulates a crash of the process for tests: stops without sealing or
+    /// syncing anything and releases the directory lock, so the directory can
+    /// be reopened and recovered in the same process.
+    #[doc(hidden)]
+    pub fn crash_for_tests(self) {
+        self.inner.closed.store(true, Ordering::Release);
+        lock(&self.inner.writer).closed = true;
+        self.stop_threads();
+        self.inner.sync.shut_down();
+        self.release_lock();
+    }
+
+    /// Makes the next fdatasync fail with an I/O error (fault-injection for tests).
+    #[doc(hidden)]
+    pub fn fail_next_sync_for_tests(&self) {
+        self.inner.sync.inject_fault();
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.inner.dir)
+            .field("durability", &self.inner.opts.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            warn!(error = %e, "closing the engine on drop failed");
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, OpenError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| OpenError::io("starting the sync thread for", PathBuf::new(), e))
+}

@@ -1,0 +1,147 @@
+//! The one module with `unsafe`: memory-mapped HSTables and preallocation.
+//!
+//! Every HSTable is mapped `MAP_SHARED` for its whole life. The active file
+//! is mapped read-write at its preallocated size and records are copied into
+//! the map; readers read published records through the same map, so a record
+//! is visible the moment its index entry is published. Sealed files are
+//! mapped read-write too (the mapping is simply never written again).
+//!
+//! The invariants that make the raw accesses below sound, upheld by the
+//! engine (`engine.rs`) and stated once here:
+//!
+//! 1. **No access beyond the file's length.** Accessing a page of a shared
+//!    mapping past end-of-file raises SIGBUS. The active file is
+//!    preallocated with `fallocate` to at least the mapped length before it
+//!    is mapped, so every byte of its map is backed by allocated disk blocks
+//!    (a full disk shows up as ENOSPC from `fallocate` at roll-over, never as
+//!    SIGBUS on a write). When a file is sealed it is truncated to
+//!    `records + index + footer`, which is never below the end of any record
+//!    the index points at; readers only ever touch ranges of records, so
+//!    truncation under a live map cannot make a reader fault. Recovery maps
+//!    a file at its current length and truncates only after unmapping.
+//!    Compaction (which deletes files) must only unlink: the inode and map
+//!    live on while any [`std::sync::Arc`] of [`MappedFile`] (held by every
+//!    `Value`) exists, and an unlinked file is never truncated.
+//! 2. **No data race.** A byte range is written exactly once, by the writer
+//!    that reserved it under the engine's writer lock, before the record's
+//!    index entry is published (under an index `RwLock`, which orders the
+//!    write before any reader's read). Readers only read ranges they found
+//!    through the index or, in recovery, before any writer exists.
+//!    Writes therefore never overlap reads of the same bytes.
+//! 3. **No other process writes these files**: the data directory is locked
+//!    with `flock` for as long as the engine is open. (Another process that
+//!    ignores the lock and truncates a file can still crash us with SIGBUS;
+//!    that is the general limit of mmap, documented in the crate docs.)
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// An HSTable and its shared mapping.
+#[derive(Debug)]
+pub struct MappedFile {
+    file: File,
+    map: MmapRaw,
+    path: PathBuf,
+    id: u32,
+}
+
+impl MappedFile {
+    /// Maps `len` bytes of `file`. The caller guarantees the file is at least
+    /// `len` bytes long (invariant 1).
+    pub fn map(file: File, len: usize, path: PathBuf, id: u32) -> io::Result<MappedFile> {
+        if len == 0 {
+            // mmap rejects an empty range; the engine never maps a file
+            // shorter than its header.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map an empty file",
+            ));
+        }
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        Ok(MappedFile {
+            file,
+            map,
+            path,
+            id,
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Bytes of the mapping.
+    pub fn map_len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The bytes `off..off + len` of the file.
+    ///
+    /// Panics if the range is outside the mapping. The engine calls it only
+    /// for ranges of published records, or during recovery for any range
+    /// below the mapped length (invariants 1 and 2).
+    #[inline]
+    pub fn bytes(&self, off: usize, len: usize) -> &[u8] {
+        let end = off.checked_add(len).expect("range overflow");
+        assert!(end <= self.map.len(), "read past the mapping");
+        // SAFETY: the range is inside the mapping (checked above) and inside
+        // the file (invariant 1: files never shrink below a published record,
+        // and recovery reads only below the length it mapped). No one writes
+        // it concurrently (invariant 2), and the mapping lives as long as
+        // `self`, which the returned borrow cannot outlive.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(off), len) }
+    }
+
+    /// Copies `data` into the file at `off` through the map.
+    ///
+    /// Panics if the range is outside the mapping. The caller must own the
+    /// range exclusively and not have published it yet (invariant 2).
+    #[inline]
+    pub fn write(&self, off: usize, data: &[u8]) {
+        let end = off.checked_add(data.len()).expect("range overflow");
+        assert!(end <= self.map.len(), "write past the mapping");
+        // SAFETY: in bounds (checked above); the range is preallocated on disk
+        // (invariant 1), so the store cannot SIGBUS; it was reserved by the
+        // caller under the writer lock and is not yet visible to any reader,
+        // so nothing reads or writes it concurrently (invariant 2). `data`
+        // cannot overlap the map's unpublished range because no one has a
+        // reference to that range.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map.as_mut_ptr().add(off),
+                data.len(),
+            );
+        }
+    }
+}
+
+/// Allocates disk blocks for `file` up to `len` bytes (extending it), so
+/// later writes through a map cannot fail for lack of space.
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file size too large"))?;
+    // SAFETY: plain syscall on a valid open descriptor owned by `file`; no
+    // memory is passed to the kernel.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // posix_fallocate returns the error number instead of setting errno.
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}

@@ -1,0 +1,380 @@
+//! Opening a data directory: load every HSTable, scan the ones without a
+//! valid footer, rebuild the index.
+//!
+//! Rules (also in FORMAT.md):
+//!
+//! * A file with a valid footer and index checksum loads from its index
+//!   alone; its values are never read.
+//! * A file without one (the active file at a crash, or a crash while
+//!   sealing) is scanned record by record from the header, every checksum
+//!   verified. A record that fails is skipped if a valid record follows it
+//!   (found by searching forward byte by byte): it is counted in
+//!   `bad_records` and logged with file and offset, and never served. If
+//!   nothing valid follows, it is the torn tail: the file is cut there.
+//!   The scanned file is then sealed (index + footer + fdatasync), so the
+//!   next open loads it from its footer.
+//! * A file shorter than its header is a torn creation and is deleted; so is
+//!   a scanned file with no records.
+//! * Records are replayed in (file id, offset) order, which is sequence
+//!   order: a Put replaces the key's older version, a Delete removes it, a
+//!   Clear empties the index.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::engine::{file_path, key_at, len_at, seal, sync_dir, FileTable};
+use crate::error::{OpenError, WriteError};
+use crate::format::{
+    self, FileHeaderError, Footer, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN,
+    INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
+};
+use crate::index::{self, Index};
+use crate::mmap::MappedFile;
+use crate::options::Options;
+
+pub(crate) struct Recovered {
+    /// Files by id (index = id); the vector ends with the highest id.
+    pub files: FileTable,
+    pub index: Index,
+    pub live_bytes: u64,
+    pub dead_bytes: u64,
+    pub bad_records: u64,
+    pub truncated_bytes: u64,
+    pub last_seq: u64,
+}
+
+fn open_err(e: WriteError) -> OpenError {
+    match e {
+        WriteError::Io { op, path, source } => OpenError::Io {
+            op,
+            path,
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => OpenError::InvalidOptions(other.to_string()),
+    }
+}
+
+pub(crate) fn recover(dir: &Path, _opts: &Options) -> Result<Recovered, OpenError> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
+        let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = name
+            .strip_suffix(".hst")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            if file_path(dir, id).file_name() == Some(entry.file_name().as_os_str()) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+
+    let mut rec = Recovered {
+        files: Vec::new(),
+        index: Index::default(),
+        live_bytes: 0,
+        dead_bytes: 0,
+        bad_records: 0,
+        truncated_bytes: 0,
+        last_seq: 0,
+    };
+    let mut loaded: Vec<(u32, Vec<IndexEntry>)> = Vec::new();
+    for id in ids {
+        if let Some((file, entries)) = load_file(dir, id, &mut rec)? {
+            if rec.files.len() <= id as usize {
+                rec.files.resize(id as usize + 1, None);
+            }
+            rec.files[id as usize] = Some(file);
+            loaded.push((id, entries));
+        }
+    }
+
+    // Replay in sequence order.
+    let files = &rec.files;
+    let (mut live, mut dead) = (0u64, 0u64);
+    for (id, entries) in &loaded {
+        for e in entries {
+            rec.last_seq = rec.last_seq.max(e.seq);
+            let loc = index::pack(*id, u64::from(e.offset));
+            let same = |l: u64| match (key_at(files, l), key_at(files, loc)) {
+                (Some((a, _)), Some((b, _))) => a == b,
+                _ => false,
+            };
+            match e.kind {
+                RecordKind::Put => {
+                    live += u64::from(e.len);
+                    if let Some(old) = rec.index.write(e.hash).insert(e.hash, loc, same) {
+                        let ol = len_at(files, old);
+                        live -= ol;
+                        dead += ol;
+                    }
+                }
+                RecordKind::Delete => {
+                    dead += u64::from(e.len);
+                    if let Some(old) = rec.index.write(e.hash).remove(e.hash, same) {
+                        let ol = len_at(files, old);
+                        live -= ol;
+                        dead += ol;
+                    }
+                }
+                RecordKind::Clear => {
+                    rec.index.clear();
+                    dead += live + u64::from(e.len);
+                    live = 0;
+                }
+            }
+        }
+    }
+    rec.live_bytes = live;
+    rec.dead_bytes = dead;
+    Ok(rec)
+}
+
+/// Loads one HSTable: from its footer if valid, else by scanning and sealing
+/// it. `None` if the file was empty and has been deleted.
+fn load_file(
+    dir: &Path,
+    id: u32,
+    rec: &mut Recovered,
+) -> Result<Option<(Arc<MappedFile>, Vec<IndexEntry>)>, OpenError> {
+    let path = file_path(dir, id);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| OpenError::io("opening", &path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| OpenError::io("reading metadata of", &path, e))?
+        .len();
+    let mut header = [0u8; FILE_HEADER_LEN];
+    if len < FILE_HEADER_LEN as u64 || file.read_exact_at(&mut header, 0).is_err() {
+        warn!(file = %path.display(), len, "deleting a torn HSTable shorter than its header");
+        drop(file);
+        fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
+        sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
+        return Ok(None);
+    }
+    match format::decode_file_header(&header) {
+        Ok(found) if found == id => {}
+        Ok(found) => {
+            return Err(OpenError::Corrupt {
+                file: path,
+                offset: 12,
+                reason: format!("header says file id {found}"),
+            })
+        }
+        Err(FileHeaderError::Version(version)) => {
+            return Err(OpenError::UnsupportedVersion {
+                file: path,
+                version,
+                supported: format::FORMAT_VERSION,
+            })
+        }
+        Err(FileHeaderError::BadMagic) | Err(FileHeaderError::Truncated) => {
+            // A torn creation leaves zeros, not a different magic.
+            if header.iter().all(|&b| b == 0) && len <= FILE_HEADER_LEN as u64 {
+                fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
+                return Ok(None);
+            }
+            return Err(OpenError::Corrupt {
+                file: path,
+                offset: 0,
+                reason: "bad magic".into(),
+            });
+        }
+    }
+
+    if let Some(entries) = read_sealed_index(&file, len) {
+        // NOTE: len fits usize on 64-bit targets.
+        let mapped = MappedFile::map(file, len as usize, path.clone(), id)
+            .map_err(|e| OpenError::io("mapping", &path, e))?;
+        return Ok(Some((Arc::new(mapped), entries)));
+    }
+
+    // No valid footer: scan.
+    let mapped = MappedFile::map(file, len as usize, path.clone(), id)
+        .map_err(|e| OpenError::io("mapping", &path, e))?;
+    let (entries, data_end, bad) = scan(&mapped, &path);
+    rec.bad_records += bad;
+    let cut = len as usize - data_end;
+    let file = mapped
+        .file()
+        .try_clone()
+        .map_err(|e| OpenError::io("opening", &path, e))?;
+    // Unmap before shrinking the file (mmap.rs, invariant 1).
+    drop(mapped);
+    if entries.is_empty() && bad == 0 {
+        info!(file = %path.display(), "deleting an HSTable without records");
+        drop(file);
+        fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
+        sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
+        return Ok(None);
+    }
+    let trailing_zeros = is_zero_tail(&file, data_end as u64, len);
+    if !trailing_zeros {
+        rec.truncated_bytes += cut as u64;
+        warn!(file = %path.display(), offset = data_end, bytes = cut, "truncating a torn tail");
+    }
+    let sealed_len = seal(&file, &path, data_end, &entries).map_err(open_err)?;
+    info!(
+        file = %path.display(),
+        records = entries.len(),
+        bad_records = bad,
+        "recovered an unsealed HSTable by scanning it"
+    );
+    let mapped = MappedFile::map(file, sealed_len as usize, path.clone(), id)
+        .map_err(|e| OpenError::io("mapping", &path, e))?;
+    Ok(Some((Arc::new(mapped), entries)))
+}
+
+/// Whether `from..to` of the file is all zeros (preallocated, never written):
+/// cutting it is not a torn tail worth reporting.
+fn is_zero_tail(file: &std::fs::File, from: u64, to: u64) -> bool {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = from;
+    while pos < to {
+        let n = ((to - pos) as usize).min(buf.len());
+        if file.read_exact_at(&mut buf[..n], pos).is_err() {
+            return false;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return false;
+        }
+        pos += n as u64;
+    }
+    true
+}
+
+/// The entries of a sealed file, if its footer and index verify.
+fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<IndexEntry>> {
+    if len < (FILE_HEADER_LEN + FOOTER_LEN) as u64 {
+        return None;
+    }
+    let mut fb = [0u8; FOOTER_LEN];
+    file.read_exact_at(&mut fb, len - FOOTER_LEN as u64).ok()?;
+    let footer = Footer::decode(&fb)?;
+    let index_len = footer.entry_count.checked_mul(INDEX_ENTRY_LEN as u64)?;
+    if footer.index_offset < FILE_HEADER_LEN as u64
+        || footer
+            .index_offset
+            .checked_add(index_len)?
+            .checked_add(FOOTER_LEN as u64)?
+            != len
+    {
+        return None;
+    }
+    let mut ib = vec![0u8; usize::try_from(index_len).ok()?];
+    file.read_exact_at(&mut ib, footer.index_offset).ok()?;
+    if crc32fast::hash(&ib) != footer.index_crc {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(ib.len() / INDEX_ENTRY_LEN);
+    for chunk in ib.chunks_exact(INDEX_ENTRY_LEN) {
+        let e = IndexEntry::decode(chunk).ok()?;
+        let end = u64::from(e.offset) + u64::from(e.len);
+        if u64::from(e.offset) < FILE_HEADER_LEN as u64 || end > footer.index_offset {
+            return None;
+        }
+        entries.push(e);
+    }
+    Some(entries)
+}
+
+/// Scans records from the file header on. Returns the valid records, where
+/// the valid data ends, and how many corrupt stretches were skipped.
+fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
+    let len = f.map_len();
+    let all = f.bytes(0, len);
+    let mut entries = Vec::new();
+    let mut pos = FILE_HEADER_LEN;
+    let mut bad = 0u64;
+    while pos + RECORD_HEADER_LEN <= len {
+        match format::decode_record(&all[pos..]) {
+            Ok(r) => {
+                let rl = r.header.record_len();
+                // NOTE: files are < 4 GiB (MAX_FILE_SIZE + one record), so u32 holds offsets.
+                entries.push(IndexEntry {
+                    hash: if r.header.kind == RecordKind::Clear {
+                        0
+                    } else {
+                        format::key_hash(r.key)
+                    },
+                    seq: r.header.seq,
+                    offset: pos as u32,
+                    len: rl as u32,
+                    kind: r.header.kind,
+                });
+                pos += rl;
+            }
+            Err(e) => match next_valid(all, pos + 1) {
+                Some(next) => {
+                    bad += 1;
+                    warn!(
+                        file = %path.display(),
+                        offset = pos,
+                        bytes = next - pos,
+                        error = %e,
+                        "skipping a corrupt record; it will not be served"
+                    );
+                    pos = next;
+                }
+                None => return (entries, pos, bad),
+            },
+        }
+    }
+    (entries, pos.min(len), bad)
+}
+
+/// The first offset at or after `from` where a whole valid record starts.
+fn next_valid(all: &[u8], from: usize) -> Option<usize> {
+    let mut p = from;
+    while p + RECORD_HEADER_LEN <= all.len() {
+        // A record's kind byte (offset 4) is never zero: skip zero runs
+        // eight bytes at a time.
+        let k = p + 4;
+        if all[k] == 0 {
+            let mut q = k;
+            while q + 8 <= all.len() && all[q..q + 8] == [0u8; 8] {
+                q += 8;
+            }
+            while q < all.len() && all[q] == 0 {
+                q += 1;
+            }
+            if q >= all.len() {
+                return None;
+            }
+            p = q - 4;
+            continue;
+        }
+        if matches!(all[k], 1..=3) && all[k + 1] == 0 && format::decode_record(&all[p..]).is_ok() {
+            return Some(p);
+        }
+        p += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_valid_skips_garbage_and_zeros() {
+        let rec = format::encode_record(RecordKind::Put, b"k", b"v", 0, 0, 1);
+        let mut buf = vec![0u8; 100];
+        buf.extend_from_slice(&[7u8; 13]);
+        buf.extend_from_slice(&[0u8; 50]);
+        let at = buf.len();
+        buf.extend_from_slice(&rec);
+        buf.extend_from_slice(&[0u8; 40]);
+        assert_eq!(next_valid(&buf, 1), Some(at));
+        assert_eq!(next_valid(&buf, at + 1), None);
+    }
+}
