@@ -1,6 +1,142 @@
 //! Executes parsed memcached requests against the storage engine, for both
-//! front-ends: the per-connection [`Session`], the shared [`Service`] with its
-//! [`ServerStats`], the command-line [`Flags`] both binaries flatten, and the
-//! [`conformance`] suite every front-end is tested with.
+//! front-ends, which differ only in their I/O:
+//!
+//! ```text
+//!  front-end (threadpool | eventloop)
+//!     │ bytes read                          ▲ reply bytes (after `hold` is durable)
+//!     ▼                                     │
+//!  Session::process ── protocol::Decoder ── frames ── execute ── engine
+//!     (one per connection)                   (one per request)   (Arc, shared)
+//! ```
+//!
+//! * [`Service`]: what every connection shares: the engine, [`ServerStats`],
+//!   the settings and the front-end's description.
+//! * [`Session`]: one per connection: the protocol decoder and a large value
+//!   being received.
+//! * [`Flags`]: the command-line flags both binaries flatten.
+//! * [`conformance`]: the suite every front-end is tested with.
 
+#![deny(unsafe_code)]
+
+pub mod arith;
 pub mod conformance;
+mod execute;
+mod flags;
+mod meta;
+// mod session;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::Engine;
+
+pub use execute::StoreMode;
+pub use flags::{
+    engine_options, init_logging, parse_size, Compression, DurabilityFlag, FlagError, Flags,
+    DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
+};
+
+pub use stats::{Counters, FrontendInfo, ServerStats};
+
+/// The version `version` and `stats` report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Settings the service needs from the flags.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Largest value accepted; larger sets are refused (and their data swallowed).
+    pub max_item_size: usize,
+    /// Reported by `stats settings`; the front-end enforces it.
+    pub max_connections: usize,
+    /// Reported by `stats settings` (`tcpport`, `inter`).
+    pub listen: SocketAddr,
+    /// Reported by `stats settings`; the front-end enforces it.
+    pub idle_timeout: Option<Duration>,
+    /// Reported by `stats settings`; the engine applies it.
+    pub durability: DurabilityFlag,
+    /// Reported by `stats settings`; recorded only until the engine compresses.
+    pub compression: Compression,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_item_size: 1 << 20,
+            max_connections: 10240,
+            listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
+            idle_timeout: None,
+            durability: DurabilityFlag::Interval(DEFAULT_SYNC_INTERVAL),
+            compression: Compression::None,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The service's settings from the shared flags.
+    pub fn from_flags(flags: &Flags) -> Self {
+        ServiceConfig {
+            max_item_size: flags.max_item_size(),
+            max_connections: flags.max_connections,
+            listen: flags.listen,
+            idle_timeout: flags.idle_timeout(),
+            durability: flags.durability,
+            compression: flags.compression,
+        }
+    }
+}
+
+/// What every connection shares. `Send + Sync`; share it as `Arc<Service>`.
+pub struct Service {
+    engine: Arc<Engine>,
+    stats: ServerStats,
+    config: ServiceConfig,
+    frontend: FrontendInfo,
+    /// `verbosity` is accepted and reported; logging follows `--log-level`.
+    verbosity: AtomicU32,
+    /// Unix time at which a delayed `flush_all` runs; 0 = none pending.
+    flush_at: AtomicU64,
+}
+
+impl Service {
+    pub fn new(engine: Arc<Engine>, config: ServiceConfig, frontend: FrontendInfo) -> Self {
+        Service {
+            engine,
+            stats: ServerStats::new(),
+            config,
+            frontend,
+            verbosity: AtomicU32::new(0),
+            flush_at: AtomicU64::new(0),
+        }
+    }
+
+    /// A session for a new connection.
+
+    /// Server-wide counters; front-ends report connections and queueing here.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub fn frontend(&self) -> FrontendInfo {
+        self.frontend
+    }
+
+    /// Unix seconds, the clock expiry times are converted with.
+    fn now(&self) -> u32 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+}

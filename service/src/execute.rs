@@ -1,0 +1,461 @@
+//! Executes one request against the engine and appends memcached's reply:
+//! one function per command family, each with memcached 1.6.18's semantics
+//! and counters. The session ([`crate::Session`]) decodes and dispatches;
+//! this module owns what a command does.
+//!
+//! Every conditional write (add, replace, cas, append, prepend, incr, decr,
+//! touch) is one engine operation (`put` with a [`Condition`] or `update`),
+//! so it is atomic against other connections. Each write's sync ticket is
+//! folded into [`Effects::hold`] so the front-end holds the reply until the
+//! write is durable.
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use engine::{Condition, Meta, PutOutcome, SyncTicket, Update, WriteError};
+
+use crate::arith::{self, Direction};
+use crate::stats::ServerStats;
+use crate::Service;
+
+/// What executing requests left for the front-end besides reply bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// The newest write not yet durable.
+    pub hold: Option<SyncTicket>,
+    /// The connection must close after the replies (quit).
+    pub close: bool,
+}
+
+impl Effects {
+    pub(crate) fn wrote(&mut self, service: &Service, ticket: SyncTicket) {
+        if service.engine.is_durable(ticket) {
+            return;
+        }
+        self.hold = Some(self.hold.map_or(ticket, |h| h.max(ticket)));
+    }
+}
+
+/// The storage commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    /// `cas` with the client's unique value.
+    Cas(u64),
+}
+
+/// Appends a reply unless `noreply` asked for silence.
+fn reply(out: &mut Vec<u8>, noreply: bool, bytes: &[u8]) {
+    if !noreply {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// memcached answers a failed write with `SERVER_ERROR <reason>`; the reason
+/// is one line.
+fn server_error(out: &mut Vec<u8>, what: &dyn std::fmt::Display) {
+    let text = what.to_string().replace(['\r', '\n'], " ");
+    let _ = write!(out, "SERVER_ERROR {text}\r\n");
+}
+
+fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    let _ = match cas {
+        Some(cas) => write!(out, " {flags} {len} {cas}\r\n"),
+        None => write!(out, " {flags} {len}\r\n"),
+    };
+}
+
+impl Service {
+    /// get / gets (`touch: None`) and gat / gats (`touch: Some(exptime)`).
+    pub(crate) fn exec_get<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        with_cas: bool,
+        touch: Option<i64>,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let c = &self.stats.counters;
+        for key in keys {
+            ServerStats::bump(&c.cmd_get);
+            let found = match touch {
+                None => self.engine.get(key).map_err(|e| e.to_string()).map(|item| {
+                    item.map(|item| {
+                        value_header(
+                            out,
+                            key,
+                            item.flags,
+                            item.value.len(),
+                            with_cas.then_some(item.seq),
+                        );
+                        out.extend_from_slice(&item.value);
+                        out.extend_from_slice(b"\r\n");
+                    })
+                }),
+                Some(exptime) => {
+                    ServerStats::bump(&c.cmd_touch);
+                    let found = self.touch_item(key, exptime, fx).map(|written| {
+                        written.map(|(flags, value, seq)| {
+                            value_header(out, key, flags, value.len(), with_cas.then_some(seq));
+                            out.extend_from_slice(&value);
+                            out.extend_from_slice(b"\r\n");
+                        })
+                    });
+                    match &found {
+                        Ok(Some(())) => ServerStats::bump(&c.touch_hits),
+                        Ok(None) => ServerStats::bump(&c.touch_misses),
+                        Err(_) => {}
+                    }
+                    found.map_err(|e| e.to_string())
+                }
+            };
+            match found {
+                Ok(Some(())) => ServerStats::bump(&c.get_hits),
+                Ok(None) => ServerStats::bump(&c.get_misses),
+                Err(e) => {
+                    server_error(out, &e);
+                    return;
+                }
+            }
+        }
+        out.extend_from_slice(b"END\r\n");
+    }
+
+    /// Rewrites `key` with a new expiry, keeping value and flags. Returns
+    /// the item as written (flags, value, new CAS), `None` if missing.
+    ///
+    /// The engine has no metadata-only write, so a touch rewrites the value
+    /// and, unlike memcached, gives the item a new CAS value.
+    fn touch_item(
+        &self,
+        key: &[u8],
+        exptime: i64,
+        fx: &mut Effects,
+    ) -> Result<Option<(u32, Vec<u8>, u64)>, WriteError> {
+        let expiry = arith::expiry_from(exptime, self.now());
+        let written = self.engine.update(key, |item| match item {
+            None => (Update::Keep, None),
+            Some(item) => {
+                let value = item.value.to_vec();
+                let meta = Meta {
+                    flags: item.flags,
+                    expiry,
+                };
+                (
+                    Update::Put {
+                        value: value.clone(),
+                        meta,
+                    },
+                    Some((item.flags, value)),
+                )
+            }
+        })?;
+        fx.wrote(self, written.ticket);
+        // The ticket of a put carries the sequence number of the record it wrote.
+        Ok(written
+            .result
+            .map(|(flags, value)| (flags, value, written.ticket.seq())))
+    }
+
+    /// touch.
+    pub(crate) fn exec_touch(
+        &self,
+        key: &[u8],
+        exptime: i64,
+        noreply: bool,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let c = &self.stats.counters;
+        ServerStats::bump(&c.cmd_touch);
+        match self.touch_item(key, exptime, fx) {
+            Ok(Some(_)) => {
+                ServerStats::bump(&c.touch_hits);
+                reply(out, noreply, b"TOUCHED\r\n");
+            }
+            Ok(None) => {
+                ServerStats::bump(&c.touch_misses);
+                reply(out, noreply, b"NOT_FOUND\r\n");
+            }
+            Err(e) => server_error(out, &e),
+        }
+    }
+
+    /// set, add, replace, append, prepend, cas.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn exec_store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        data: &[u8],
+        noreply: bool,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let c = &self.stats.counters;
+        ServerStats::bump(&c.cmd_set);
+        if data.len() > self.config.max_item_size {
+            ServerStats::bump(&c.store_too_large);
+            reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n");
+            return;
+        }
+        let meta = Meta {
+            flags,
+            expiry: arith::expiry_from(exptime, self.now()),
+        };
+        let outcome = match mode {
+            StoreMode::Append | StoreMode::Prepend => {
+                let max = self.config.max_item_size;
+                self.engine
+                    .update(key, |item| match item {
+                        None => (Update::Keep, PutOutcome::NotStored),
+                        Some(item) if item.value.len() + data.len() > max => {
+                            (Update::Keep, PutOutcome::Exists)
+                        }
+                        Some(item) => {
+                            let mut value = Vec::with_capacity(item.value.len() + data.len());
+                            if mode == StoreMode::Append {
+                                value.extend_from_slice(&item.value);
+                                value.extend_from_slice(data);
+                            } else {
+                                value.extend_from_slice(data);
+                                value.extend_from_slice(&item.value);
+                            }
+                            // append/prepend keep the item's flags and expiry.
+                            let meta = Meta {
+                                flags: item.flags,
+                                expiry: item.expiry,
+                            };
+                            (Update::Put { value, meta }, PutOutcome::Stored { seq: 0 })
+                        }
+                    })
+                    .map(|w| {
+                        // Exists stands for "the result would be too large" here.
+                        if w.result == PutOutcome::Exists {
+                            (None, w.ticket)
+                        } else {
+                            (Some(w.result), w.ticket)
+                        }
+                    })
+            }
+            _ => {
+                let cond = match mode {
+                    StoreMode::Add => Condition::IfAbsent,
+                    StoreMode::Replace => Condition::IfPresent,
+                    StoreMode::Cas(unique) => Condition::IfSeq(unique),
+                    _ => Condition::Always,
+                };
+                self.engine
+                    .put(key, data, meta, cond)
+                    .map(|w| (Some(w.result), w.ticket))
+            }
+        };
+        let (result, ticket) = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                server_error(out, &e);
+                return;
+            }
+        };
+        fx.wrote(self, ticket);
+        let is_cas = matches!(mode, StoreMode::Cas(_));
+        let text: &[u8] = match result {
+            None => b"SERVER_ERROR out of memory storing object\r\n",
+            Some(PutOutcome::Stored { .. }) => {
+                ServerStats::bump(&c.total_items);
+                if is_cas {
+                    ServerStats::bump(&c.cas_hits);
+                }
+                b"STORED\r\n"
+            }
+            Some(PutOutcome::NotStored) => b"NOT_STORED\r\n",
+            Some(PutOutcome::Exists) => {
+                ServerStats::bump(&c.cas_badval);
+                b"EXISTS\r\n"
+            }
+            Some(PutOutcome::NotFound) => {
+                ServerStats::bump(&c.cas_misses);
+                b"NOT_FOUND\r\n"
+            }
+        };
+        reply(out, noreply, text);
+    }
+
+    /// delete.
+    pub(crate) fn exec_delete(
+        &self,
+        key: &[u8],
+        noreply: bool,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let c = &self.stats.counters;
+        match self.engine.delete(key) {
+            Ok(w) => {
+                fx.wrote(self, w.ticket);
+                if w.result {
+                    ServerStats::bump(&c.delete_hits);
+                    reply(out, noreply, b"DELETED\r\n");
+                } else {
+                    ServerStats::bump(&c.delete_misses);
+                    reply(out, noreply, b"NOT_FOUND\r\n");
+                }
+            }
+            Err(e) => server_error(out, &e),
+        }
+    }
+
+    /// incr / decr.
+    pub(crate) fn exec_arith(
+        &self,
+        key: &[u8],
+        delta: u64,
+        direction: Direction,
+        noreply: bool,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        enum Outcome {
+            Missing,
+            NonNumeric,
+            Value(u64),
+        }
+        let written = self.engine.update(key, |item| {
+            let Some(item) = item else {
+                return (Update::Keep, Outcome::Missing);
+            };
+            let Some(current) = arith::parse_counter(&item.value) else {
+                return (Update::Keep, Outcome::NonNumeric);
+            };
+            let next = arith::apply(current, delta, direction);
+            let value = arith::encode_counter(next, item.value.len());
+            let meta = Meta {
+                flags: item.flags,
+                expiry: item.expiry,
+            };
+            (Update::Put { value, meta }, Outcome::Value(next))
+        });
+        let c = &self.stats.counters;
+        let (hits, misses) = match direction {
+            Direction::Incr => (&c.incr_hits, &c.incr_misses),
+            Direction::Decr => (&c.decr_hits, &c.decr_misses),
+        };
+        match written {
+            Ok(w) => {
+                fx.wrote(self, w.ticket);
+                match w.result {
+                    Outcome::Missing => {
+                        ServerStats::bump(misses);
+                        reply(out, noreply, b"NOT_FOUND\r\n");
+                    }
+                    Outcome::NonNumeric => reply(
+                        out,
+                        noreply,
+                        b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+                    ),
+                    Outcome::Value(n) => {
+                        ServerStats::bump(hits);
+                        if !noreply {
+                            let _ = write!(out, "{n}\r\n");
+                        }
+                    }
+                }
+            }
+            Err(e) => server_error(out, &e),
+        }
+    }
+
+    /// flush_all [delay]. A delay schedules the flush: the first request
+    /// executed at or after that time runs it first (see
+    /// [`Service::run_due_flush`]), which no client can tell apart from a
+    /// flush on the dot, and needs no timer thread. A later flush_all
+    /// replaces a pending one, as in memcached.
+    pub(crate) fn exec_flush(
+        &self,
+        delay: i64,
+        noreply: bool,
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        ServerStats::bump(&self.stats.counters.cmd_flush);
+        if delay > 0 {
+            let at = arith::expiry_from(delay, self.now());
+            self.flush_at.store(u64::from(at.max(1)), Relaxed);
+            reply(out, noreply, b"OK\r\n");
+            return;
+        }
+        self.flush_at.store(0, Relaxed);
+        match self.engine.clear() {
+            Ok(w) => {
+                fx.wrote(self, w.ticket);
+                reply(out, noreply, b"OK\r\n");
+            }
+            Err(e) => server_error(out, &e),
+        }
+    }
+
+    /// Runs a scheduled flush_all whose time has come. Called before each
+    /// request; costs one atomic load when none is pending.
+    pub(crate) fn run_due_flush(&self, fx: &mut Effects) {
+        let at = self.flush_at.load(Relaxed);
+        if at == 0 || u64::from(self.now()) < at {
+            return;
+        }
+        // Only one session runs it, even when many notice at once.
+        if self
+            .flush_at
+            .compare_exchange(at, 0, Relaxed, Relaxed)
+            .is_ok()
+        {
+            match self.engine.clear() {
+                Ok(w) => fx.wrote(self, w.ticket),
+                Err(e) => tracing::error!(error = %e, "scheduled flush_all failed"),
+            }
+        }
+    }
+
+    /// stats [group].
+    pub(crate) fn exec_stats(&self, group: Option<&[u8]>, out: &mut Vec<u8>) {
+        match group {
+            None | Some(b"") => {
+                let ctx = crate::stats::StatsContext {
+                    stats: &self.stats,
+                    engine: self.engine.stats(),
+                    frontend: self.frontend,
+                    max_connections: self.config.max_connections,
+                };
+                crate::stats::write_general(&ctx, out);
+            }
+            Some(b"settings") => {
+                let s = crate::stats::Settings {
+                    config: &self.config,
+                    frontend: self.frontend,
+                    verbosity: self.verbosity.load(Relaxed),
+                };
+                crate::stats::write_settings(&s, out);
+            }
+            // Groups about memcached's slab allocator: nothing to list here.
+            Some(b"items" | b"slabs" | b"sizes" | b"conns") => out.extend_from_slice(b"END\r\n"),
+            Some(_) => out.extend_from_slice(b"ERROR\r\n"),
+        }
+    }
+
+    /// verbosity.
+    pub(crate) fn exec_verbosity(&self, level: u32, noreply: bool, out: &mut Vec<u8>) {
+        self.verbosity.store(level, Relaxed);
+        reply(out, noreply, b"OK\r\n");
+    }
+
+    /// version.
+    pub(crate) fn exec_version(&self, out: &mut Vec<u8>) {
+        let _ = write!(out, "VERSION {}\r\n", crate::VERSION);
+    }
+}
