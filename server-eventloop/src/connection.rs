@@ -1,0 +1,352 @@
+//! One client connection as an event loop sees it: the socket, the protocol
+//! session, and the two byte buffers between them.
+//!
+//! Memory per idle connection is the point of this module. An idle
+//! connection owns no buffer at all: when it becomes readable it borrows the
+//! loop's spare input buffer (and, to reply, the spare output buffer), and
+//! when it has nothing left pending it hands them back. Only a connection
+//! holding a partial request or unsent replies keeps a buffer, and a buffer
+//! that grew for one large request is freed (or cut down to a small one)
+//! once the request is done.
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+/// Size of a freshly allocated input buffer: one read of this many bytes
+/// takes in a large pipeline, and a value below the protocol's streaming
+/// threshold fits whole.
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
+
+/// A read is only attempted with at least this much free space; below it the
+/// buffer is compacted or grown first.
+const MIN_READ: usize = 4 * 1024;
+
+/// A connection left holding a partial request keeps at most a buffer of
+/// this size when the partial request is small; see [`Input::release`].
+const SMALL_BUFFER: usize = 4 * 1024;
+
+/// Buffers larger than this (grown for a large request or reply) are freed
+/// rather than kept as the loop's spare.
+pub(crate) const SPARE_MAX: usize = 2 * READ_BUFFER;
+
+/// Bytes read from the client and not yet consumed by the session.
+///
+/// `data` is zero-filled once when allocated and then reused, so reads go
+/// straight into it without unsafe code or re-zeroing.
+#[derive(Debug, Default)]
+pub(crate) struct Input {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Input {
+    /// The bytes waiting to be processed.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The memory this buffer holds (for tests of the idle footprint).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free space to read into, taking the loop's spare buffer when this
+    /// connection has none, and compacting or growing when space is short.
+    fn space(&mut self, spare: &mut Vec<u8>) -> &mut [u8] {
+        if self.data.is_empty() {
+            self.data = std::mem::take(spare);
+            if self.data.is_empty() {
+                self.data = vec![0; READ_BUFFER];
+            }
+        }
+        if self.data.len() - self.end < MIN_READ {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.data.len() - self.end < MIN_READ {
+                let grown = (self.data.len() * 2).max(self.end + MIN_READ);
+                self.data.resize(grown, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// Gives the buffer back to the loop when empty, or trades a big buffer
+    /// holding a small partial request for a small one.
+    fn release(&mut self, spare: &mut Vec<u8>) {
+        let big = if self.is_empty() {
+            self.start = 0;
+            self.end = 0;
+            std::mem::take(&mut self.data)
+        } else if self.data.len() > SMALL_BUFFER && self.len() <= SMALL_BUFFER / 2 {
+            let mut small = vec![0; SMALL_BUFFER];
+            let n = self.len();
+            small[..n].copy_from_slice(self.pending());
+            self.start = 0;
+            self.end = n;
+            std::mem::replace(&mut self.data, small)
+        } else {
+            return;
+        };
+        if spare.is_empty() && big.len() <= SPARE_MAX {
+            *spare = big;
+        }
+    }
+}
+
+/// Replies waiting to be written.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    data: Vec<u8>,
+    /// Bytes of `data` already written.
+    sent: usize,
+    /// Replies from this offset on wait for a sync to land (durability
+    /// `always`); only the bytes before it may be written meanwhile.
+    held_from: Option<usize>,
+}
+
+impl Output {
+    /// The buffer the session appends replies to. Takes the loop's spare if
+    /// this connection has none, and drops already-written bytes so the
+    /// buffer does not creep forward.
+    pub(crate) fn buffer(&mut self, spare: &mut Vec<u8>) -> &mut Vec<u8> {
+        if self.data.capacity() == 0 {
+            self.data = std::mem::take(spare);
+            self.data.clear();
+        }
+        if self.sent > 0 {
+            debug_assert!(self.held_from.is_none());
+            self.data.drain(..self.sent);
+            self.sent = 0;
+        }
+        &mut self.data
+    }
+
+    /// Bytes not yet written, held or not.
+    pub(crate) fn pending(&self) -> usize {
+        self.data.len() - self.sent
+    }
+
+    /// Whether there are bytes that may be written now.
+    pub(crate) fn has_writable(&self) -> bool {
+        self.sent < self.held_from.unwrap_or(self.data.len())
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.held_from.is_some()
+    }
+
+    /// Holds everything from `offset` on until [`Output::release_hold`].
+    pub(crate) fn hold_from(&mut self, offset: usize) {
+        self.held_from = Some(offset.min(self.data.len()));
+    }
+
+    pub(crate) fn release_hold(&mut self) {
+        self.held_from = None;
+    }
+
+    /// Writes until the writable bytes are gone or the socket would block.
+    /// Returns how many bytes went out.
+    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        let limit = self.held_from.unwrap_or(self.data.len());
+        let mut written = 0;
+        while self.sent < limit {
+            match stream.write(&self.data[self.sent..limit]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.data.len() && self.held_from.is_none() {
+            self.data.clear();
+            self.sent = 0;
+        }
+        Ok(written)
+    }
+
+    /// Gives an empty buffer back to the loop (or frees it if it grew big).
+    fn release(&mut self, spare: &mut Vec<u8>) {
+        if self.pending() == 0 && self.held_from.is_none() {
+            let buf = std::mem::take(&mut self.data);
+            self.sent = 0;
+            if spare.capacity() == 0 && buf.capacity() <= SPARE_MAX {
+                *spare = buf;
+            }
+        }
+    }
+}
+
+/// A served connection.
+pub(crate) struct Connection<S> {
+    pub(crate) stream: TcpStream,
+    pub(crate) session: S,
+    /// Tells this connection apart from a later one reusing its slab slot,
+    /// so a late sync completion cannot release another client's replies.
+    pub(crate) id: u64,
+    pub(crate) input: Input,
+    pub(crate) output: Output,
+    /// Last successful read or write, for the idle timeout.
+    pub(crate) last_active: Instant,
+    /// The session consumed nothing from the pending input: read before
+    /// processing again.
+    pub(crate) starved: bool,
+    /// The client sent end-of-input, or the server decided to close: write
+    /// what is pending, then close.
+    pub(crate) closing: bool,
+    /// WRITABLE is part of the registered interest.
+    pub(crate) writable: bool,
+    /// The token sits in the loop's queue of connections to serve again.
+    pub(crate) queued: bool,
+}
+
+impl<S> Connection<S> {
+    pub(crate) fn new(stream: TcpStream, session: S, id: u64) -> Self {
+        Self {
+            stream,
+            session,
+            id,
+            input: Input::default(),
+            output: Output::default(),
+            last_active: Instant::now(),
+            starved: false,
+            closing: false,
+            writable: false,
+            queued: false,
+        }
+    }
+
+    /// One read into the input buffer; `Ok(0)` is end-of-input.
+    pub(crate) fn read(&mut self, spare: &mut Vec<u8>) -> io::Result<usize> {
+        let n = self.stream.read(self.input.space(spare))?;
+        self.input.end += n;
+        if n > 0 {
+            self.last_active = Instant::now();
+        }
+        Ok(n)
+    }
+
+    /// Writes what may be written until done or the socket would block.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.output.flush(&mut self.stream)? > 0 {
+            self.last_active = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Returns buffers the connection no longer needs to the loop.
+    pub(crate) fn release_buffers(&mut self, spare_in: &mut Vec<u8>, spare_out: &mut Vec<u8>) {
+        self.input.release(spare_in);
+        self.output.release(spare_out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_borrows_the_spare_and_gives_it_back_when_consumed() {
+        let mut spare = vec![0; READ_BUFFER];
+        let mut input = Input::default();
+        let space = input.space(&mut spare);
+        space[..5].copy_from_slice(b"get a");
+        input.end += 5;
+        assert!(spare.is_empty(), "the spare moved into the connection");
+        assert_eq!(input.pending(), b"get a");
+        input.consume(5);
+        input.release(&mut spare);
+        assert_eq!(input.capacity(), 0);
+        assert_eq!(spare.len(), READ_BUFFER);
+    }
+
+    #[test]
+    fn a_small_partial_request_keeps_only_a_small_buffer() {
+        let mut spare = Vec::new();
+        let mut input = Input::default();
+        let space = input.space(&mut spare);
+        space[..3].copy_from_slice(b"get");
+        input.end += 3;
+        assert_eq!(input.capacity(), READ_BUFFER);
+        input.release(&mut spare);
+        assert_eq!(input.capacity(), SMALL_BUFFER);
+        assert_eq!(input.pending(), b"get");
+        assert_eq!(spare.len(), READ_BUFFER, "the big buffer went back");
+    }
+
+    #[test]
+    fn input_compacts_then_grows_when_short_of_space() {
+        let mut spare = Vec::new();
+        let mut input = Input::default();
+        let len = input.space(&mut spare).len();
+        input.end += len - 10;
+        input.consume(len - 20);
+        // 10 pending bytes at the far end: compaction makes room.
+        let space = input.space(&mut spare).len();
+        assert_eq!(input.start, 0);
+        assert_eq!(space, READ_BUFFER - 10);
+        // Now fill it: it must grow.
+        input.end += space;
+        assert!(input.space(&mut spare).len() >= MIN_READ);
+        assert_eq!(input.len(), READ_BUFFER);
+        // A grown buffer is not kept as the spare once emptied.
+        input.consume(READ_BUFFER);
+        input.release(&mut spare);
+        assert!(spare.is_empty() || spare.len() <= SPARE_MAX);
+    }
+
+    #[test]
+    fn output_hold_limits_what_is_writable() {
+        let mut spare = Vec::new();
+        let mut out = Output::default();
+        out.buffer(&mut spare).extend_from_slice(b"END\r\n");
+        let at = out.pending();
+        out.buffer(&mut spare).extend_from_slice(b"STORED\r\n");
+        out.hold_from(at);
+        assert!(out.is_held());
+        assert_eq!(out.pending(), 13);
+        out.sent = at;
+        assert!(!out.has_writable(), "only held bytes are left");
+        out.release_hold();
+        assert!(out.has_writable());
+    }
+
+    #[test]
+    fn empty_output_returns_its_buffer() {
+        let mut spare = Vec::with_capacity(1024);
+        let mut out = Output::default();
+        out.buffer(&mut spare).extend_from_slice(b"x");
+        assert_eq!(spare.capacity(), 0);
+        out.sent = 1;
+        out.release(&mut spare);
+        assert!(spare.capacity() >= 1024);
+        assert_eq!(out.data.capacity(), 0);
+    }
+}

@@ -1,0 +1,267 @@
+//! nginx's model: one non-blocking event loop per core, each a thread pinned
+//! to its core with its own mio `Poll`, each multiplexing thousands of
+//! connections.
+//!
+//! ```text
+//!   reuseport (default)                      dispatch
+//!   ───────────────────                      ────────
+//!   kernel (SO_REUSEPORT hash)               acceptor thread
+//!     │         │         │                    │ round robin: queue + Waker
+//!     ▼         ▼         ▼                    ▼         ▼         ▼
+//!  ┌───────┐ ┌───────┐ ┌───────┐            ┌───────┐ ┌───────┐ ┌───────┐
+//!  │loop 0 │ │loop 1 │ │loop N │            │loop 0 │ │loop 1 │ │loop N │
+//!  │core 0 │ │core 1 │ │core N │            │core 0 │ │core 1 │ │core N │
+//!  │ Poll  │ │ Poll  │ │ Poll  │            │ Poll  │ │ Poll  │ │ Poll  │
+//!  │ slab  │ │ slab  │ │ slab  │            │ slab  │ │ slab  │ │ slab  │
+//!  └───┬───┘ └───┬───┘ └───┬───┘            └───┬───┘ └───┬───┘ └───┬───┘
+//!      └─────────┴────┬────┴────────────────────┴─────────┴─────────┘
+//!                     ▼
+//!          Session::process (service) ──► engine
+//!                     │ durability `always`: the reply waits for the sync;
+//!                     └─ the engine's sync thread wakes the loop (Waker)
+//! ```
+//!
+//! The loops only move bytes; requests are parsed, executed and answered by
+//! `service` (behind [`Handler`]), which the thread-pool front-end shares, so
+//! the two reply byte for byte the same. See [`event_loop`] for one loop's
+//! turn, [`connection`] for buffers and the idle footprint, [`listen`] for the
+//! accept modes and the open-file limit, [`shutdown`] for signals and panics.
+//!
+//! The loop never blocks, with one documented exception: a read of cold data
+//! is a page fault on the engine's memory map.
+
+pub mod connection;
+pub mod event_loop;
+pub mod handler;
+pub mod listen;
+pub mod shutdown;
+
+mod dispatch;
+
+use std::io;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use handler::{DurableCallback, Handler, Processed};
+pub use listen::{raise_open_file_limit, AcceptMode, FileLimit, Listeners, BACKLOG};
+pub use shutdown::{install_signal_handlers, Shutdown, FORCED_EXIT_CODE};
+
+use dispatch::Acceptor;
+use event_loop::EventLoop;
+
+/// The name this front-end reports as its model (stats, startup line).
+pub const MODEL: &str = "eventloop";
+
+/// How the loops are laid out and what they allow one connection.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Event loops (threads). In reuseport mode the number of listening
+    /// sockets decides; see [`Listeners::bind`].
+    pub loops: usize,
+    /// Pin loop `i` to core `i` (modulo the cores there are).
+    pub pin: bool,
+    /// Open connections allowed in the whole process; 0 means no limit.
+    pub max_connections: usize,
+    /// Close a connection with no traffic for this long (None: never).
+    pub idle_timeout: Option<Duration>,
+    /// Requests executed per [`Handler::process`] call.
+    pub requests_per_call: usize,
+    /// `process` calls per connection per wake-up: with `requests_per_call`
+    /// this bounds how long one pipelining client holds its loop.
+    pub calls_per_wakeup: usize,
+    /// Unsent reply bytes beyond which a connection is no longer read.
+    pub output_limit: usize,
+    /// Buffered input beyond which a connection is cut; the protocol never
+    /// needs this much for one request, so only a broken client gets there.
+    pub max_input: usize,
+    /// How long shutdown waits for pending replies and syncs.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            loops: default_loops(),
+            pin: false,
+            max_connections: 0,
+            idle_timeout: None,
+            requests_per_call: 32,
+            calls_per_wakeup: 4,
+            output_limit: 256 * 1024,
+            max_input: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One loop per core, as nginx's `worker_processes auto`.
+pub fn default_loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Why the server stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A `Poll`, `Waker`, listener registration or thread could not be
+    /// created (usually out of file descriptors or memory).
+    #[error("cannot start the event loops: {0}")]
+    Setup(#[source] io::Error),
+    /// A loop's `poll` failed; the server stopped.
+    #[error("event loop {index} failed: {source}")]
+    Loop {
+        index: usize,
+        #[source]
+        source: io::Error,
+    },
+    /// A loop or the acceptor panicked; the server stopped.
+    #[error("{0}")]
+    Panicked(String),
+}
+
+/// Serves `listeners` with `handler` until `shutdown` is triggered, then
+/// stops accepting, finishes the replies and syncs in flight (up to
+/// [`Settings::shutdown_grace`]) and returns. The caller closes the engine.
+pub fn serve_with<H: Handler>(
+    handler: Arc<H>,
+    settings: &Settings,
+    listeners: Listeners,
+    shutdown: &Shutdown,
+) -> Result<(), Error> {
+    let settings = Arc::new(settings.clone());
+    let open = Arc::new(AtomicUsize::new(0));
+    let mode = listeners.mode;
+    let mut sockets = listeners.sockets.into_iter();
+
+    let count = match mode {
+        AcceptMode::ReusePort => sockets.len(),
+        AcceptMode::Dispatch => settings.loops.max(1),
+    };
+    let mut loops = Vec::with_capacity(count);
+    for index in 0..count {
+        let own = match mode {
+            AcceptMode::ReusePort => sockets.next(),
+            AcceptMode::Dispatch => None,
+        };
+        loops.push(
+            EventLoop::new(
+                index,
+                Arc::clone(&handler),
+                Arc::clone(&settings),
+                own,
+                Arc::clone(&open),
+                shutdown.clone(),
+            )
+            .map_err(Error::Setup)?,
+        );
+    }
+    let acceptor = match mode {
+        AcceptMode::Dispatch => {
+            let listener = sockets
+                .next()
+                .ok_or_else(|| Error::Setup(io::Error::other("no listening socket")))?;
+            let shared = loops.iter().map(EventLoop::shared).collect();
+            Some(Acceptor::new(listener, shared, shutdown.clone()).map_err(Error::Setup)?)
+        }
+        AcceptMode::ReusePort => None,
+    };
+
+    let cores = if settings.pin {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        if cores.is_empty() {
+            tracing::warn!("cannot list the cores; event loops are not pinned");
+        }
+        cores
+    } else {
+        Vec::new()
+    };
+
+    let mut threads: Vec<(String, JoinHandle<io::Result<()>>)> = Vec::new();
+    let mut spawn_error = None;
+    for (index, event_loop) in loops.into_iter().enumerate() {
+        let name = format!("event loop {index}");
+        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+        let guard_shutdown = shutdown.clone();
+        let thread_name = name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("eventloop-{index}"))
+            .spawn(move || {
+                let guard = shutdown::PanicGuard {
+                    shutdown: guard_shutdown,
+                    thread: thread_name,
+                };
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(event_loop = index, core = core.id, "cannot pin event loop");
+                    }
+                }
+                let result = event_loop.run();
+                if let Err(e) = &result {
+                    // One dead loop must not leave the others serving.
+                    guard.shutdown.fail(format!("{} failed: {e}", guard.thread));
+                }
+                result
+            });
+        match spawned {
+            Ok(handle) => threads.push((name, handle)),
+            Err(e) => {
+                spawn_error = Some(e);
+                break;
+            }
+        }
+    }
+    if spawn_error.is_none() {
+        if let Some(acceptor) = acceptor {
+            let guard_shutdown = shutdown.clone();
+            let spawned = std::thread::Builder::new()
+                .name("acceptor".into())
+                .spawn(move || {
+                    let guard = shutdown::PanicGuard {
+                        shutdown: guard_shutdown,
+                        thread: "the acceptor".into(),
+                    };
+                    let result = acceptor.run();
+                    if let Err(e) = &result {
+                        guard.shutdown.fail(format!("the acceptor failed: {e}"));
+                    }
+                    result
+                });
+            match spawned {
+                Ok(handle) => threads.push(("the acceptor".into(), handle)),
+                Err(e) => spawn_error = Some(e),
+            }
+        }
+    }
+    if spawn_error.is_some() {
+        shutdown.trigger();
+    }
+
+    let mut first_error = spawn_error.map(Error::Setup);
+    for (index, (name, handle)) in threads.into_iter().enumerate() {
+        let outcome = handle.join();
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(source)) => {
+                tracing::error!(thread = %name, error = %source, "stopped on an error");
+                Some(Error::Loop { index, source })
+            }
+            Err(_) => {
+                Some(Error::Panicked(shutdown.failure().unwrap_or_else(|| {
+                    format!("{name} panicked; the server stopped")
+                })))
+            }
+        };
+        if first_error.is_none() {
+            first_error = error;
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => match shutdown.failure() {
+            Some(message) => Err(Error::Panicked(message)),
+            None => Ok(()),
+        },
+    }
+}

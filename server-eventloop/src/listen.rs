@@ -1,0 +1,254 @@
+//! Listening sockets for the two accept modes, and the open-file limit that
+//! the connection limit needs.
+//!
+//! * [`AcceptMode::ReusePort`] (nginx's `reuseport`): one listening socket per
+//!   loop, all bound to the same address with SO_REUSEPORT; the kernel hashes
+//!   each new connection to one of them, so loops accept without sharing
+//!   anything.
+//! * [`AcceptMode::Dispatch`] (memcached's model): one listening socket; one
+//!   acceptor thread hands connections to the loops round robin.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::str::FromStr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Pending-connection backlog of each listening socket; the kernel caps it at
+/// `net.core.somaxconn`. Large because a burst of thousands of connects must
+/// not be refused while the loops are busy.
+pub const BACKLOG: i32 = 4096;
+
+/// How connections reach the loops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcceptMode {
+    /// Every loop accepts on its own SO_REUSEPORT socket.
+    #[default]
+    #[value(name = "reuseport")]
+    ReusePort,
+    /// One acceptor thread deals connections to loops round robin.
+    #[value(name = "dispatch")]
+    Dispatch,
+}
+
+impl fmt::Display for AcceptMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AcceptMode::ReusePort => "reuseport",
+            AcceptMode::Dispatch => "dispatch",
+        })
+    }
+}
+
+impl FromStr for AcceptMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reuseport" => Ok(AcceptMode::ReusePort),
+            "dispatch" => Ok(AcceptMode::Dispatch),
+            other => Err(format!(
+                "unknown accept mode {other:?}: expected \"reuseport\" or \"dispatch\""
+            )),
+        }
+    }
+}
+
+/// The bound listening sockets, ready to hand to [`crate::run`].
+#[derive(Debug)]
+pub struct Listeners {
+    pub(crate) mode: AcceptMode,
+    /// One per loop (reuseport) or exactly one (dispatch).
+    pub(crate) sockets: Vec<TcpListener>,
+    local_addr: SocketAddr,
+}
+
+impl Listeners {
+    /// Binds `addr` for `loops` event loops in `mode`. With port 0 the first
+    /// socket picks a free port and the others (reuseport) join it.
+    pub fn bind(addr: SocketAddr, mode: AcceptMode, loops: usize) -> io::Result<Self> {
+        let count = match mode {
+            AcceptMode::ReusePort => loops.max(1),
+            AcceptMode::Dispatch => 1,
+        };
+        let reuse_port = mode == AcceptMode::ReusePort;
+        let first = bind_one(addr, reuse_port)?;
+        let local_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..count {
+            sockets.push(bind_one(local_addr, reuse_port)?);
+        }
+        Ok(Self {
+            mode,
+            sockets,
+            local_addr,
+        })
+    }
+
+    /// Uses an already-bound listener in [`AcceptMode::Dispatch`] (one socket
+    /// cannot be spread over loops without SO_REUSEPORT).
+    pub fn from_listener(listener: TcpListener) -> io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            mode: AcceptMode::Dispatch,
+            sockets: vec![listener],
+            local_addr,
+        })
+    }
+
+    /// The address clients connect to (with the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The accept mode these sockets were bound for.
+    pub fn mode(&self) -> AcceptMode {
+        self.mode
+    }
+}
+
+fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restarted server can rebind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// The open-file limit after [`raise_open_file_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileLimit {
+    /// The soft limit now in force.
+    pub soft: u64,
+    /// The hard limit (the ceiling an unprivileged process can raise to).
+    pub hard: u64,
+    /// What was asked for.
+    pub needed: u64,
+}
+
+impl FileLimit {
+    /// Whether the limit now covers what was needed.
+    pub fn is_enough(&self) -> bool {
+        self.soft >= self.needed
+    }
+}
+
+/// Raises this process's RLIMIT_NOFILE soft limit to `needed`, or as close as
+/// the hard limit allows (trying to raise the hard limit too, which works
+/// with CAP_SYS_RESOURCE). Never lowers it.
+pub fn raise_open_file_limit(needed: u64) -> io::Result<FileLimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which is valid and
+    // properly aligned for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(FileLimit {
+            soft: limit.rlim_cur,
+            hard: limit.rlim_max,
+            needed,
+        });
+    }
+    if limit.rlim_max < needed {
+        let wanted = libc::rlimit {
+            rlim_cur: needed,
+            rlim_max: needed,
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) };
+        if rc == 0 {
+            return Ok(FileLimit {
+                soft: needed,
+                hard: needed,
+                needed,
+            });
+        }
+        // Not privileged: settle for the hard limit below.
+    }
+    let target = needed.min(limit.rlim_max);
+    let wanted = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileLimit {
+        soft: target,
+        hard: limit.rlim_max,
+        needed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    #[test]
+    fn reuseport_binds_one_socket_per_loop_on_one_port() {
+        let l = Listeners::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            AcceptMode::ReusePort,
+            3,
+        )
+        .expect("bind");
+        assert_eq!(l.sockets.len(), 3);
+        assert_ne!(l.local_addr().port(), 0);
+        for s in &l.sockets {
+            assert_eq!(s.local_addr().expect("addr"), l.local_addr());
+        }
+        TcpStream::connect(l.local_addr()).expect("connect");
+    }
+
+    #[test]
+    fn dispatch_binds_one_socket() {
+        let l = Listeners::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            AcceptMode::Dispatch,
+            4,
+        )
+        .expect("bind");
+        assert_eq!(l.sockets.len(), 1);
+    }
+
+    #[test]
+    fn binding_a_taken_port_names_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = Listeners::bind(addr, AcceptMode::Dispatch, 1).expect_err("port is taken");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn accept_mode_parses_and_displays() {
+        for mode in [AcceptMode::ReusePort, AcceptMode::Dispatch] {
+            assert_eq!(mode.to_string().parse::<AcceptMode>(), Ok(mode));
+        }
+        assert!("both".parse::<AcceptMode>().is_err());
+    }
+
+    #[test]
+    fn raising_to_the_current_limit_is_a_no_op() {
+        let now = raise_open_file_limit(1).expect("getrlimit");
+        assert!(now.is_enough());
+        assert!(now.soft >= 1);
+    }
+}
