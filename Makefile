@@ -26,5 +26,12 @@ fmt:
 bench-engine:
 	$(CARGO) run --release -p engine --bin engine-bench
 
+# The memcached conformance suite: checked against memcached itself and the
+# in-process service; `make conformance ADDR=host:port` also runs it against a
+# live server (note: its flush_all cases empty that server).
+conformance:
+	$(CARGO) test -p service --test conformance_memcached --test conformance_in_process
+	$(if $(ADDR),$(CARGO) run -p service --bin conformance -- $(ADDR))
+
 clean:
 	$(CARGO) clean
