@@ -459,3 +459,212 @@ impl Service {
         let _ = write!(out, "VERSION {}\r\n", crate::VERSION);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{FrontendInfo, ServiceConfig};
+
+    /// A service over an engine in a fresh temp dir (kept alive by the guard).
+    pub(crate) fn service(durability: engine::Durability) -> (Arc<Service>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = engine::Options {
+            durability,
+            ..engine::Options::default()
+        };
+        let engine = Arc::new(engine::Engine::open(dir.path(), options).expect("engine opens"));
+        let frontend = FrontendInfo {
+            model: "test",
+            threads: 1,
+        };
+        (
+            Arc::new(Service::new(engine, ServiceConfig::default(), frontend)),
+            dir,
+        )
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn store_and_get() {
+        let (s, _dir) = service(engine::Durability::None);
+        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        s.exec_store(StoreMode::Set, b"k", 5, 0, b"abc", false, &mut out, &mut fx);
+        s.exec_store(StoreMode::Add, b"k", 5, 0, b"x", false, &mut out, &mut fx);
+        s.exec_store(
+            StoreMode::Replace,
+            b"nx",
+            5,
+            0,
+            b"x",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            StoreMode::Append,
+            b"k",
+            9,
+            0,
+            b"de",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            StoreMode::Prepend,
+            b"k",
+            9,
+            0,
+            b"_",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        s.exec_get([&b"k"[..], b"nx"], false, None, &mut out, &mut fx);
+        assert_eq!(text(&out), "STORED\r\nNOT_STORED\r\nNOT_STORED\r\nSTORED\r\nSTORED\r\nVALUE k 5 6\r\n_abcde\r\nEND\r\n");
+        assert_eq!(fx.hold, None, "durability none never holds replies");
+        let c = &s.stats().counters;
+        assert_eq!(c.get_hits.load(Relaxed), 1);
+        assert_eq!(c.get_misses.load(Relaxed), 1);
+        assert_eq!(c.cmd_set.load(Relaxed), 5);
+    }
+
+    #[test]
+    fn cas_uses_the_sequence_number() {
+        let (s, _dir) = service(engine::Durability::None);
+        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        s.exec_store(StoreMode::Set, b"k", 0, 0, b"a", false, &mut out, &mut fx);
+        let seq = s.engine().get(b"k").expect("get").expect("live").seq;
+        out.clear();
+        s.exec_store(
+            StoreMode::Cas(seq),
+            b"k",
+            0,
+            0,
+            b"b",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            StoreMode::Cas(seq),
+            b"k",
+            0,
+            0,
+            b"c",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            StoreMode::Cas(seq),
+            b"nx",
+            0,
+            0,
+            b"c",
+            false,
+            &mut out,
+            &mut fx,
+        );
+        assert_eq!(text(&out), "STORED\r\nEXISTS\r\nNOT_FOUND\r\n");
+        out.clear();
+        s.exec_get([&b"k"[..]], true, None, &mut out, &mut fx);
+        let new_seq = s.engine().get(b"k").expect("get").expect("live").seq;
+        assert_eq!(text(&out), format!("VALUE k 0 1 {new_seq}\r\nb\r\nEND\r\n"));
+        let c = &s.stats().counters;
+        assert_eq!(
+            (
+                c.cas_hits.load(Relaxed),
+                c.cas_badval.load(Relaxed),
+                c.cas_misses.load(Relaxed)
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn incr_decr_noreply_and_errors() {
+        let (s, _dir) = service(engine::Durability::None);
+        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        s.exec_store(StoreMode::Set, b"n", 3, 0, b"100", true, &mut out, &mut fx);
+        s.exec_arith(b"n", 95, Direction::Decr, false, &mut out, &mut fx);
+        s.exec_arith(b"n", 1, Direction::Incr, true, &mut out, &mut fx);
+        s.exec_arith(b"nx", 1, Direction::Incr, false, &mut out, &mut fx);
+        s.exec_store(StoreMode::Set, b"t", 0, 0, b"text", true, &mut out, &mut fx);
+        s.exec_arith(b"t", 1, Direction::Incr, false, &mut out, &mut fx);
+        s.exec_get([&b"n"[..]], false, None, &mut out, &mut fx);
+        assert_eq!(
+            text(&out),
+            "5\r\nNOT_FOUND\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nVALUE n 3 3\r\n6  \r\nEND\r\n"
+        );
+    }
+
+    #[test]
+    fn always_durability_holds_replies() {
+        let (s, _dir) = service(engine::Durability::Always);
+        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        s.exec_get([&b"k"[..]], false, None, &mut out, &mut fx);
+        assert_eq!(fx.hold, None, "a read holds nothing");
+        s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", false, &mut out, &mut fx);
+        let first = fx.hold.expect("a write under `always` holds its reply");
+        s.exec_delete(b"k", false, &mut out, &mut fx);
+        let second = fx.hold.expect("still held");
+        assert!(second > first, "the hold is the newest write");
+        s.engine().wait_durable(second).expect("sync");
+        assert!(s.engine().is_durable(first));
+    }
+
+    #[test]
+    fn delayed_flush_runs_when_due() {
+        let (s, _dir) = service(engine::Durability::None);
+        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", true, &mut out, &mut fx);
+        s.exec_flush(100, false, &mut out, &mut fx);
+        s.run_due_flush(&mut fx);
+        assert!(s.engine().get(b"k").expect("get").is_some(), "not due yet");
+        // Pretend the time has come.
+        s.flush_at.store(1, Relaxed);
+        s.run_due_flush(&mut fx);
+        assert!(s.engine().get(b"k").expect("get").is_none());
+        assert_eq!(s.flush_at.load(Relaxed), 0);
+        assert_eq!(text(&out), "OK\r\n");
+    }
+
+    #[test]
+    fn stats_replies_end_with_end() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut out = Vec::new();
+        s.exec_stats(None, &mut out);
+        let general = text(&out);
+        assert!(general.starts_with("STAT pid "), "{general}");
+        assert!(general.ends_with("END\r\n"));
+        for name in [
+            "cmd_get",
+            "curr_items",
+            "engine_files",
+            "frontend_model test",
+            "threads 1",
+        ] {
+            assert!(
+                general.contains(&format!("STAT {name}")),
+                "{name} missing from {general}"
+            );
+        }
+        out.clear();
+        s.exec_stats(Some(b"settings"), &mut out);
+        let settings = text(&out);
+        assert!(
+            settings.contains("STAT item_size_max 1048576\r\n"),
+            "{settings}"
+        );
+        assert!(settings.ends_with("END\r\n"));
+        out.clear();
+        s.exec_stats(Some(b"bogus"), &mut out);
+        assert_eq!(text(&out), "ERROR\r\n");
+    }
+}

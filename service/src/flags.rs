@@ -251,9 +251,7 @@ pub fn init_logging(flags: &Flags) {
 /// compression setting yet, so the value is only recorded (it shows in
 /// `stats settings`).
 pub fn engine_options(flags: &Flags) -> engine::Options {
-    let mut options = engine::Options::default();
-    options.durability = flags.durability.to_engine();
-    options
+    engine::Options { durability: flags.durability.to_engine(), ..engine::Options::default() }
 }
 
 #[cfg(test)]
