@@ -451,6 +451,7 @@ impl<H: Handler> EventLoop<H> {
             .map(|(k, _)| k)
             .collect();
         for key in expired {
+            self.ctx.handler.idle_kick();
             self.close(key);
         }
     }

@@ -56,4 +56,6 @@ pub trait Handler: Send + Sync + 'static {
     fn connection_closed(&self) {}
     /// A connection was refused because of the connection limit.
     fn connection_rejected(&self) {}
+    /// A connection is being closed for being idle too long.
+    fn idle_kick(&self) {}
 }
