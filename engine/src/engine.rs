@@ -161,6 +161,8 @@ pub struct EngineStats {
     pub last_seq: u64,
     /// Highest sequence number known to be on disk.
     pub durable_seq: u64,
+    /// Bytes used in the active HSTable (header and records).
+    pub active_file_bytes: u64,
 }
 
 #[derive(Default)]
@@ -841,6 +843,10 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let c = &self.inner.counters;
+        let w = {
+            let w = lock(&self.inner.writer);
+            (w.last_seq, w.tail as u64)
+        };
         EngineStats {
             keys: self.inner.index.len(),
             live_bytes: c.live_bytes.load(Ordering::Relaxed),
@@ -852,8 +858,9 @@ impl Engine {
             compactions: 0,
             index_bytes: self.inner.index.bytes(),
             truncated_bytes: c.truncated_bytes.load(Ordering::Relaxed),
-            last_seq: lock(&self.inner.writer).last_seq,
+            last_seq: w.0,
             durable_seq: self.inner.sync.synced(),
+            active_file_bytes: w.1,
         }
     }
 
