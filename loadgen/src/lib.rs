@@ -1,0 +1,55 @@
+//! `loadgen`: a memcached load generator that a performance engineer can trust.
+//!
+//! * [`config`]: the flags of `loadgen run`, which are also the recorded configuration.
+//! * [`rng`], [`workload`]: seeded keys, values (with checksums under `--verify`)
+//!   and operations.
+//! * [`record`]: per-thread HdrHistograms (microseconds, 1 us .. 60 s, 3 digits)
+//!   and counters.
+//! * [`hgrm`], [`hlog`], [`summary`]: the output formats; [`merge`] combines
+//!   the interval logs of several runs.
+//!
+//! The output files are described in `OUTPUT.md`.
+
+pub mod config;
+pub mod hgrm;
+pub mod hlog;
+pub mod merge;
+pub mod output;
+pub mod record;
+pub mod rng;
+pub mod summary;
+pub mod workload;
+
+/// Everything that can end a run or a merge early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Flags that do not fit together.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A server could not be reached before the run.
+    #[error("could not connect to {addr}: {source}; is the server running?")]
+    Connect {
+        /// The server address as given.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Output could not be produced.
+    #[error("output: {0}")]
+    Output(String),
+    /// An input file is not what it should be.
+    #[error("input: {0}")]
+    Input(String),
+    /// A client thread failed (its event loop could not run).
+    #[error("client thread: {0}")]
+    Thread(String),
+}

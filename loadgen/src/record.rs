@@ -1,0 +1,277 @@
+//! What a client thread records: one pair of HdrHistograms per operation kind
+//! (corrected latency and service time) and plain counters.
+//!
+//! # Histogram bounds
+//!
+//! Values are **microseconds**, tracked from [`LOWEST_US`] (1 us) to
+//! [`HIGHEST_US`] (60 s) with [`SIGFIG`] (3) significant digits: every value is
+//! kept within 0.1 % of its true value. A duration is rounded *up* to whole
+//! microseconds (so a sub-microsecond reply records as 1 us, never 0); one above
+//! 60 s is recorded as 60 s, which only a `--timeout` above 60 s can produce.
+//!
+//! *Latency* is measured from a request's intended send time: in the open loop
+//! its slot in the fixed-rate schedule, in the closed loop the moment its slot in
+//! the pipeline became free (which is when it is sent). *Service time* is
+//! measured from when the request was handed to the socket. In the closed loop
+//! the two coincide; in the open loop their difference is the queueing that a
+//! stalled server imposed on requests which were due but could not be sent.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::config::OpKind;
+
+/// Lowest discernible value: 1 microsecond.
+pub const LOWEST_US: u64 = 1;
+/// Highest trackable value: 60 seconds, in microseconds.
+pub const HIGHEST_US: u64 = 60_000_000;
+/// Significant decimal digits kept.
+pub const SIGFIG: u8 = 3;
+
+/// A histogram with the documented bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that satisfy the crate's preconditions.
+    Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG)
+        .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"))
+}
+
+/// A duration in whole microseconds, rounded up.
+#[inline]
+pub fn micros_ceil(d: Duration) -> u64 {
+    let nanos = d.as_nanos();
+    u64::try_from(nanos.div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
+/// Corrected latency and service time of one operation kind.
+#[derive(Debug, Clone)]
+pub struct OpHistograms {
+    /// From the intended send time.
+    pub latency: Histogram<u64>,
+    /// From the actual send time.
+    pub service: Histogram<u64>,
+}
+
+impl OpHistograms {
+    /// Empty histograms.
+    pub fn new() -> OpHistograms {
+        OpHistograms {
+            latency: new_histogram(),
+            service: new_histogram(),
+        }
+    }
+}
+
+impl Default for OpHistograms {
+    fn default() -> Self {
+        OpHistograms::new()
+    }
+}
+
+/// One [`OpHistograms`] per [`OpKind`], indexed by `kind as usize`.
+#[derive(Debug, Clone, Default)]
+pub struct Histograms {
+    /// Per operation kind.
+    pub ops: [OpHistograms; 4],
+}
+
+impl Histograms {
+    /// Records one completed request.
+    #[inline]
+    pub fn record(&mut self, kind: OpKind, latency: Duration, service: Duration) {
+        let h = &mut self.ops[kind as usize];
+        h.latency.saturating_record(micros_ceil(latency));
+        h.service.saturating_record(micros_ceil(service));
+    }
+
+    /// Adds another set (exact: histograms with equal bounds add bucket by bucket).
+    pub fn add(&mut self, other: &Histograms) {
+        for (a, b) in self.ops.iter_mut().zip(other.ops.iter()) {
+            // Same bounds on both sides, so addition cannot fail.
+            let _ = a.latency.add(&b.latency);
+            let _ = a.service.add(&b.service);
+        }
+    }
+
+    /// Empties every histogram, keeping its allocation.
+    pub fn reset(&mut self) {
+        for h in &mut self.ops {
+            h.latency.reset();
+            h.service.reset();
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ops.iter().all(|h| h.latency.is_empty())
+    }
+}
+
+/// Counters of one operation kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounters {
+    /// Requests sent (whole request handed to the socket).
+    pub requests: u64,
+    /// Requests answered with the expected kind of reply (also the histogram count).
+    pub completed: u64,
+    /// Requests answered with ERROR, CLIENT_ERROR, SERVER_ERROR or an unexpected reply.
+    pub errors: u64,
+    /// Requests without a reply within `--timeout`.
+    pub timeouts: u64,
+    /// Requests lost when their connection closed, or still in flight at the end.
+    pub unfinished: u64,
+    /// get/mget: keys found. delete: DELETED. set: STORED.
+    pub hits: u64,
+    /// get/mget: keys not found. delete: NOT_FOUND. set: NOT_STORED.
+    pub misses: u64,
+}
+
+impl OpCounters {
+    fn add(&mut self, o: &OpCounters) {
+        self.requests += o.requests;
+        self.completed += o.completed;
+        self.errors += o.errors;
+        self.timeouts += o.timeouts;
+        self.unfinished += o.unfinished;
+        self.hits += o.hits;
+        self.misses += o.misses;
+    }
+}
+
+/// Errors by kind, over all operations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    /// `SERVER_ERROR ...` replies.
+    pub server_error: u64,
+    /// `CLIENT_ERROR ...` replies.
+    pub client_error: u64,
+    /// `ERROR` replies.
+    pub error: u64,
+    /// Replies that do not parse or do not fit the request (the connection is reopened).
+    pub bad_reply: u64,
+    /// Requests without a reply within `--timeout` (the connection is reopened).
+    pub timeouts: u64,
+    /// Values that failed `--verify`.
+    pub verify_failures: u64,
+    /// Connections the server closed or reset.
+    pub connection_closed: u64,
+    /// Connection attempts that failed.
+    pub connect_failed: u64,
+    /// Connections reopened after a close, a timeout or a bad reply.
+    pub reconnects: u64,
+}
+
+impl ErrorCounts {
+    fn add(&mut self, o: &ErrorCounts) {
+        self.server_error += o.server_error;
+        self.client_error += o.client_error;
+        self.error += o.error;
+        self.bad_reply += o.bad_reply;
+        self.timeouts += o.timeouts;
+        self.verify_failures += o.verify_failures;
+        self.connection_closed += o.connection_closed;
+        self.connect_failed += o.connect_failed;
+        self.reconnects += o.reconnects;
+    }
+
+    /// What `--max-errors` is compared with: every failed request or
+    /// connection (reconnects are a consequence, not counted again).
+    pub fn total(&self) -> u64 {
+        self.server_error
+            + self.client_error
+            + self.error
+            + self.bad_reply
+            + self.timeouts
+            + self.verify_failures
+            + self.connection_closed
+            + self.connect_failed
+    }
+}
+
+/// All counters of a thread or a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Per operation kind, indexed by `kind as usize`.
+    pub ops: [OpCounters; 4],
+    /// Errors by kind.
+    pub errors: ErrorCounts,
+    /// Open loop: requests due before the end that never found a free slot
+    /// (their kind was never drawn, so they are not in any operation's counts).
+    pub unsent: u64,
+}
+
+impl Counters {
+    /// Adds another set of counters.
+    pub fn add(&mut self, o: &Counters) {
+        for (a, b) in self.ops.iter_mut().zip(o.ops.iter()) {
+            a.add(b);
+        }
+        self.errors.add(&o.errors);
+        self.unsent += o.unsent;
+    }
+
+    /// Per-kind counters.
+    #[inline]
+    pub fn op(&mut self, kind: OpKind) -> &mut OpCounters {
+        &mut self.ops[kind as usize]
+    }
+}
+
+/// A value that failed verification, with its key: never silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyFailure {
+    /// The key the value was read under.
+    pub key: String,
+    /// The operation that read it (get or mget).
+    pub op: String,
+    /// What was wrong.
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_round_up() {
+        assert_eq!(micros_ceil(Duration::from_nanos(1)), 1);
+        assert_eq!(micros_ceil(Duration::from_nanos(1000)), 1);
+        assert_eq!(micros_ceil(Duration::from_nanos(1001)), 2);
+        assert_eq!(micros_ceil(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn record_saturates_at_the_upper_bound() {
+        let mut h = Histograms::default();
+        h.record(
+            OpKind::Get,
+            Duration::from_secs(120),
+            Duration::from_micros(5),
+        );
+        let g = &h.ops[OpKind::Get as usize];
+        assert!(g.latency.equivalent(g.latency.max(), HIGHEST_US));
+        assert_eq!(g.service.max(), 5);
+    }
+
+    #[test]
+    fn histograms_add_exactly() {
+        let mut a = Histograms::default();
+        let mut b = Histograms::default();
+        a.record(
+            OpKind::Set,
+            Duration::from_micros(10),
+            Duration::from_micros(10),
+        );
+        b.record(
+            OpKind::Set,
+            Duration::from_micros(20),
+            Duration::from_micros(20),
+        );
+        a.add(&b);
+        assert_eq!(a.ops[OpKind::Set as usize].latency.len(), 2);
+        assert_eq!(a.ops[OpKind::Set as usize].latency.max(), 20);
+        a.reset();
+        assert!(a.is_empty());
+    }
+}
