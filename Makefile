@@ -23,8 +23,16 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# Engine micro-benchmark (KingDB's db_bench workloads); pass flags with
+# ENGINE_BENCH_ARGS, e.g. ENGINE_BENCH_ARGS="--num 100000" for a quick run.
+ENGINE_BENCH_ARGS ?=
 bench-engine:
-	$(CARGO) run --release -p engine --bin engine-bench
+	$(CARGO) run --release -p engine --bin engine-bench -- $(ENGINE_BENCH_ARGS)
+
+# kill -9 crash test of the engine, many more iterations than `make test`.
+CRASH_ITERATIONS ?= 300
+crash-loop:
+	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(CARGO) test --release -p engine --test crash
 
 # The memcached conformance suite: checked against memcached itself and the
 # in-process service; `make conformance ADDR=host:port` also runs it against a
