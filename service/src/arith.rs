@@ -1,5 +1,5 @@
-//! memcached's numeric rules for `incr`/`decr` and expiry times, kept apart
-//! from the session so each rule is tested on its own.
+//! memcached's numeric rules for `incr`/`decr`, kept apart from the
+//! executors so each rule is tested on its own.
 //!
 //! memcached reads a counter with `strtoull` and accepts what it accepts:
 //! leading whitespace, an optional sign, digits, then whitespace or the end
@@ -84,32 +84,6 @@ pub fn encode_counter(value: u64, old_len: usize) -> Vec<u8> {
     digits
 }
 
-/// Expiry times longer than this are absolute unix times (memcached's
-/// `REALTIME_MAXDELTA`, 30 days).
-pub const MAX_RELATIVE_EXPTIME: i64 = 60 * 60 * 24 * 30;
-
-/// An absolute expiry in the past: the engine treats it as already expired.
-pub const EXPIRED: u32 = 1;
-
-/// Converts a client's exptime into the engine's absolute expiry (unix
-/// seconds, 0 = never): 0 never expires; negative is already expired; up to
-/// 30 days is relative to `now`; beyond that an absolute unix time, already
-/// expired if not after `now`.
-pub fn expiry_from(exptime: i64, now: u32) -> u32 {
-    if exptime == 0 {
-        0
-    } else if exptime < 0 {
-        EXPIRED
-    } else if exptime <= MAX_RELATIVE_EXPTIME {
-        let at = i64::from(now) + exptime;
-        u32::try_from(at).unwrap_or(u32::MAX)
-    } else if exptime <= i64::from(now) {
-        EXPIRED
-    } else {
-        u32::try_from(exptime).unwrap_or(u32::MAX)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,21 +131,5 @@ mod tests {
         assert_eq!(encode_counter(100, 2), b"100");
         assert_eq!(encode_counter(0, 3), b"0  ");
         assert_eq!(encode_counter(15, 2), b"15");
-    }
-
-    #[test]
-    fn exptime_conversion() {
-        let now = 1_800_000_000;
-        assert_eq!(expiry_from(0, now), 0);
-        assert_eq!(expiry_from(-1, now), EXPIRED);
-        assert_eq!(expiry_from(100, now), now + 100);
-        assert_eq!(expiry_from(MAX_RELATIVE_EXPTIME, now), now + 2_592_000);
-        assert_eq!(
-            expiry_from(MAX_RELATIVE_EXPTIME + 1, now),
-            EXPIRED,
-            "absolute time in 1970"
-        );
-        assert_eq!(expiry_from(i64::from(now) + 50, now), now + 50);
-        assert_eq!(expiry_from(i64::MAX, now), u32::MAX);
     }
 }

@@ -13,6 +13,7 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use engine::{Condition, Meta, PutOutcome, SyncTicket, Update, WriteError};
+use protocol::{MetaFlags, Request, StorageCommand, StorageHeader, Tokens};
 
 use crate::arith::{self, Direction};
 use crate::stats::ServerStats;
@@ -71,7 +72,146 @@ fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Opti
     };
 }
 
+/// A storage request whose value arrived in chunks, kept (owned) until its
+/// last chunk: the header's borrowed parts are copied.
+#[derive(Debug)]
+pub(crate) struct OwnedStore {
+    command: StorageCommand,
+    key: Vec<u8>,
+    flags: u32,
+    exptime: i64,
+    pub len: usize,
+    cas: u64,
+    noreply: bool,
+    /// `ms`: its parsed flags (borrowed parts cleared) and its raw flag tokens.
+    meta: Option<(MetaFlags<'static>, Vec<u8>)>,
+}
+
+impl OwnedStore {
+    pub(crate) fn from_header(h: &StorageHeader<'_>) -> Self {
+        let meta = h.meta.map(|m| {
+            let tokens = m.tokens.map(|t| t.as_bytes().to_vec()).unwrap_or_default();
+            let detached = MetaFlags {
+                tokens: None,
+                opaque: None,
+                ..m
+            };
+            (detached, tokens)
+        });
+        OwnedStore {
+            command: h.command,
+            key: h.key.to_vec(),
+            flags: h.flags,
+            exptime: h.exptime,
+            len: h.len,
+            cas: h.cas,
+            noreply: h.noreply,
+            meta,
+        }
+    }
+
+    /// Executes the request with its whole value.
+    pub(crate) fn execute(
+        &self,
+        service: &Service,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        let meta = self.meta.as_ref().map(|(flags, tokens)| {
+            let tokens = Tokens::new(tokens);
+            // `O<opaque>` is the one borrowed field a reply echoes from the parsed flags.
+            let opaque = tokens
+                .iter()
+                .find(|t| t.first() == Some(&b'O'))
+                .map(|t| &t[1..]);
+            MetaFlags {
+                tokens: Some(tokens),
+                opaque,
+                ..*flags
+            }
+        });
+        let header = StorageHeader {
+            command: self.command,
+            key: &self.key,
+            flags: self.flags,
+            exptime: self.exptime,
+            len: self.len,
+            cas: self.cas,
+            noreply: self.noreply,
+            meta,
+        };
+        service.exec_storage(&header, data, out, fx);
+    }
+}
+
 impl Service {
+    /// Executes one complete request.
+    pub(crate) fn execute(&self, request: Request<'_>, out: &mut Vec<u8>, fx: &mut Effects) {
+        match request {
+            Request::Get { keys } => self.exec_get(keys, false, None, out, fx),
+            Request::Gets { keys } => self.exec_get(keys, true, None, out, fx),
+            Request::Gat { exptime, keys } => self.exec_get(keys, false, Some(exptime), out, fx),
+            Request::Gats { exptime, keys } => self.exec_get(keys, true, Some(exptime), out, fx),
+            Request::Store { header, data } => self.exec_storage(&header, data, out, fx),
+            Request::Delete { key, noreply } => self.exec_delete(key, noreply, out, fx),
+            Request::Incr {
+                key,
+                delta,
+                noreply,
+            } => self.exec_arith(key, delta, Direction::Incr, noreply, out, fx),
+            Request::Decr {
+                key,
+                delta,
+                noreply,
+            } => self.exec_arith(key, delta, Direction::Decr, noreply, out, fx),
+            Request::Touch {
+                key,
+                exptime,
+                noreply,
+            } => self.exec_touch(key, exptime, noreply, out, fx),
+            Request::FlushAll { delay, noreply } => self.exec_flush(delay, noreply, out, fx),
+            Request::Version => self.exec_version(out),
+            Request::Verbosity { level, noreply } => self.exec_verbosity(level, noreply, out),
+            Request::Stats { args } => {
+                let mut args = args.iter();
+                match (args.next(), args.next()) {
+                    (group, None) => self.exec_stats(group, out),
+                    _ => out.extend_from_slice(b"ERROR\r\n"),
+                }
+            }
+            Request::Quit => fx.close = true,
+            Request::MetaGet { key, flags } => self.exec_mg(key, &flags, out, fx),
+            Request::MetaDelete { key, flags } => self.exec_md(key, &flags, out, fx),
+            Request::MetaNoop => {
+                ServerStats::bump(&self.stats.counters.cmd_meta);
+                out.extend_from_slice(b"MN\r\n");
+            }
+        }
+    }
+
+    /// A classic storage command or `ms`, with its whole value.
+    pub(crate) fn exec_storage(
+        &self,
+        h: &StorageHeader<'_>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        fx: &mut Effects,
+    ) {
+        if let Some(meta) = &h.meta {
+            return self.exec_ms(h.key, meta, data, out, fx);
+        }
+        let mode = match h.command {
+            StorageCommand::Set => StoreMode::Set,
+            StorageCommand::Add => StoreMode::Add,
+            StorageCommand::Replace => StoreMode::Replace,
+            StorageCommand::Append => StoreMode::Append,
+            StorageCommand::Prepend => StoreMode::Prepend,
+            StorageCommand::Cas => StoreMode::Cas(h.cas),
+        };
+        self.exec_store(mode, h.key, h.flags, h.exptime, data, h.noreply, out, fx);
+    }
+
     /// get / gets (`touch: None`) and gat / gats (`touch: Some(exptime)`).
     pub(crate) fn exec_get<'k>(
         &self,
@@ -138,7 +278,7 @@ impl Service {
         exptime: i64,
         fx: &mut Effects,
     ) -> Result<Option<(u32, Vec<u8>, u64)>, WriteError> {
-        let expiry = arith::expiry_from(exptime, self.now());
+        let expiry = self.expiry(exptime);
         let written = self.engine.update(key, |item| match item {
             None => (Update::Keep, None),
             Some(item) => {
@@ -202,22 +342,28 @@ impl Service {
     ) {
         let c = &self.stats.counters;
         ServerStats::bump(&c.cmd_set);
-        if data.len() > self.config.max_item_size {
+        if self.limits.too_large(key.len(), flags, data.len()) {
             ServerStats::bump(&c.store_too_large);
             reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n");
             return;
         }
         let meta = Meta {
             flags,
-            expiry: arith::expiry_from(exptime, self.now()),
+            expiry: self.expiry(exptime),
         };
         let outcome = match mode {
             StoreMode::Append | StoreMode::Prepend => {
-                let max = self.config.max_item_size;
+                let limits = self.limits;
                 self.engine
                     .update(key, |item| match item {
                         None => (Update::Keep, PutOutcome::NotStored),
-                        Some(item) if item.value.len() + data.len() > max => {
+                        Some(item)
+                            if limits.too_large(
+                                key.len(),
+                                item.flags,
+                                item.value.len() + data.len(),
+                            ) =>
+                        {
                             (Update::Keep, PutOutcome::Exists)
                         }
                         Some(item) => {
@@ -387,7 +533,7 @@ impl Service {
     ) {
         ServerStats::bump(&self.stats.counters.cmd_flush);
         if delay > 0 {
-            let at = arith::expiry_from(delay, self.now());
+            let at = self.expiry(delay);
             self.flush_at.store(u64::from(at.max(1)), Relaxed);
             reply(out, noreply, b"OK\r\n");
             return;

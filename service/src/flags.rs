@@ -251,7 +251,10 @@ pub fn init_logging(flags: &Flags) {
 /// compression setting yet, so the value is only recorded (it shows in
 /// `stats settings`).
 pub fn engine_options(flags: &Flags) -> engine::Options {
-    engine::Options { durability: flags.durability.to_engine(), ..engine::Options::default() }
+    engine::Options {
+        durability: flags.durability.to_engine(),
+        ..engine::Options::default()
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub mod conformance;
 mod execute;
 mod flags;
 mod meta;
-// mod session;
+mod session;
 mod stats;
 
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ pub use flags::{
     engine_options, init_logging, parse_size, Compression, DurabilityFlag, FlagError, Flags,
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
 };
-
+pub use session::{Progress, Session, Step};
 pub use stats::{Counters, FrontendInfo, ServerStats};
 
 /// The version `version` and `stats` report.
@@ -86,6 +86,16 @@ impl ServiceConfig {
             compression: flags.compression,
         }
     }
+
+    /// The decoder limits these settings imply (key and line limits are
+    /// memcached's; values over `max_item_size` are refused by the decoder,
+    /// which swallows their data).
+    pub fn limits(&self) -> protocol::Limits {
+        protocol::Limits {
+            max_item_size: self.max_item_size,
+            ..protocol::Limits::default()
+        }
+    }
 }
 
 /// What every connection shares. `Send + Sync`; share it as `Arc<Service>`.
@@ -93,6 +103,7 @@ pub struct Service {
     engine: Arc<Engine>,
     stats: ServerStats,
     config: ServiceConfig,
+    limits: protocol::Limits,
     frontend: FrontendInfo,
     /// `verbosity` is accepted and reported; logging follows `--log-level`.
     verbosity: AtomicU32,
@@ -102,10 +113,12 @@ pub struct Service {
 
 impl Service {
     pub fn new(engine: Arc<Engine>, config: ServiceConfig, frontend: FrontendInfo) -> Self {
+        let limits = config.limits();
         Service {
             engine,
             stats: ServerStats::new(),
             config,
+            limits,
             frontend,
             verbosity: AtomicU32::new(0),
             flush_at: AtomicU64::new(0),
@@ -113,6 +126,9 @@ impl Service {
     }
 
     /// A session for a new connection.
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session::new(Arc::clone(self))
+    }
 
     /// Server-wide counters; front-ends report connections and queueing here.
     pub fn stats(&self) -> &ServerStats {
@@ -127,16 +143,25 @@ impl Service {
         &self.config
     }
 
+    /// The decoder limits sessions use: a front-end sizes its input buffer
+    /// from `max_line_len` and `chunk_threshold`.
+    pub fn limits(&self) -> protocol::Limits {
+        self.limits
+    }
+
     pub fn frontend(&self) -> FrontendInfo {
         self.frontend
     }
 
-    /// Unix seconds, the clock expiry times are converted with.
+    /// Unix seconds: the engine's clock, which expiry times are compared with.
     fn now(&self) -> u32 {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        u32::try_from(secs).unwrap_or(u32::MAX)
+        engine::unix_now()
+    }
+
+    /// The engine's expiry (absolute unix seconds, 0 = never) for a
+    /// client's exptime, by memcached's rule (protocol's helper).
+    fn expiry(&self, exptime: i64) -> u32 {
+        let at = protocol::expiry_from_exptime(exptime, u64::from(self.now())).as_unix();
+        u32::try_from(at).unwrap_or(u32::MAX)
     }
 }

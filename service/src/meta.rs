@@ -1,5 +1,5 @@
-//! The meta commands (`mg`, `ms`, `md`, `mn`) as memcached 1.6.18 answers
-//! them, for the flags a client uses most:
+//! The meta commands (`mg`, `ms`, `md`; `mn` is a fixed reply) as
+//! memcached 1.6.18 answers them, for the flags a client uses most:
 //!
 //! * `mg`: `v` value, `f` flags, `s` size, `c` CAS, `t` remaining TTL (-1:
 //!   none), `k` key, `O` opaque, `q` quiet (no `EN`), `T<ttl>` touch.
@@ -8,42 +8,40 @@
 //! * `md`: `C<cas>`, `q`, `O`, `k`.
 //!
 //! Return flags come back in the order the client gave them, as memcached
-//! does. Flags this server has nothing to say about (`h`, `l`, `N`, `I`,
-//! `b` ...) are accepted and ignored.
+//! does. Flags this server keeps nothing for (`h`, `l`, `N`, `R`, `I`, `u`,
+//! `b`) are accepted and ignored.
 
 use std::io::Write as _;
 
 use engine::{Condition, Meta, PutOutcome, Update};
+use protocol::MetaFlags;
 
-use crate::arith;
 use crate::execute::Effects;
 use crate::stats::ServerStats;
 use crate::Service;
 
-/// One meta flag token: its letter and the rest of the token.
-fn split(token: &[u8]) -> (u8, &[u8]) {
-    match token.split_first() {
-        Some((&letter, arg)) => (letter, arg),
-        None => (0, &[]),
-    }
+/// What the return flags can report about an item.
+#[derive(Clone, Copy)]
+struct Shown {
+    flags: u32,
+    size: usize,
+    cas: u64,
+    expiry: u32,
 }
 
-fn number<T: std::str::FromStr>(arg: &[u8]) -> Option<T> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
-}
-
-const BAD_FLAG: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
-
-/// Appends the return flags (`O`, `k`, and per command `c`, `f`, `s`, `t`).
+/// Appends the return flags (`O`, `k`, and with an item `c`, `f`, `s`, `t`)
+/// in the order the client sent them.
 fn return_flags(
     out: &mut Vec<u8>,
-    tokens: &[&[u8]],
+    meta: &MetaFlags<'_>,
     key: &[u8],
-    item: Option<(u32, usize, u64, u32)>,
+    item: Option<Shown>,
     now: u32,
 ) {
-    for token in tokens {
-        let (letter, arg) = split(token);
+    for token in meta.tokens.into_iter().flatten() {
+        let Some((&letter, arg)) = token.split_first() else {
+            continue;
+        };
         match (letter, item) {
             (b'O', _) => {
                 out.extend_from_slice(b" O");
@@ -53,20 +51,20 @@ fn return_flags(
                 out.extend_from_slice(b" k");
                 out.extend_from_slice(key);
             }
-            (b'c', Some((_, _, cas, _))) => {
-                let _ = write!(out, " c{cas}");
+            (b'c', Some(i)) => {
+                let _ = write!(out, " c{}", i.cas);
             }
-            (b'f', Some((flags, _, _, _))) => {
-                let _ = write!(out, " f{flags}");
+            (b'f', Some(i)) => {
+                let _ = write!(out, " f{}", i.flags);
             }
-            (b's', Some((_, len, _, _))) => {
-                let _ = write!(out, " s{len}");
+            (b's', Some(i)) => {
+                let _ = write!(out, " s{}", i.size);
             }
-            (b't', Some((_, _, _, expiry))) => {
-                if expiry == 0 {
+            (b't', Some(i)) => {
+                if i.expiry == 0 {
                     out.extend_from_slice(b" t-1");
                 } else {
-                    let _ = write!(out, " t{}", i64::from(expiry) - i64::from(now));
+                    let _ = write!(out, " t{}", i64::from(i.expiry) - i64::from(now));
                 }
             }
             _ => {}
@@ -79,62 +77,61 @@ impl Service {
     pub(crate) fn exec_mg(
         &self,
         key: &[u8],
-        tokens: &[&[u8]],
+        meta: &MetaFlags<'_>,
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters;
         ServerStats::bump(&c.cmd_meta);
         ServerStats::bump(&c.cmd_get);
-        let mut want_value = false;
-        let mut quiet = false;
-        let mut touch = None;
-        for token in tokens {
-            match split(token) {
-                (b'v', _) => want_value = true,
-                (b'q', _) => quiet = true,
-                (b'T', arg) => match number::<i64>(arg) {
-                    Some(ttl) => touch = Some(ttl),
-                    None => {
-                        out.extend_from_slice(BAD_FLAG);
-                        return;
-                    }
-                },
-                _ => {}
-            }
-        }
         let now = self.now();
-        let found = match touch {
+        let found = match meta.ttl {
             None => self
                 .engine
                 .get(key)
-                .map(|item| item.map(|i| (i.flags, i.value.to_vec(), i.seq, i.expiry)))
+                .map(|item| {
+                    item.map(|i| {
+                        (
+                            i.value.to_vec(),
+                            Shown {
+                                flags: i.flags,
+                                size: i.value.len(),
+                                cas: i.seq,
+                                expiry: i.expiry,
+                            },
+                        )
+                    })
+                })
                 .map_err(|e| e.to_string()),
             Some(ttl) => {
                 ServerStats::bump(&c.cmd_touch);
-                let expiry = arith::expiry_from(ttl, now);
+                let expiry = self.expiry(ttl);
                 self.engine
                     .update(key, |item| match item {
                         None => (Update::Keep, None),
                         Some(i) => {
                             let value = i.value.to_vec();
-                            let meta = Meta {
-                                flags: i.flags,
-                                expiry,
-                            };
-                            (
-                                Update::Put {
-                                    value: value.clone(),
-                                    meta,
+                            let put = Update::Put {
+                                value: value.clone(),
+                                meta: Meta {
+                                    flags: i.flags,
+                                    expiry,
                                 },
-                                Some((i.flags, value)),
-                            )
+                            };
+                            (put, Some((value, i.flags)))
                         }
                     })
                     .map(|w| {
                         fx.wrote(self, w.ticket);
-                        w.result
-                            .map(|(flags, value)| (flags, value, w.ticket.seq(), expiry))
+                        w.result.map(|(value, flags)| {
+                            let shown = Shown {
+                                flags,
+                                size: value.len(),
+                                cas: w.ticket.seq(),
+                                expiry,
+                            };
+                            (value, shown)
+                        })
                     })
                     .map_err(|e| e.to_string())
             }
@@ -145,26 +142,20 @@ impl Service {
             }
             Ok(None) => {
                 ServerStats::bump(&c.get_misses);
-                if !quiet {
+                if !meta.quiet {
                     out.extend_from_slice(b"EN\r\n");
                 }
             }
-            Ok(Some((flags, value, seq, expiry))) => {
+            Ok(Some((value, shown))) => {
                 ServerStats::bump(&c.get_hits);
-                if want_value {
+                if meta.return_value {
                     let _ = write!(out, "VA {}", value.len());
                 } else {
                     out.extend_from_slice(b"HD");
                 }
-                return_flags(
-                    out,
-                    tokens,
-                    key,
-                    Some((flags, value.len(), seq, expiry)),
-                    now,
-                );
+                return_flags(out, meta, key, Some(shown), now);
                 out.extend_from_slice(b"\r\n");
-                if want_value {
+                if meta.return_value {
                     out.extend_from_slice(&value);
                     out.extend_from_slice(b"\r\n");
                 }
@@ -172,11 +163,11 @@ impl Service {
         }
     }
 
-    /// ms.
+    /// ms (its flags were parsed by the decoder; `data` is the whole value).
     pub(crate) fn exec_ms(
         &self,
         key: &[u8],
-        tokens: &[&[u8]],
+        meta: &MetaFlags<'_>,
         data: &[u8],
         out: &mut Vec<u8>,
         fx: &mut Effects,
@@ -184,45 +175,22 @@ impl Service {
         let c = &self.stats.counters;
         ServerStats::bump(&c.cmd_meta);
         ServerStats::bump(&c.cmd_set);
-        let (mut flags, mut ttl, mut cas, mut quiet, mut mode) = (0u32, 0i64, None, false, b'S');
-        for token in tokens {
-            let ok = match split(token) {
-                (b'F', arg) => number(arg).map(|v| flags = v).is_some(),
-                (b'T', arg) => number(arg).map(|v| ttl = v).is_some(),
-                (b'C', arg) => number(arg).map(|v| cas = Some(v)).is_some(),
-                (b'M', [m]) if b"SEAPRseapr".contains(m) => {
-                    mode = m.to_ascii_uppercase();
-                    true
-                }
-                (b'M', _) => false,
-                (b'q', _) => {
-                    quiet = true;
-                    true
-                }
-                _ => true,
-            };
-            if !ok {
-                out.extend_from_slice(BAD_FLAG);
-                return;
-            }
-        }
-        if data.len() > self.config.max_item_size {
-            ServerStats::bump(&c.store_too_large);
-            out.extend_from_slice(b"SERVER_ERROR object too large for cache\r\n");
-            return;
-        }
         let now = self.now();
-        let meta = Meta {
-            flags,
-            expiry: arith::expiry_from(ttl, now),
-        };
+        let flags = meta.client_flags.unwrap_or(0);
+        let expiry = self.expiry(meta.ttl.unwrap_or(0));
+        let mode = meta.mode.map_or(b'S', |m| m.to_ascii_uppercase());
+        let cas = meta.compare_cas;
+        let limits = self.limits;
         let written = match mode {
             b'A' | b'P' => self
                 .engine
                 .update(key, |item| match item {
-                    None => (Update::Keep, PutOutcome::NotStored),
+                    None => (Update::Keep, Some(PutOutcome::NotStored)),
                     Some(i) if cas.is_some_and(|cas| cas != i.seq) => {
-                        (Update::Keep, PutOutcome::Exists)
+                        (Update::Keep, Some(PutOutcome::Exists))
+                    }
+                    Some(i) if limits.too_large(key.len(), i.flags, i.value.len() + data.len()) => {
+                        (Update::Keep, None)
                     }
                     Some(i) => {
                         let value = if mode == b'A' {
@@ -234,14 +202,17 @@ impl Service {
                             flags: i.flags,
                             expiry: i.expiry,
                         };
-                        (Update::Put { value, meta }, PutOutcome::Stored { seq: 0 })
+                        (
+                            Update::Put { value, meta },
+                            Some(PutOutcome::Stored { seq: 0 }),
+                        )
                     }
                 })
                 .map(|w| {
                     let result = match w.result {
-                        PutOutcome::Stored { .. } => PutOutcome::Stored {
+                        Some(PutOutcome::Stored { .. }) => Some(PutOutcome::Stored {
                             seq: w.ticket.seq(),
-                        },
+                        }),
                         other => other,
                     };
                     (result, w.ticket)
@@ -254,8 +225,8 @@ impl Service {
                     _ => Condition::Always,
                 };
                 self.engine
-                    .put(key, data, meta, cond)
-                    .map(|w| (w.result, w.ticket))
+                    .put(key, data, Meta { flags, expiry }, cond)
+                    .map(|w| (Some(w.result), w.ticket))
             }
         };
         let (result, ticket) = match written {
@@ -266,27 +237,36 @@ impl Service {
             }
         };
         fx.wrote(self, ticket);
-        let (code, seq): (&[u8], _) = match result {
-            PutOutcome::Stored { seq } => {
+        let (code, seq): (&[u8], u64) = match result {
+            None => {
+                out.extend_from_slice(b"SERVER_ERROR out of memory storing object\r\n");
+                return;
+            }
+            Some(PutOutcome::Stored { seq }) => {
                 ServerStats::bump(&c.total_items);
-                if quiet {
+                if meta.quiet {
                     return;
                 }
                 (b"HD", seq)
             }
-            PutOutcome::NotStored => (b"NS", 0),
-            PutOutcome::Exists => {
+            Some(PutOutcome::NotStored) => (b"NS", 0),
+            Some(PutOutcome::Exists) => {
                 ServerStats::bump(&c.cas_badval);
                 (b"EX", 0)
             }
-            PutOutcome::NotFound => {
+            Some(PutOutcome::NotFound) => {
                 ServerStats::bump(&c.cas_misses);
                 (b"NF", 0)
             }
         };
         out.extend_from_slice(code);
-        let item = (seq != 0).then_some((flags, data.len(), seq, meta.expiry));
-        return_flags(out, tokens, key, item, now);
+        let shown = (seq != 0).then_some(Shown {
+            flags,
+            size: data.len(),
+            cas: seq,
+            expiry,
+        });
+        return_flags(out, meta, key, shown, now);
         out.extend_from_slice(b"\r\n");
     }
 
@@ -294,33 +274,19 @@ impl Service {
     pub(crate) fn exec_md(
         &self,
         key: &[u8],
-        tokens: &[&[u8]],
+        meta: &MetaFlags<'_>,
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
-        ServerStats::bump(&c.cmd_meta);
-        let mut quiet = false;
-        let mut cas = None;
-        for token in tokens {
-            match split(token) {
-                (b'q', _) => quiet = true,
-                (b'C', arg) => match number::<u64>(arg) {
-                    Some(v) => cas = Some(v),
-                    None => {
-                        out.extend_from_slice(BAD_FLAG);
-                        return;
-                    }
-                },
-                _ => {}
-            }
-        }
         #[derive(PartialEq)]
         enum Outcome {
             Deleted,
             Missing,
             Exists,
         }
+        let c = &self.stats.counters;
+        ServerStats::bump(&c.cmd_meta);
+        let cas = meta.compare_cas;
         let written = self.engine.update(key, |item| match (item, cas) {
             (None, _) => (Update::Keep, Outcome::Missing),
             (Some(i), Some(cas)) if i.seq != cas => (Update::Keep, Outcome::Exists),
@@ -336,7 +302,7 @@ impl Service {
                 match w.result {
                     Outcome::Deleted => {
                         ServerStats::bump(&c.delete_hits);
-                        if quiet {
+                        if meta.quiet {
                             return;
                         }
                         b"HD"
@@ -350,7 +316,7 @@ impl Service {
             }
         };
         out.extend_from_slice(code);
-        return_flags(out, tokens, key, None, 0);
+        return_flags(out, meta, key, None, 0);
         out.extend_from_slice(b"\r\n");
     }
 }
