@@ -160,3 +160,209 @@ impl Session {
         crate::stats::ServerStats::add(&counters.bytes_written, written as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+    use crate::execute::tests::service;
+
+    /// Feeds `input` in one call and returns (reply text, progress).
+    fn run(session: &mut Session, input: &[u8]) -> (String, Progress) {
+        let mut out = Vec::new();
+        let progress = session.process(input, &mut out, usize::MAX);
+        (String::from_utf8_lossy(&out).into_owned(), progress)
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_call() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let input = b"set a 1 0 2\r\nhi\r\nget a b\r\ndelete a\r\nget a\r\n";
+        let (reply, progress) = run(&mut session, input);
+        assert_eq!(
+            reply,
+            "STORED\r\nVALUE a 1 2\r\nhi\r\nEND\r\nDELETED\r\nEND\r\n"
+        );
+        assert_eq!(
+            progress,
+            Progress {
+                consumed: input.len(),
+                step: Step::NeedInput,
+                hold: None
+            }
+        );
+        let c = &s.stats().counters;
+        assert_eq!(c.bytes_read.load(Relaxed), input.len() as u64);
+        assert_eq!(c.bytes_written.load(Relaxed), reply.len() as u64);
+    }
+
+    #[test]
+    fn incomplete_request_consumes_nothing() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, progress) = run(&mut session, b"set a 0 0 5\r\nhel");
+        assert_eq!(
+            (reply.as_str(), progress.consumed, progress.step),
+            ("", 0, Step::NeedInput)
+        );
+        let (reply, progress) = run(&mut session, b"set a 0 0 5\r\nhello\r\nget");
+        assert_eq!(reply, "STORED\r\n");
+        assert_eq!(
+            progress.consumed, 20,
+            "the partial `get` is left for the next call"
+        );
+    }
+
+    #[test]
+    fn max_requests_bounds_one_call() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let input = b"get a\r\nget b\r\nget c\r\n";
+        let mut out = Vec::new();
+        let progress = session.process(input, &mut out, 2);
+        assert_eq!(out, b"END\r\nEND\r\n");
+        assert_eq!(progress.consumed, 14);
+        let progress = session.process(&input[14..], &mut out, 2);
+        assert_eq!(progress.consumed, 7);
+    }
+
+    #[test]
+    fn noreply_sends_nothing() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, _) = run(
+            &mut session,
+            b"set n 0 0 1 noreply\r\n5\r\nincr n 2 noreply\r\ntouch n 10 noreply\r\ndelete x noreply\r\nget n\r\n",
+        );
+        assert_eq!(reply, "VALUE n 0 1\r\n7\r\nEND\r\n");
+    }
+
+    #[test]
+    fn quit_closes_and_ignores_the_rest() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, progress) = run(&mut session, b"version\r\nquit\r\nget a\r\n");
+        assert_eq!(reply, format!("VERSION {}\r\n", crate::VERSION));
+        assert_eq!(progress.step, Step::Close);
+        assert_eq!(progress.consumed, 15);
+    }
+
+    #[test]
+    fn line_too_long_closes() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, progress) = run(&mut session, &[b'x'; 4096]);
+        assert_eq!((reply.as_str(), progress.step), ("", Step::Close));
+    }
+
+    #[test]
+    fn errors_resync() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, progress) = run(&mut session, b"bogus\r\nset k 0 0 3\r\nabcde\r\nget k\r\n");
+        assert_eq!(
+            reply,
+            "ERROR\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n"
+        );
+        assert_eq!(progress.step, Step::NeedInput);
+    }
+
+    #[test]
+    fn large_value_arrives_in_chunks() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let value: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut input = b"set big 3 0 300000\r\n".to_vec();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\n");
+        // Feed it in 10 000-byte reads, as a front-end with a small buffer would.
+        let mut out = Vec::new();
+        let (mut start, mut end) = (0, 0);
+        while start < input.len() {
+            end = (end + 10_000).min(input.len());
+            let progress = session.process(&input[start..end], &mut out, usize::MAX);
+            start += progress.consumed;
+        }
+        assert_eq!(out, b"STORED\r\n");
+        let item = s.engine().get(b"big").expect("get").expect("stored");
+        assert_eq!((&item.value[..], item.flags), (&value[..], 3));
+    }
+
+    #[test]
+    fn too_large_value_is_refused_and_swallowed() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let mut input = b"set big 0 0 2000000\r\n".to_vec();
+        input.resize(input.len() + 2_000_000, b'z');
+        input.extend_from_slice(b"\r\nget big\r\n");
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < input.len() {
+            let progress = session.process(&input[start..], &mut out, usize::MAX);
+            assert!(progress.consumed > 0);
+            start += progress.consumed;
+        }
+        assert_eq!(out, b"SERVER_ERROR object too large for cache\r\nEND\r\n");
+        assert_eq!(s.stats().counters.store_too_large.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn always_durability_sets_hold() {
+        let (s, _dir) = service(engine::Durability::Always);
+        let mut session = s.session();
+        let (_, progress) = run(&mut session, b"get a\r\n");
+        assert_eq!(progress.hold, None, "reads wait for nothing");
+        let (reply, progress) = run(
+            &mut session,
+            b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\nget a\r\n",
+        );
+        assert_eq!(reply, "STORED\r\nSTORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+        let hold = progress
+            .hold
+            .expect("writes under `always` hold their replies");
+        let b_seq = s.engine().get(b"b").expect("get").expect("live").seq;
+        assert_eq!(hold.seq(), b_seq, "the hold covers the newest write");
+        s.engine().wait_durable(hold).expect("sync");
+        // A failed conditional write writes nothing and holds nothing.
+        let (reply, progress) = run(&mut session, b"add a 0 0 1\r\nz\r\n");
+        assert_eq!((reply.as_str(), progress.hold), ("NOT_STORED\r\n", None));
+    }
+
+    #[test]
+    fn meta_commands() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let (reply, _) = run(
+            &mut session,
+            b"ms m 2 F7 T0\r\nhi\r\nmg m v f s k Oab\r\nmg m\r\nmg zz v q\r\nmd m q\r\nmd m\r\nmn\r\n",
+        );
+        assert_eq!(reply, "HD\r\nVA 2 f7 s2 km Oab\r\nhi\r\nHD\r\nNF\r\nMN\r\n");
+        let (reply, _) = run(
+            &mut session,
+            b"ms c 1\r\na\r\nms c 1 MA\r\nb\r\nms c 1 MP\r\nz\r\nmg c v t\r\n",
+        );
+        assert_eq!(reply, "HD\r\nHD\r\nHD\r\nVA 3 t-1\r\nzab\r\n");
+    }
+
+    #[test]
+    fn large_ms_keeps_its_flags_across_chunks() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let mut input = b"ms big 100000 F9 Oxy k\r\n".to_vec();
+        input.resize(input.len() + 100_000, b'q');
+        input.extend_from_slice(b"\r\nmg big s f\r\n");
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < input.len() {
+            let progress = session.process(&input[start..], &mut out, usize::MAX);
+            assert!(progress.consumed > 0);
+            start += progress.consumed;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HD Oxy kbig\r\nHD s100000 f9\r\n"
+        );
+    }
+}
