@@ -264,11 +264,15 @@ pub(crate) fn len_at(files: &FileTable, loc: u64) -> u64 {
 
 /// Seals an HSTable: writes its index and footer after the records, cuts the
 /// file there, and syncs it. Returns the sealed length.
+///
+/// Without `sync` (durability `none`) the kernel writes the file back when it
+/// likes; a machine crash may then lose it, as it may lose anything under `none`.
 pub(crate) fn seal(
     file: &File,
     path: &Path,
     data_end: usize,
     entries: &[IndexEntry],
+    sync: bool,
 ) -> Result<u64, WriteError> {
     let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN + FOOTER_LEN);
     for e in entries {
@@ -286,8 +290,10 @@ pub(crate) fn seal(
     // Shrinking under a live map is safe: see mmap.rs, invariant 1.
     file.set_len(end)
         .map_err(|e| WriteError::io("truncating", path, e))?;
-    file.sync_data()
-        .map_err(|e| WriteError::io("syncing", path, e))?;
+    if sync {
+        file.sync_data()
+            .map_err(|e| WriteError::io("syncing", path, e))?;
+    }
     Ok(end)
 }
 
@@ -416,12 +422,15 @@ impl Inner {
         // and the current file stays active (and unsealed).
         let next = create_file(&self.dir, id, capacity)?;
         let old = &w.active;
-        if let Err(e) = seal(old.file(), old.path(), w.tail, &w.entries) {
+        let sync = self.opts.durability != Durability::None;
+        if let Err(e) = seal(old.file(), old.path(), w.tail, &w.entries, sync) {
             self.sync.poison(&e);
             return Err(e);
         }
-        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        self.sync.advance(w.last_seq);
+        if sync {
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            self.sync.advance(w.last_seq);
+        }
         {
             let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
             if files.len() <= id as usize {
@@ -901,7 +910,7 @@ impl Engine {
                 .and_then(|()| sync_dir(&self.inner.dir))
                 .map_err(|e| WriteError::io("removing", &path, e))
         } else {
-            seal(w.active.file(), w.active.path(), w.tail, &w.entries).map(|_| {
+            seal(w.active.file(), w.active.path(), w.tail, &w.entries, true).map(|_| {
                 self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
             })
         };

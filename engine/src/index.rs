@@ -280,7 +280,7 @@ mod tests {
         for step in 0..20_000u64 {
             let id = mix(step) % 3000;
             let same = |loc: u64| (loc & 0xffff_ffff) - 16 == id;
-            if mix(step ^ 0xabc) % 3 == 0 {
+            if mix(step ^ 0xabc).is_multiple_of(3) {
                 let removed = t.remove(hash(id), same);
                 assert_eq!(removed.is_some(), model.remove(&id).is_some());
             } else {

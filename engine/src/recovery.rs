@@ -136,13 +136,12 @@ pub(crate) fn recover(dir: &Path, _opts: &Options) -> Result<Recovered, OpenErro
     Ok(rec)
 }
 
+/// A loaded HSTable and its records' index entries in file order.
+type LoadedFile = (Arc<MappedFile>, Vec<IndexEntry>);
+
 /// Loads one HSTable: from its footer if valid, else by scanning and sealing
 /// it. `None` if the file was empty and has been deleted.
-fn load_file(
-    dir: &Path,
-    id: u32,
-    rec: &mut Recovered,
-) -> Result<Option<(Arc<MappedFile>, Vec<IndexEntry>)>, OpenError> {
+fn load_file(dir: &Path, id: u32, rec: &mut Recovered) -> Result<Option<LoadedFile>, OpenError> {
     let path = file_path(dir, id);
     let file = OpenOptions::new()
         .read(true)
@@ -222,7 +221,7 @@ fn load_file(
         rec.truncated_bytes += cut as u64;
         warn!(file = %path.display(), offset = data_end, bytes = cut, "truncating a torn tail");
     }
-    let sealed_len = seal(&file, &path, data_end, &entries).map_err(open_err)?;
+    let sealed_len = seal(&file, &path, data_end, &entries, true).map_err(open_err)?;
     info!(
         file = %path.display(),
         records = entries.len(),

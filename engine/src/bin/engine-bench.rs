@@ -1,0 +1,369 @@
+//! `engine-bench`: KingDB's db_bench workloads against the engine.
+//!
+//! * fillseq: N puts in key order into a new store.
+//! * fillrandom: N puts of uniformly random keys into a new store.
+//! * overwrite: N random puts into the fillrandom store.
+//! * readrandom: N random gets from the fillseq store (every key exists).
+//! * fillrandom-interval / fillrandom-always: fillrandom from several
+//!   threads with durability `interval` (50 ms) and `always` (each put waits
+//!   for its group commit); `always` uses `--sync-num` records.
+//!
+//! Keys are 16 bytes (`%016d`), values `--value-size` bytes cut from a
+//! random buffer, as in db_bench. MB/s counts key + value bytes in MiB, as
+//! db_bench does. `index B/key` is the index's allocated RAM per live key.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use engine::{Condition, Durability, Engine, Meta, Options};
+
+struct Args {
+    num: u64,
+    value_size: usize,
+    threads: u64,
+    sync_num: u64,
+    dir: PathBuf,
+    benchmarks: Vec<String>,
+    max_file_size: u64,
+}
+
+const ALL: &[&str] = &[
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "fillrandom-interval",
+    "fillrandom-always",
+];
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: engine-bench [--num N] [--value-size B] [--threads T] [--sync-num N] \
+         [--max-file-size BYTES] [--dir PATH] [--benchmarks {}]",
+        ALL.join(",")
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        num: 1_000_000,
+        value_size: 100,
+        threads: 4,
+        sync_num: 20_000,
+        dir: std::env::temp_dir().join(format!("engine-bench-{}", std::process::id())),
+        benchmarks: ALL.iter().map(|s| s.to_string()).collect(),
+        max_file_size: 256 << 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            usage();
+        }
+        let Some(v) = it.next() else { usage() };
+        let num = |v: &str| {
+            v.replace('_', "")
+                .parse::<u64>()
+                .unwrap_or_else(|_| usage())
+        };
+        match flag.as_str() {
+            "--num" => a.num = num(&v),
+            "--value-size" => a.value_size = num(&v) as usize,
+            "--threads" => a.threads = num(&v).max(1),
+            "--sync-num" => a.sync_num = num(&v),
+            "--max-file-size" => a.max_file_size = num(&v),
+            "--dir" => a.dir = PathBuf::from(v),
+            "--benchmarks" => a.benchmarks = v.split(',').map(str::to_string).collect(),
+            _ => usage(),
+        }
+    }
+    for b in &a.benchmarks {
+        if !ALL.contains(&b.as_str()) {
+            usage();
+        }
+    }
+    a
+}
+
+/// xorshift64*, seeded: the same keys every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// `%016d` without allocating.
+fn format_key(i: u64, out: &mut [u8; 16]) {
+    let mut n = i;
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// db_bench's value source: a large random buffer values are cut from.
+struct Values {
+    data: Vec<u8>,
+    pos: usize,
+    size: usize,
+}
+impl Values {
+    fn new(size: usize, seed: u64) -> Values {
+        let mut rng = Rng(seed | 1);
+        let data = (0..(1 << 20) + size)
+            .map(|_| (rng.next() >> 56) as u8)
+            .collect();
+        Values { data, pos: 0, size }
+    }
+    fn next(&mut self) -> &[u8] {
+        if self.pos + self.size > self.data.len() {
+            self.pos = 0;
+        }
+        let v = &self.data[self.pos..self.pos + self.size];
+        self.pos += self.size;
+        v
+    }
+}
+
+struct Row {
+    name: &'static str,
+    durability: String,
+    threads: u64,
+    ops: u64,
+    elapsed: Duration,
+    index_per_key: f64,
+    note: String,
+}
+
+fn open(dir: &Path, durability: Durability, max_file_size: u64) -> Engine {
+    Engine::open(
+        dir,
+        Options {
+            durability,
+            max_file_size,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("cannot open {}: {e}", dir.display());
+        std::process::exit(1)
+    })
+}
+
+fn index_per_key(e: &Engine) -> f64 {
+    let s = e.stats();
+    if s.keys == 0 {
+        0.0
+    } else {
+        s.index_bytes as f64 / s.keys as f64
+    }
+}
+
+fn fill(e: &Engine, num: u64, value_size: usize, random: bool, seed: u64) -> Duration {
+    let mut rng = Rng(seed | 1);
+    let mut values = Values::new(value_size, seed ^ 0x5eed);
+    let mut key = [0u8; 16];
+    let start = Instant::now();
+    for i in 0..num {
+        let k = if random { rng.next() % num } else { i };
+        format_key(k, &mut key);
+        if let Err(err) = e.put(&key, values.next(), Meta::default(), Condition::Always) {
+            eprintln!("put failed: {err}");
+            std::process::exit(1);
+        }
+    }
+    start.elapsed()
+}
+
+fn fill_threads(e: &Engine, num: u64, threads: u64, value_size: usize, wait: bool) -> Duration {
+    let start = Instant::now();
+    let next = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let next = &next;
+            s.spawn(move || {
+                let mut rng = Rng((t + 1) * 0x9e37_79b9_7f4a_7c15);
+                let mut values = Values::new(value_size, t + 7);
+                let mut key = [0u8; 16];
+                while next.fetch_add(1, Ordering::Relaxed) < num {
+                    format_key(rng.next() % num, &mut key);
+                    let w = e
+                        .put(&key, values.next(), Meta::default(), Condition::Always)
+                        .unwrap_or_else(|err| {
+                            eprintln!("put failed: {err}");
+                            std::process::exit(1)
+                        });
+                    if wait {
+                        if let Err(err) = e.wait_durable(w.ticket) {
+                            eprintln!("sync failed: {err}");
+                            std::process::exit(1);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn read_random(e: &Engine, num: u64, seed: u64) -> (Duration, u64) {
+    let mut rng = Rng(seed | 1);
+    let mut key = [0u8; 16];
+    let mut found = 0u64;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    for _ in 0..num {
+        format_key(rng.next() % num, &mut key);
+        match e.get(&key) {
+            Ok(Some(item)) => {
+                found += 1;
+                bytes += item.value.len() as u64;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                eprintln!("get failed: {err}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    std::hint::black_box(bytes);
+    (elapsed, found)
+}
+
+fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let d = dir.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn main() {
+    let a = parse_args();
+    let want = |b: &str| a.benchmarks.iter().any(|x| x == b);
+    if let Err(e) = std::fs::create_dir_all(&a.dir) {
+        eprintln!("cannot create {}: {e}", a.dir.display());
+        std::process::exit(1);
+    }
+    println!(
+        "engine-bench: {} records, 16-byte keys, {}-byte values, dir {}",
+        a.num,
+        a.value_size,
+        a.dir.display()
+    );
+    let mut rows = Vec::new();
+    let none = || "none".to_string();
+
+    if want("fillseq") || want("readrandom") {
+        let dir = fresh(&a.dir, "seq");
+        let e = open(&dir, Durability::None, a.max_file_size);
+        let t = fill(&e, a.num, a.value_size, false, 1);
+        if want("fillseq") {
+            rows.push(Row {
+                name: "fillseq",
+                durability: none(),
+                threads: 1,
+                ops: a.num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: String::new(),
+            });
+        }
+        if want("readrandom") {
+            let (t, found) = read_random(&e, a.num, 3);
+            rows.push(Row {
+                name: "readrandom",
+                durability: none(),
+                threads: 1,
+                ops: a.num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!("{found} of {} found", a.num),
+            });
+        }
+        drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if want("fillrandom") || want("overwrite") {
+        let dir = fresh(&a.dir, "random");
+        let e = open(&dir, Durability::None, a.max_file_size);
+        let t = fill(&e, a.num, a.value_size, true, 2);
+        if want("fillrandom") {
+            rows.push(Row {
+                name: "fillrandom",
+                durability: none(),
+                threads: 1,
+                ops: a.num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!("{} distinct keys", e.stats().keys),
+            });
+        }
+        if want("overwrite") {
+            let t = fill(&e, a.num, a.value_size, true, 4);
+            rows.push(Row {
+                name: "overwrite",
+                durability: none(),
+                threads: 1,
+                ops: a.num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: String::new(),
+            });
+        }
+        drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    for (bench, durability, num, wait) in [
+        (
+            "fillrandom-interval",
+            Durability::Interval(engine::DEFAULT_SYNC_INTERVAL),
+            a.num,
+            false,
+        ),
+        ("fillrandom-always", Durability::Always, a.sync_num, true),
+    ] {
+        if !want(bench) {
+            continue;
+        }
+        let dir = fresh(&a.dir, bench);
+        let e = open(&dir, durability, a.max_file_size);
+        let t = fill_threads(&e, num, a.threads, a.value_size, wait);
+        let s = e.stats();
+        rows.push(Row {
+            name: "fillrandom",
+            durability: durability.to_string(),
+            threads: a.threads,
+            ops: num,
+            elapsed: t,
+            index_per_key: index_per_key(&e),
+            note: format!("{} syncs", s.syncs),
+        });
+        drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir(&a.dir);
+
+    println!();
+    println!(
+        "| {:<11} | {:<11} | {:>7} | {:>9} | {:>12} | {:>8} | {:>11} | {:<24} |",
+        "benchmark", "durability", "threads", "ops", "ops/s", "MB/s", "index B/key", "note"
+    );
+    println!(
+        "|{:-<13}|{:-<13}|{:->9}|{:->11}|{:->14}|{:->10}|{:->13}|{:-<26}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for r in rows {
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        let ops = r.ops as f64 / secs;
+        let mb = r.ops as f64 * (16 + a.value_size) as f64 / secs / 1_048_576.0;
+        println!(
+            "| {:<11} | {:<11} | {:>7} | {:>9} | {:>12.0} | {:>8.1} | {:>11.1} | {:<24} |",
+            r.name, r.durability, r.threads, r.ops, ops, mb, r.index_per_key, r.note
+        );
+    }
+}
