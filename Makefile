@@ -41,5 +41,16 @@ conformance:
 	$(CARGO) test -p service --test conformance_memcached --test conformance_in_process
 	$(if $(ADDR),$(CARGO) run -p service --bin conformance -- $(ADDR))
 
+# server-eventloop with 10,000 concurrent connections, each doing a set and a
+# get (`make test` runs the same test with 1,000).
+load-10k:
+	EVENTLOOP_LOAD_CONNECTIONS=10000 $(CARGO) test -p server-eventloop --test load -- --nocapture
+
+# server-eventloop vs memcached: memcaslap throughput at 8/64/512 connections
+# (ratios) and resident memory per idle connection at 10,000 connections.
+.PHONY: bench-eventloop
+bench-eventloop:
+	bash server-eventloop/bench/memcaslap.sh
+
 clean:
 	$(CARGO) clean

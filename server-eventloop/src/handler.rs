@@ -5,6 +5,8 @@
 //! implements in production. Keeping the seam this narrow lets the loop's own
 //! tests drive it with a tiny scripted handler, without an engine.
 
+use std::sync::Arc;
+
 /// The outcome of one [`Handler::process`] call.
 #[derive(Debug)]
 pub struct Processed<T> {
@@ -28,7 +30,7 @@ pub trait Handler: Send + Sync + 'static {
     type Ticket: Send + 'static;
 
     /// A fresh session for a newly accepted connection.
-    fn session(&self) -> Self::Session;
+    fn session(self: &Arc<Self>) -> Self::Session;
 
     /// Executes at most `max_requests` complete requests found at the front of
     /// `input`, appending their replies to `out`. Consuming nothing means more

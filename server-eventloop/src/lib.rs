@@ -37,6 +37,7 @@ pub mod listen;
 pub mod shutdown;
 
 mod dispatch;
+mod memcached;
 
 use std::io;
 use std::sync::atomic::AtomicUsize;
@@ -46,6 +47,7 @@ use std::time::Duration;
 
 pub use handler::{DurableCallback, Handler, Processed};
 pub use listen::{raise_open_file_limit, AcceptMode, FileLimit, Listeners, BACKLOG};
+pub use memcached::{run, settings_from_flags};
 pub use shutdown::{install_signal_handlers, Shutdown, FORCED_EXIT_CODE};
 
 use dispatch::Acceptor;

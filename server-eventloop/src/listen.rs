@@ -72,6 +72,12 @@ impl Listeners {
             AcceptMode::Dispatch => 1,
         };
         let reuse_port = mode == AcceptMode::ReusePort;
+        if reuse_port && addr.port() != 0 {
+            // SO_REUSEPORT would let us share the port with another server
+            // of the same user already listening there, silently splitting
+            // its clients; a plain bind first turns that into an error.
+            probe(addr)?;
+        }
         let first = bind_one(addr, reuse_port)?;
         let local_addr = first.local_addr()?;
         let mut sockets = vec![first];
@@ -120,6 +126,15 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+/// Binds (without listening) and releases `addr` without SO_REUSEPORT.
+fn probe(addr: SocketAddr) -> io::Result<()> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// The open-file limit after [`raise_open_file_limit`].
@@ -235,6 +250,19 @@ mod tests {
         let addr = taken.local_addr().expect("addr");
         let err = Listeners::bind(addr, AcceptMode::Dispatch, 1).expect_err("port is taken");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn reuseport_does_not_share_a_port_someone_listens_on() {
+        let taken = Listeners::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            AcceptMode::ReusePort,
+            1,
+        )
+        .expect("bind");
+        let err = Listeners::bind(taken.local_addr(), AcceptMode::ReusePort, 2)
+            .expect_err("port is taken");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
     }
 
     #[test]

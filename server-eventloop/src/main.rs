@@ -1,1 +1,137 @@
-fn main() {}
+//! `server-eventloop`: the store served by one pinned mio event loop per
+//! core. Parses the shared flags, raises the open-file limit, opens the
+//! engine, binds, runs the loops until SIGINT/SIGTERM, closes the engine.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use engine::Engine;
+use server_eventloop::{
+    install_signal_handlers, raise_open_file_limit, run, settings_from_flags, AcceptMode,
+    Listeners, Shutdown, MODEL,
+};
+use service::{engine_options, init_logging, Flags, FrontendInfo, Service, ServiceConfig};
+
+/// File descriptors the process needs besides its connections: listeners,
+/// epoll and eventfd per loop, the engine's files, logging.
+const RESERVED_FDS: u64 = 256;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "server-eventloop",
+    version,
+    about = "memcached-protocol store served by one pinned event loop per core (nginx's model)"
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+
+    /// How connections reach the loops: reuseport (one SO_REUSEPORT socket
+    /// per loop, the kernel spreads connections; nginx's model) or dispatch
+    /// (one acceptor thread deals them round robin; memcached's model).
+    #[arg(long, value_enum, default_value_t = AcceptMode::ReusePort)]
+    accept: AcceptMode,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.flags);
+    match serve(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("server-eventloop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let flags = &cli.flags;
+    check_open_file_limit(flags.max_connections);
+
+    let config = ServiceConfig::from_flags(flags);
+    let settings = settings_from_flags(flags, &config.limits());
+    let engine = Arc::new(
+        Engine::open(&flags.data_dir, engine_options(flags)).with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                flags.data_dir.display()
+            )
+        })?,
+    );
+    let listeners = Listeners::bind(flags.listen, cli.accept, settings.loops)?;
+    let frontend = FrontendInfo {
+        model: MODEL,
+        threads: settings.loops,
+    };
+    let service = Arc::new(Service::new(Arc::clone(&engine), config, frontend));
+    let shutdown = Shutdown::new();
+    install_signal_handlers(shutdown.clone()).context("cannot install signal handlers")?;
+
+    // Scripts and tests read the bound address (port 0 picks one) here.
+    let addr = listeners.local_addr();
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        %addr,
+        loops = settings.loops,
+        accept = %cli.accept,
+        pin = settings.pin,
+        durability = %flags.durability,
+        max_connections = settings.max_connections,
+        "server-eventloop started"
+    );
+
+    let served = run(service, &settings, listeners, &shutdown);
+    // Close the engine even after a failure: it seals the active file so the
+    // next start needs no recovery scan.
+    let closed = engine.close();
+    served.context("event loops stopped")?;
+    closed.context("closing the engine")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Raises RLIMIT_NOFILE to what `--max-connections` needs, or says clearly
+/// that it cannot.
+fn check_open_file_limit(max_connections: usize) {
+    let needed = if max_connections == 0 {
+        // No limit asked: take whatever the hard limit allows.
+        u64::MAX
+    } else {
+        u64::try_from(max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_add(RESERVED_FDS)
+    };
+    match raise_open_file_limit(needed) {
+        Ok(limit) if limit.is_enough() => {
+            tracing::debug!(
+                soft = limit.soft,
+                "open-file limit is enough for --max-connections"
+            );
+        }
+        Ok(limit) if max_connections == 0 => {
+            tracing::info!(
+                soft = limit.soft,
+                "open-file limit raised to the hard limit"
+            );
+        }
+        Ok(limit) => {
+            let usable = limit.soft.saturating_sub(RESERVED_FDS);
+            tracing::warn!(
+                soft = limit.soft,
+                hard = limit.hard,
+                needed = limit.needed,
+                "the open-file limit is too low for --max-connections {max_connections}: \
+                 only about {usable} connections can be open at once (raise the hard limit, \
+                 e.g. `ulimit -Hn {}`, or lower --max-connections)",
+                limit.needed
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
+}

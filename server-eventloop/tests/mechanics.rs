@@ -36,7 +36,7 @@ impl Handler for Script {
     type Session = ();
     type Ticket = Ticket;
 
-    fn session(&self) {}
+    fn session(self: &Arc<Self>) {}
 
     fn process(
         &self,

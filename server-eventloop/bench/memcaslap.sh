@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# server-eventloop next to memcached 1.6 on this machine, in one run:
+#
+# 1. Throughput under the same memcaslap load (90% get / 10% set, 32-byte
+#    values) at several connection counts, server-eventloop in both accept
+#    modes and memcached with the same number of threads. All servers run at
+#    once on free loopback ports, pinned to the same core(s); memcaslap runs
+#    pinned to the other core(s). Prints ops/s and the ratios to memcached.
+# 2. Resident memory per idle connection: N connections opened (one round
+#    trip each) and left idle; VmRSS from /proc/<pid>/status before and after.
+#
+# Targets: ratio >= 1.00 at every connection count; <= 16384 bytes per idle
+# connection at 10,000 connections.
+#
+# Knobs (environment):
+#   CONNS="8 64 512"      connection counts (memcaslap --concurrency)
+#   DURATION=10s          length of each memcaslap run
+#   IDLE=10000            idle connections for the RSS measurement (0: skip)
+#   DURABILITY=none       server-eventloop --durability (memcached keeps nothing)
+#   SERVER_CPUS / CLIENT_CPUS   taskset CPU lists; default 0 / 1-(n-1) on 2+ cores
+#   THREADS               event loops and memcached -t; default: the server CPUs
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+CONNS=${CONNS:-"8 64 512"}
+DURATION=${DURATION:-10s}
+IDLE=${IDLE:-10000}
+DURABILITY=${DURABILITY:-none}
+
+cpus=$(nproc)
+if [ "$cpus" -ge 2 ]; then
+    SERVER_CPUS=${SERVER_CPUS:-0}
+    CLIENT_CPUS=${CLIENT_CPUS:-1-$((cpus - 1))}
+fi
+cpu_count() { # counts the CPUs in a taskset list such as "0", "0-3" or "0,2"
+    local n=0 part
+    IFS=, read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ $part == *-* ]]; then n=$((n + ${part#*-} - ${part%-*} + 1)); else n=$((n + 1)); fi
+    done
+    echo "$n"
+}
+THREADS=${THREADS:-$(if [ -n "${SERVER_CPUS:-}" ]; then cpu_count "$SERVER_CPUS"; else echo "$cpus"; fi)}
+
+pin() { # pin <cpu list or empty> command...
+    local list=$1
+    shift
+    if [ -n "$list" ] && command -v taskset >/dev/null; then taskset -c "$list" "$@"; else "$@"; fi
+}
+
+for tool in memcaslap memcached; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install libmemcached-tools memcached)" >&2; exit 2; }
+done
+
+target=${CARGO_TARGET_DIR:-$root/target}
+(cd "$root" && cargo build --release -q -p server-eventloop --bin server-eventloop --example idle_rss)
+BIN=$target/release/server-eventloop
+IDLE_RSS=$target/release/examples/idle_rss
+
+# The client side of the idle measurement holds IDLE sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 20000))
+        if port_is_free "$port"; then echo "$port"; return; fi
+    done
+    echo "bench: no free port found" >&2
+    exit 2
+}
+wait_listening() {
+    for _ in $(seq 1 100); do
+        if ! port_is_free "$1"; then return; fi
+        sleep 0.1
+    done
+    echo "bench: nothing listens on port $1" >&2
+    exit 2
+}
+
+start_eventloop() { # start_eventloop <name> <accept mode>; sets port_<name> and pid_<name>
+    local port
+    port=$(free_port)
+    pin "${SERVER_CPUS:-}" "$BIN" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" \
+        --threads "$THREADS" --accept "$2" --durability "$DURABILITY" \
+        --max-connections $((IDLE + 1024)) --log-level warn >"$work/$1.log" 2>&1 &
+    pids+=($!)
+    printf -v "pid_$1" '%s' "$!"
+    wait_listening "$port"
+    printf -v "port_$1" '%s' "$port"
+}
+start_eventloop reuseport reuseport
+start_eventloop dispatch dispatch
+
+port_memcached=$(free_port)
+mc_user=()
+[ "$(id -u)" -eq 0 ] && mc_user=(-u nobody)
+pin "${SERVER_CPUS:-}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$port_memcached" -U 0 \
+    -t "$THREADS" -c $((IDLE + 1024)) -m 1024 >"$work/memcached.log" 2>&1 &
+pids+=($!)
+pid_memcached=$!
+wait_listening "$port_memcached"
+
+cat >"$work/load.cfg" <<'CFG'
+key
+16 16 1
+value
+32 32 1
+cmd
+0 0.1
+1 0.9
+CFG
+
+# Prints the ops/s of one memcaslap run ("... TPS: 38448 Net_rate: ...").
+measure() { # measure <port> <connections>
+    pin "${CLIENT_CPUS:-}" memcaslap -s "127.0.0.1:$1" -F "$work/load.cfg" -t "$DURATION" \
+        -T 1 -c "$2" >"$work/run.out" 2>&1 || true
+    awk '/TPS:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") tps = $(i + 1) } END { print (tps == "" ? 0 : tps) }' "$work/run.out"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo "memcaslap 90% get / 10% set, 32-byte values, ${DURATION} per run"
+echo "server-eventloop: $THREADS loop(s), durability $DURABILITY; memcached: $THREADS thread(s)"
+echo "server cpus: ${SERVER_CPUS:-any}, client cpus: ${CLIENT_CPUS:-any}"
+echo
+printf '%-12s %14s %14s %14s %10s %10s\n' connections reuseport dispatch memcached ratio_rp ratio_disp
+for c in $CONNS; do
+    rp=$(measure "$port_reuseport" "$c")
+    dp=$(measure "$port_dispatch" "$c")
+    mc=$(measure "$port_memcached" "$c")
+    printf '%-12s %14s %14s %14s %10s %10s\n' "$c" "$rp" "$dp" "$mc" "$(ratio "$rp" "$mc")" "$(ratio "$dp" "$mc")"
+done
+
+if [ "$IDLE" -gt 0 ]; then
+    echo
+    echo "resident memory per idle connection ($IDLE connections)"
+    "$IDLE_RSS" --addr "127.0.0.1:$port_reuseport" --pid "$pid_reuseport" --connections "$IDLE" --label server-eventloop
+    "$IDLE_RSS" --addr "127.0.0.1:$port_memcached" --pid "$pid_memcached" --connections "$IDLE" --label memcached
+fi
