@@ -184,7 +184,7 @@ impl Service {
             Request::MetaGet { key, flags } => self.exec_mg(key, &flags, out, fx),
             Request::MetaDelete { key, flags } => self.exec_md(key, &flags, out, fx),
             Request::MetaNoop => {
-                ServerStats::bump(&self.stats.counters.cmd_meta);
+                ServerStats::bump(&self.stats.counters().cmd_meta);
                 out.extend_from_slice(b"MN\r\n");
             }
         }
@@ -221,7 +221,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         for key in keys {
             ServerStats::bump(&c.cmd_get);
             let found = match touch {
@@ -312,7 +312,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_touch);
         match self.touch_item(key, exptime, fx) {
             Ok(Some(_)) => {
@@ -340,7 +340,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_set);
         if self.limits.too_large(key.len(), flags, data.len()) {
             ServerStats::bump(&c.store_too_large);
@@ -443,7 +443,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         match self.engine.delete(key) {
             Ok(w) => {
                 fx.wrote(self, w.ticket);
@@ -489,7 +489,7 @@ impl Service {
             };
             (Update::Put { value, meta }, Outcome::Value(next))
         });
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         let (hits, misses) = match direction {
             Direction::Incr => (&c.incr_hits, &c.incr_misses),
             Direction::Decr => (&c.decr_hits, &c.decr_misses),
@@ -531,7 +531,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        ServerStats::bump(&self.stats.counters.cmd_flush);
+        ServerStats::bump(&self.stats.counters().cmd_flush);
         if delay > 0 {
             let at = self.expiry(delay);
             self.flush_at.store(u64::from(at.max(1)), Relaxed);
@@ -674,10 +674,10 @@ pub(crate) mod tests {
         s.exec_get([&b"k"[..], b"nx"], false, None, &mut out, &mut fx);
         assert_eq!(text(&out), "STORED\r\nNOT_STORED\r\nNOT_STORED\r\nSTORED\r\nSTORED\r\nVALUE k 5 6\r\n_abcde\r\nEND\r\n");
         assert_eq!(fx.hold, None, "durability none never holds replies");
-        let c = &s.stats().counters;
-        assert_eq!(c.get_hits.load(Relaxed), 1);
-        assert_eq!(c.get_misses.load(Relaxed), 1);
-        assert_eq!(c.cmd_set.load(Relaxed), 5);
+        let c = s.stats().totals();
+        assert_eq!(c.get_hits, 1);
+        assert_eq!(c.get_misses, 1);
+        assert_eq!(c.cmd_set, 5);
     }
 
     #[test]
@@ -722,15 +722,8 @@ pub(crate) mod tests {
         s.exec_get([&b"k"[..]], true, None, &mut out, &mut fx);
         let new_seq = s.engine().get(b"k").expect("get").expect("live").seq;
         assert_eq!(text(&out), format!("VALUE k 0 1 {new_seq}\r\nb\r\nEND\r\n"));
-        let c = &s.stats().counters;
-        assert_eq!(
-            (
-                c.cas_hits.load(Relaxed),
-                c.cas_badval.load(Relaxed),
-                c.cas_misses.load(Relaxed)
-            ),
-            (1, 1, 1)
-        );
+        let c = s.stats().totals();
+        assert_eq!((c.cas_hits, c.cas_badval, c.cas_misses), (1, 1, 1));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub use flags::{
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
 };
 pub use session::{Progress, Session, Step};
-pub use stats::{Counters, FrontendInfo, ServerStats};
+pub use stats::{Counters, FrontendInfo, ServerStats, Totals};
 
 /// The version `version` and `stats` report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -81,7 +81,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_meta);
         ServerStats::bump(&c.cmd_get);
         let now = self.now();
@@ -172,7 +172,7 @@ impl Service {
         out: &mut Vec<u8>,
         fx: &mut Effects,
     ) {
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_meta);
         ServerStats::bump(&c.cmd_set);
         let now = self.now();
@@ -284,7 +284,7 @@ impl Service {
             Missing,
             Exists,
         }
-        let c = &self.stats.counters;
+        let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_meta);
         let cas = meta.compare_cas;
         let written = self.engine.update(key, |item| match (item, cas) {

@@ -129,7 +129,7 @@ impl Session {
                     out.extend_from_slice(error.reply());
                     if error.kind == protocol::ErrorKind::TooLarge {
                         crate::stats::ServerStats::bump(
-                            &self.service.stats().counters.store_too_large,
+                            &self.service.stats().counters().store_too_large,
                         );
                     }
                     if error.close {
@@ -155,7 +155,7 @@ impl Session {
     }
 
     fn count_bytes(&self, read: usize, written: usize) {
-        let counters = &self.service.stats().counters;
+        let counters = &self.service.stats().counters();
         crate::stats::ServerStats::add(&counters.bytes_read, read as u64);
         crate::stats::ServerStats::add(&counters.bytes_written, written as u64);
     }
@@ -163,8 +163,6 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering::Relaxed;
-
     use super::*;
     use crate::execute::tests::service;
 
@@ -193,9 +191,9 @@ mod tests {
                 hold: None
             }
         );
-        let c = &s.stats().counters;
-        assert_eq!(c.bytes_read.load(Relaxed), input.len() as u64);
-        assert_eq!(c.bytes_written.load(Relaxed), reply.len() as u64);
+        let c = s.stats().totals();
+        assert_eq!(c.bytes_read, input.len() as u64);
+        assert_eq!(c.bytes_written, reply.len() as u64);
     }
 
     #[test]
@@ -305,7 +303,7 @@ mod tests {
             start += progress.consumed;
         }
         assert_eq!(out, b"SERVER_ERROR object too large for cache\r\nEND\r\n");
-        assert_eq!(s.stats().counters.store_too_large.load(Relaxed), 1);
+        assert_eq!(s.stats().totals().store_too_large, 1);
     }
 
     #[test]

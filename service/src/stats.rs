@@ -14,7 +14,8 @@
 //! * `get_expired`: always 0. The engine reports an expired item as missing,
 //!   so such a get counts as a miss.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Who serves the connections, for `stats` and the startup line.
@@ -31,15 +32,27 @@ pub struct FrontendInfo {
 /// and forgotten in the other.
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// Tallies updated by sessions and front-ends, read by `stats`.
+        /// Tallies updated by sessions and front-ends, read by `stats`: one
+        /// shard of them (see [`ServerStats::counters`]).
         #[derive(Debug, Default)]
         pub struct Counters {
             $($(#[$doc])* pub $name: AtomicU64,)*
         }
 
-        impl Counters {
+        /// The counters summed over every shard.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Totals {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Totals {
+            fn add(&mut self, shard: &Counters) {
+                // Wrapping: a gauge may go up in one shard and down in another.
+                $(self.$name = self.$name.wrapping_add(shard.$name.load(Relaxed));)*
+            }
+
             fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
-                $(f(stringify!($name), self.$name.load(Relaxed));)*
+                $(f(stringify!($name), self.$name);)*
             }
         }
     };
@@ -93,11 +106,36 @@ counters! {
     connection_panics,
 }
 
+/// Shards of counters. Every request bumps a few counters; with one shared
+/// set, every core would fight over the same cache lines. Each thread bumps
+/// its own shard (threads are spread round robin) and `stats` sums them.
+const SHARDS: usize = 16;
+
+/// One shard on its own cache lines (128: adjacent-line prefetch pairs lines).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Counters);
+
+thread_local! {
+    /// This thread's shard; `usize::MAX` until first used.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+fn shard_index() -> usize {
+    SHARD.with(|shard| {
+        if shard.get() == usize::MAX {
+            shard.set(NEXT_SHARD.fetch_add(1, Relaxed) % SHARDS);
+        }
+        shard.get()
+    })
+}
+
 /// Server-wide statistics: the counters plus the figures that are not
 /// tallies (gauges, start time).
 #[derive(Debug)]
 pub struct ServerStats {
-    pub counters: Counters,
+    shards: Box<[Shard]>,
     /// Connections waiting in the queue now (thread pool).
     queued_now: AtomicU64,
     /// How long the last connection taken from the queue had waited, in µs.
@@ -111,7 +149,7 @@ pub struct ServerStats {
 impl Default for ServerStats {
     fn default() -> Self {
         ServerStats {
-            counters: Counters::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             queued_now: AtomicU64::new(0),
             last_queue_wait_us: AtomicU64::new(0),
             max_queue_wait_us: AtomicU64::new(0),
@@ -125,30 +163,47 @@ impl ServerStats {
         Self::default()
     }
 
+    /// The calling thread's shard of the counters, to bump.
+    pub fn counters(&self) -> &Counters {
+        &self.shards[shard_index()].0
+    }
+
+    /// The counters summed over all shards, to read.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for shard in self.shards.iter() {
+            totals.add(&shard.0);
+        }
+        // A gauge that went down in one shard before the matching up was
+        // summed could read as "negative"; show 0 instead.
+        if (totals.curr_connections as i64) < 0 {
+            totals.curr_connections = 0;
+        }
+        totals
+    }
+
     /// A connection was accepted and is being (or will be) served.
     pub fn connection_opened(&self) {
-        self.counters.curr_connections.fetch_add(1, Relaxed);
-        self.counters.total_connections.fetch_add(1, Relaxed);
+        let c = self.counters();
+        c.curr_connections.fetch_add(1, Relaxed);
+        c.total_connections.fetch_add(1, Relaxed);
     }
 
     /// A connection counted by [`connection_opened`](Self::connection_opened) ended.
     pub fn connection_closed(&self) {
-        // Saturating: a front-end bug must not wrap the gauge to 2^64.
-        let _ = self
-            .counters
-            .curr_connections
-            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        // May wrap in this shard: the sum over shards is what counts.
+        self.counters().curr_connections.fetch_sub(1, Relaxed);
     }
 
     /// A connection was refused at the connection limit.
     pub fn connection_rejected(&self) {
-        self.counters.rejected_connections.fetch_add(1, Relaxed);
+        self.counters().rejected_connections.fetch_add(1, Relaxed);
     }
 
     /// A connection was put into the queue to wait for a worker.
     pub fn queued(&self) {
         self.queued_now.fetch_add(1, Relaxed);
-        self.counters.total_queued.fetch_add(1, Relaxed);
+        self.counters().total_queued.fetch_add(1, Relaxed);
     }
 
     /// A worker took a connection that had waited `wait` in the queue.
@@ -163,17 +218,17 @@ impl ServerStats {
 
     /// A connection was closed for being idle.
     pub fn idle_kick(&self) {
-        self.counters.idle_kicks.fetch_add(1, Relaxed);
+        self.counters().idle_kicks.fetch_add(1, Relaxed);
     }
 
     /// Serving a connection panicked and it was closed.
     pub fn connection_panicked(&self) {
-        self.counters.connection_panics.fetch_add(1, Relaxed);
+        self.counters().connection_panics.fetch_add(1, Relaxed);
     }
 
     /// Bytes a front-end read or wrote outside a session (e.g. a rejection line).
     pub fn add_bytes_written(&self, n: u64) {
-        self.counters.bytes_written.fetch_add(n, Relaxed);
+        self.counters().bytes_written.fetch_add(n, Relaxed);
     }
 
     /// Seconds since the stats were created (server start).
@@ -191,7 +246,9 @@ impl ServerStats {
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+        if n > 0 {
+            counter.fetch_add(n, Relaxed);
+        }
     }
 }
 
@@ -226,7 +283,7 @@ pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Vec<u8>) {
     );
     stat("max_connections", &ctx.max_connections);
     ctx.stats
-        .counters
+        .totals()
         .for_each(|name, value| stat(name, &value));
     stat("limit_maxbytes", &0);
     stat("threads", &ctx.frontend.threads);
@@ -321,17 +378,18 @@ mod tests {
         let s = ServerStats::new();
         s.connection_opened();
         s.connection_opened();
+        assert_eq!(s.totals().curr_connections, 2);
+        // Closed on other threads (other shards): the sum is still right.
+        std::thread::scope(|scope| {
+            scope.spawn(|| s.connection_closed());
+            scope.spawn(|| s.connection_closed());
+        });
+        assert_eq!(s.totals().curr_connections, 0);
         s.connection_closed();
-        s.connection_closed();
-        s.connection_closed();
-        assert_eq!(
-            s.counters.curr_connections.load(Relaxed),
-            0,
-            "never wraps below zero"
-        );
-        assert_eq!(s.counters.total_connections.load(Relaxed), 2);
+        assert_eq!(s.totals().curr_connections, 0, "never shown below zero");
+        assert_eq!(s.totals().total_connections, 2);
         s.connection_rejected();
-        assert_eq!(s.counters.rejected_connections.load(Relaxed), 1);
+        assert_eq!(s.totals().rejected_connections, 1);
     }
 
     #[test]
@@ -345,7 +403,7 @@ mod tests {
         assert_eq!(s.queued_connections(), 0);
         assert_eq!(s.last_queue_wait_us.load(Relaxed), 300);
         assert_eq!(s.max_queue_wait_us.load(Relaxed), 700);
-        assert_eq!(s.counters.total_queued.load(Relaxed), 2);
+        assert_eq!(s.totals().total_queued, 2);
     }
 
     #[test]
