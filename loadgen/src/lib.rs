@@ -3,21 +3,28 @@
 //! * [`config`]: the flags of `loadgen run`, which are also the recorded configuration.
 //! * [`rng`], [`workload`]: seeded keys, values (with checksums under `--verify`)
 //!   and operations.
+//! * [`driver`]: one mio event loop per client thread, many non-blocking
+//!   connections each, closed or open loop, timeouts and reconnects.
 //! * [`record`]: per-thread HdrHistograms (microseconds, 1 us .. 60 s, 3 digits)
 //!   and counters.
+//! * [`run`]: starts the threads, merges their per-second reports, prints the
+//!   live line and writes the output directory.
 //! * [`hgrm`], [`hlog`], [`summary`]: the output formats; [`merge`] combines
 //!   the interval logs of several runs.
 //!
 //! The output files are described in `OUTPUT.md`.
 
 pub mod config;
+pub mod driver;
 pub mod hgrm;
 pub mod hlog;
 pub mod merge;
 pub mod output;
 pub mod record;
 pub mod rng;
+pub mod run;
 pub mod summary;
+pub mod wire;
 pub mod workload;
 
 /// Everything that can end a run or a merge early.

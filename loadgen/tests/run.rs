@@ -1,0 +1,288 @@
+//! Runs against the in-process test server: exact counts, verification,
+//! timeouts, coordinated-omission correction, exit conditions.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::TestServer;
+use loadgen::config::RunConfig;
+use loadgen::run::run;
+use loadgen::summary::Summary;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    run: RunConfig,
+}
+
+fn cfg(server: &TestServer, args: &[&str]) -> RunConfig {
+    let mut v = vec!["loadgen", "--quiet", "--server"];
+    let addr = server.addr_string();
+    v.push(&addr);
+    v.extend_from_slice(args);
+    Cli::parse_from(v).run
+}
+
+fn op<'a>(s: &'a Summary, name: &str) -> &'a loadgen::summary::OpSummary {
+    &s.operations[name]
+}
+
+#[test]
+fn counts_every_request_exactly() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let c = cfg(
+        &server,
+        &[
+            "--threads",
+            "2",
+            "--connections",
+            "6",
+            "--pipeline",
+            "2",
+            "--duration",
+            "1s",
+            "--keys",
+            "500",
+            "--key-size",
+            "10",
+            "--mix",
+            "get=50,set=30,delete=10,mget=10",
+            "--mget-keys",
+            "4",
+            "--out",
+            out,
+        ],
+    );
+    let outcome = run(c).unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert!(
+        server.wait_idle(Duration::from_secs(5)),
+        "connections left open"
+    );
+    let s = &outcome.summary;
+    let seen = server.counts();
+    for (i, name) in ["get", "set", "delete", "mget"].iter().enumerate() {
+        let o = op(s, name);
+        assert!(o.counters.requests > 0, "{name}: no requests");
+        assert_eq!(
+            o.counters.requests, seen[i],
+            "{name}: sent vs seen by the server"
+        );
+        assert_eq!(
+            o.counters.completed + o.counters.errors + o.counters.timeouts + o.counters.unfinished,
+            o.counters.requests,
+            "{name}: every request accounted for"
+        );
+        assert_eq!(o.latency_us.count, o.counters.completed);
+        assert_eq!(o.service_time_us.count, o.counters.completed);
+    }
+    assert_eq!(s.errors_total, 0);
+    assert_eq!(
+        s.total.counters.completed,
+        ["get", "set", "delete", "mget"]
+            .iter()
+            .map(|n| op(s, n).counters.completed)
+            .sum::<u64>()
+    );
+    // Multi-gets ask for 4 keys each: hits + misses count keys.
+    let mget = op(s, "mget");
+    assert_eq!(
+        mget.counters.hits + mget.counters.misses,
+        4 * mget.counters.completed
+    );
+
+    // The output directory holds what the summary lists, and the JSON reads back.
+    let text = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    let back: Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(&back, s);
+    assert_eq!(back.schema, "loadgen-summary/1");
+    for f in &s.files {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let hgrm = std::fs::read_to_string(dir.path().join("get.hgrm")).unwrap();
+    assert!(hgrm.contains(&format!(
+        "Total count    = {:>12}]",
+        op(s, "get").counters.completed
+    )));
+}
+
+#[test]
+fn verify_reports_a_corrupted_value_with_its_key() {
+    let server = TestServer::start();
+    server.corrupt_key("k0042");
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--keys",
+            "50",
+            "--key-size",
+            "5",
+            "--key-dist",
+            "seq",
+            "--mix",
+            "get=1",
+            "--preload",
+            "--verify",
+        ],
+    );
+    let outcome = run(c).unwrap();
+    let s = &outcome.summary;
+    assert_eq!(s.preload.as_ref().unwrap().keys, 50);
+    assert!(s.errors.verify_failures > 0);
+    assert!(!s.verify_failures.is_empty());
+    assert!(s
+        .verify_failures
+        .iter()
+        .all(|f| f.key == "k0042" && f.op == "get"));
+    // Every other key was read and checked without complaint.
+    let get = op(s, "get");
+    assert!(get.counters.completed > 50);
+    assert_eq!(get.counters.misses, 0);
+    assert!(outcome.failure.is_some(), "a wrong value fails the run");
+}
+
+#[test]
+fn a_silent_server_times_out_and_the_run_ends_on_time() {
+    let server = TestServer::start();
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "4",
+            "--duration",
+            "1500ms",
+            "--timeout",
+            "200ms",
+            "--mix",
+            "get=9,set=1",
+            "--max-errors",
+            "0",
+        ],
+    );
+    let started = Instant::now();
+    let silencer = {
+        let s = &server;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(400));
+                s.go_silent();
+            });
+            run(c).unwrap()
+        })
+    };
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(3500), "run took {took:?}");
+    let s = &silencer.summary;
+    assert!(s.errors.timeouts > 0);
+    assert_eq!(
+        s.errors.timeouts,
+        op(s, "get").counters.timeouts + op(s, "set").counters.timeouts
+    );
+    assert!(
+        s.errors.reconnects > 0,
+        "a timed-out connection is reopened"
+    );
+    assert!(
+        op(s, "get").counters.completed > 0,
+        "answers before the silence"
+    );
+    assert!(silencer.failure.is_some(), "timeouts exceed --max-errors 0");
+}
+
+#[test]
+fn open_loop_latency_shows_a_stall_that_service_time_hides() {
+    let server = TestServer::start();
+    server.stall_once(Duration::from_millis(500), Duration::from_secs(1));
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "4",
+            "--rate",
+            "1000",
+            "--duration",
+            "2500ms",
+            "--timeout",
+            "5s",
+            "--mix",
+            "get=1",
+        ],
+    );
+    let outcome = run(c).unwrap();
+    let get = op(&outcome.summary, "get");
+    // About 2500 requests were due; the 1 s stall delays the ~1000 due during it.
+    assert!(get.counters.completed > 2000, "{:?}", get.counters);
+    assert!(
+        get.latency_us.p99 > 300_000,
+        "corrected p99 {} us should show the stall",
+        get.latency_us.p99
+    );
+    assert!(get.latency_us.max > 800_000);
+    assert!(
+        get.service_time_us.p99 < 100_000,
+        "service-time p99 {} us should not",
+        get.service_time_us.p99
+    );
+    // The requests caught in the stall itself took the whole second.
+    assert!(get.service_time_us.max > 800_000);
+    assert_eq!(outcome.summary.mode, "open");
+}
+
+#[test]
+fn closed_port_is_a_connect_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = Cli::parse_from([
+        "loadgen",
+        "--quiet",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--duration",
+        "1s",
+    ])
+    .run;
+    let err = run(c).unwrap_err();
+    assert!(matches!(err, loadgen::Error::Connect { .. }), "{err}");
+}
+
+#[test]
+fn binary_exit_status_and_help() {
+    let bin = env!("CARGO_BIN_EXE_loadgen");
+    let help = std::process::Command::new(bin)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--rate",
+        "--pipeline",
+        "--verify",
+        "--key-dist",
+        "--max-errors",
+        "--out",
+    ] {
+        assert!(text.contains(flag), "{flag} not documented");
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let st = std::process::Command::new(bin)
+        .args(["run", "--quiet", "--duration", "1s", "--server"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("could not connect"));
+}
