@@ -15,6 +15,10 @@
 //! Keys carry a prefix unique to the run (`@` in the table stands for it), so
 //! the suite can be re-run against a live server. The `flush_all` cases wipe
 //! the whole server; [`RunOptions::include_flush`] leaves them out.
+//!
+//! Against any server: `cargo run -p service --bin conformance -- 127.0.0.1:11211`
+//! (`--no-flush`, `--fast`, `--only <name>`), or `make conformance ADDR=...`.
+//! From a test: `service::conformance::run(addr)?.ok()`.
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
