@@ -14,6 +14,7 @@ mod client;
 mod decoder;
 mod error;
 mod expiry;
+pub mod invariants;
 mod limits;
 mod number;
 mod request;
