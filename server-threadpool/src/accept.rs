@@ -104,9 +104,10 @@ impl<O: Observer> Acceptor<O> {
             _admission: admission,
         };
         self.observer.queued();
-        if self.queue.send(queued).is_err() {
-            // Every worker is gone, which only happens during shutdown; the
-            // connection was dropped (closed) with the failed send.
+        if let Err(failed) = self.queue.send(queued) {
+            // Every worker is gone, which only happens during shutdown.
+            self.observer.dequeued(failed.0.since.elapsed());
+            self.observer.closed();
             tracing::debug!("queue closed; connection dropped");
         }
     }

@@ -23,6 +23,7 @@
 //! end-of-input; the caller then closes the engine.
 
 mod accept;
+mod connection;
 mod pool;
 mod shutdown;
 
@@ -31,6 +32,8 @@ use std::net::TcpListener;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
+
+use service::{Flags, FrontendInfo, Service};
 
 pub use accept::{bind, BACKLOG};
 pub use pool::{Observer, Serve};
@@ -42,10 +45,126 @@ use pool::{PoolConfig, Registry, WorkerShared};
 /// The name this front-end reports as its model (stats, startup line).
 pub const MODEL: &str = "threadpool";
 
+/// KingServer's pool size, the default `--threads`.
+pub const DEFAULT_WORKERS: usize = 150;
+
+/// The line a connection over `--max-connections` gets before it is closed.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"SERVER_ERROR too many open connections\r\n";
+
 /// How long shutdown waits for workers to finish the requests in hand before
 /// it cuts their connections (a client that never reads its replies would
 /// otherwise hold a worker in a blocking write forever).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the server could not run or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listening socket could not be set up for accepting.
+    #[error("listening socket: {0}")]
+    Listen(#[source] io::Error),
+    /// Worker threads could not be started (thread or memory limits).
+    #[error("starting worker threads: {0} (lower --threads?)")]
+    Workers(#[source] io::Error),
+    /// The engine did not close cleanly: the active file may lack its
+    /// footer; the next start recovers it by scanning.
+    #[error("closing the engine: {0}")]
+    CloseEngine(#[source] engine::WriteError),
+}
+
+/// What this front-end needs beyond the service's own settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads: the most connections served at once.
+    pub workers: usize,
+    /// Pin workers to cores, round robin.
+    pub pin: bool,
+    /// See [`SHUTDOWN_GRACE`].
+    pub grace: Duration,
+}
+
+impl Options {
+    /// The front-end's options from the shared flags, with this front-end's
+    /// defaults: 150 workers, not pinned.
+    pub fn from_flags(flags: &Flags) -> Self {
+        Options {
+            workers: flags.threads_or(DEFAULT_WORKERS),
+            pin: flags.pin_or(false),
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+
+    /// How this front-end describes itself to the service (`stats`).
+    pub fn frontend(&self) -> FrontendInfo {
+        FrontendInfo {
+            model: MODEL,
+            threads: self.workers,
+        }
+    }
+}
+
+/// Serves memcached clients on `listener` until `shutdown` is triggered,
+/// then stops gracefully: stops accepting, closes queued connections, lets
+/// workers finish the requests in hand, and closes the engine (sealing the
+/// active file). Connection limit and idle timeout come from the service's
+/// settings.
+pub fn run(
+    listener: TcpListener,
+    service: Arc<Service>,
+    options: &Options,
+    shutdown: &Shutdown,
+) -> Result<(), Error> {
+    let config = service.config();
+    let limits = config.limits();
+    let serve = Arc::new(connection::Memcached {
+        service: Arc::clone(&service),
+        idle_timeout: config.idle_timeout,
+        input_capacity: connection::input_capacity(limits.max_line_len, limits.chunk_threshold),
+    });
+    let settings = PoolSettings {
+        workers: options.workers,
+        pin: options.pin,
+        max_connections: config.max_connections,
+        reject_reply: TOO_MANY_CONNECTIONS,
+        grace: options.grace,
+    };
+    let observer = Arc::new(StatsObserver(Arc::clone(&service)));
+    let served = serve_with(&listener, &settings, serve, observer, shutdown);
+    // Close the engine even if accepting failed: the workers are stopped
+    // either way, and a sealed file makes the next start fast.
+    let closed = service.engine().close();
+    match served {
+        Err(PoolError::Listen(e)) => Err(Error::Listen(e)),
+        Err(PoolError::Workers(e)) => Err(Error::Workers(e)),
+        Ok(()) => closed.map_err(Error::CloseEngine),
+    }
+}
+
+/// Reports the pool's events in the service's stats, where `stats` shows
+/// them.
+struct StatsObserver(Arc<Service>);
+
+impl Observer for StatsObserver {
+    fn queued(&self) {
+        let stats = self.0.stats();
+        stats.connection_opened();
+        stats.queued();
+    }
+    fn dequeued(&self, wait: Duration) {
+        self.0.stats().dequeued(wait);
+    }
+    fn rejected(&self) {
+        let stats = self.0.stats();
+        stats.connection_rejected();
+        stats.add_bytes_written(TOO_MANY_CONNECTIONS.len() as u64);
+    }
+    fn closed(&self) {
+        self.0.stats().connection_closed();
+    }
+    fn panicked(&self) {
+        self.0.stats().connection_panicked();
+    }
+}
 
 /// The pool's shape and limits, independent of what serves a connection.
 #[derive(Clone, Debug)]
@@ -62,15 +181,27 @@ pub struct PoolSettings {
     pub grace: Duration,
 }
 
-/// Runs the accept thread (on the calling thread) and the worker pool until
-/// `shutdown` is triggered, then stops them gracefully and returns.
+/// Why [`serve_with`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    #[error("listening socket: {0}")]
+    Listen(#[source] io::Error),
+    #[error("starting worker threads: {0}")]
+    Workers(#[source] io::Error),
+}
+
+/// Runs the accept thread (on the calling thread) and a pool of workers
+/// handing each connection to `serve`, until `shutdown` is triggered; then
+/// stops them gracefully and returns. [`run`] is this with the memcached
+/// service; tests drive the pool with simpler services.
 pub fn serve_with<S: Serve, O: Observer>(
     listener: &TcpListener,
     settings: &PoolSettings,
     serve: Arc<S>,
     observer: Arc<O>,
     shutdown: &Shutdown,
-) -> io::Result<()> {
+) -> Result<(), PoolError> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let registry = Arc::new(Registry::default());
     let shared = Arc::new(WorkerShared {
@@ -83,7 +214,15 @@ pub fn serve_with<S: Serve, O: Observer>(
         workers: settings.workers.max(1),
         pin: settings.pin,
     };
-    let handles = pool::spawn_workers(&config, &rx, &shared)?;
+    let handles = match pool::spawn_workers(&config, &rx, &shared) {
+        Ok(handles) => handles,
+        Err((started, e)) => {
+            // The workers that did start leave once the queue closes.
+            drop((tx, rx));
+            pool::join_workers(started, &registry, settings.grace);
+            return Err(PoolError::Workers(e));
+        }
+    };
     drop(rx);
 
     let acceptor = Acceptor {
@@ -95,7 +234,7 @@ pub fn serve_with<S: Serve, O: Observer>(
         shutdown: shutdown.clone(),
     };
     let accepted = acceptor.run(listener);
-    // A failed listener setup must still stop the workers it started.
+    // A failed listener must still stop the workers it started.
     shutdown.trigger();
     // Closing the queue lets idle workers leave once it is drained.
     drop(acceptor);
@@ -105,7 +244,7 @@ pub fn serve_with<S: Serve, O: Observer>(
         "stopped accepting; finishing requests in hand"
     );
     pool::join_workers(handles, &registry, settings.grace);
-    accepted
+    accepted.map_err(PoolError::Listen)
 }
 
 #[cfg(test)]
@@ -172,7 +311,7 @@ mod tests {
         addr: SocketAddr,
         counts: Arc<Counts>,
         shutdown: Shutdown,
-        thread: JoinHandle<io::Result<()>>,
+        thread: JoinHandle<Result<(), PoolError>>,
     }
 
     fn start(workers: usize, max_connections: usize) -> Running {
@@ -312,6 +451,7 @@ mod tests {
         if let Ok(n) = queued.read_to_end(&mut rest) {
             assert_eq!(n, 0);
         }
-        assert_eq!(counts.closed.load(Ordering::SeqCst), 1);
+        assert_eq!(counts.queued.load(Ordering::SeqCst), 2);
+        assert_eq!(counts.closed.load(Ordering::SeqCst), 2);
     }
 }

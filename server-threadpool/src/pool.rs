@@ -37,7 +37,8 @@ pub trait Observer: Send + Sync + 'static {
     fn dequeued(&self, _wait: Duration) {}
     /// A connection was turned away because the server was full.
     fn rejected(&self) {}
-    /// A worker finished with a connection it had served.
+    /// A queued connection was closed, served or not (shutdown closes the
+    /// ones still waiting): every `queued` is matched by one `closed`.
     fn closed(&self) {}
     /// Serving a connection panicked; the connection was closed.
     fn panicked(&self) {}
@@ -158,6 +159,9 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// The worker threads, joined at shutdown.
+pub(crate) type Workers = Vec<JoinHandle<()>>;
+
 /// How the workers are set up.
 #[derive(Clone, Debug)]
 pub(crate) struct PoolConfig {
@@ -175,12 +179,14 @@ pub(crate) struct WorkerShared<S, O> {
 }
 
 /// Starts `config.workers` threads taking connections from `queue`. They exit
-/// once the queue is closed (its sender dropped) and drained.
+/// once the queue is closed (its sender dropped) and drained. On failure,
+/// returns the threads already started with the error, so they can be
+/// stopped.
 pub(crate) fn spawn_workers<S: Serve, O: Observer>(
     config: &PoolConfig,
     queue: &Receiver<Queued>,
     shared: &Arc<WorkerShared<S, O>>,
-) -> io::Result<Vec<JoinHandle<()>>> {
+) -> Result<Workers, (Workers, io::Error)> {
     let cores = if config.pin {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         if cores.is_empty() {
@@ -195,7 +201,7 @@ pub(crate) fn spawn_workers<S: Serve, O: Observer>(
         let queue = queue.clone();
         let shared = Arc::clone(shared);
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let handle = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("worker-{id}"))
             .spawn(move || {
                 if let Some(core) = core {
@@ -204,8 +210,11 @@ pub(crate) fn spawn_workers<S: Serve, O: Observer>(
                     }
                 }
                 worker_loop(id, &queue, &shared);
-            })?;
-        handles.push(handle);
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => return Err((handles, e)),
+        }
     }
     Ok(handles)
 }
@@ -220,6 +229,7 @@ fn worker_loop<S: Serve, O: Observer>(
         if shared.shutdown.is_triggered() {
             // A connection still in the queue at shutdown has no request in
             // hand: closing it (by dropping it) is the graceful thing to do.
+            shared.observer.closed();
             continue;
         }
         serve_one(id, queued, shared);
@@ -239,7 +249,10 @@ fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerSh
     let peer = stream.peer_addr().ok();
     let _registration = match shared.registry.register(&stream) {
         Ok(registration) => Some(registration),
-        Err(NotRegistered::Closing) => return,
+        Err(NotRegistered::Closing) => {
+            shared.observer.closed();
+            return;
+        }
         Err(NotRegistered::Dup(e)) => {
             tracing::warn!(worker = id, error = %e, "connection cannot be interrupted at shutdown");
             None
@@ -274,7 +287,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 /// Waits for every worker to finish, first for up to `grace` after their
 /// reads were shut down, then, for those still blocked (a client that does not
 /// read its replies), after shutting their sockets down entirely.
-pub(crate) fn join_workers(handles: Vec<JoinHandle<()>>, registry: &Registry, grace: Duration) {
+pub(crate) fn join_workers(handles: Workers, registry: &Registry, grace: Duration) {
     let deadline = Instant::now() + grace;
     while handles.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

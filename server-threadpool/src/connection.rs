@@ -1,0 +1,212 @@
+//! One connection's life on a worker: blocking reads into a fixed buffer,
+//! every complete request executed by the service's [`Session`], the replies
+//! written back in one write once the writes they acknowledge are durable.
+//!
+//! Memory per connection is bounded whatever the client sends: the input
+//! buffer never grows (a large value reaches the session in chunks, so it is
+//! consumed as it arrives), and the reply buffer is flushed whenever it passes
+//! a high-water mark and shrunk back after a burst.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{Engine, SyncTicket};
+use service::{Service, Session, Step};
+
+use crate::pool::Serve;
+
+/// Requests executed per `Session::process` call: enough to drain a typical
+/// pipeline in one call, few enough that the reply buffer is checked against
+/// the high-water mark often.
+const REQUESTS_PER_CALL: usize = 64;
+/// Input buffer size floor; the buffer must also hold the longest request
+/// line plus a whole unchunked value (see [`input_capacity`]).
+const MIN_INPUT: usize = 16 * 1024;
+/// Replies are sent early once this many bytes are waiting.
+const OUT_HIGH_WATER: usize = 256 * 1024;
+/// Reply-buffer capacity a connection keeps between bursts.
+const OUT_KEEP: usize = 64 * 1024;
+const OUT_INITIAL: usize = 4 * 1024;
+
+/// Serves memcached connections with the shared [`Service`].
+pub(crate) struct Memcached {
+    pub service: Arc<Service>,
+    /// Read (and write) timeout: a silent client frees its worker after this.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes of input buffer per connection.
+    pub input_capacity: usize,
+}
+
+/// The smallest input buffer that holds any request the decoder hands over
+/// whole: the longest line, plus a value up to the chunking threshold and its
+/// CRLF.
+pub(crate) fn input_capacity(max_line_len: usize, chunk_threshold: usize) -> usize {
+    (max_line_len + chunk_threshold + 2).max(MIN_INPUT)
+}
+
+impl Serve for Memcached {
+    fn serve(&self, stream: TcpStream) {
+        let mut conn = Connection {
+            stream,
+            session: self.service.session(),
+            engine: self.service.engine(),
+            input: vec![0; self.input_capacity],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(OUT_INITIAL),
+            hold: None,
+        };
+        match conn.run(self.idle_timeout) {
+            Ok(End::ClientLeft | End::Closed) => {}
+            Ok(End::Idle) => {
+                self.service.stats().idle_kick();
+                tracing::debug!("idle timeout: connection closed");
+            }
+            Ok(End::NotDurable(e)) => {
+                tracing::warn!(error = %e, "write not durable; connection closed without replies");
+            }
+            Err(e) => tracing::debug!(error = %e, "connection ended"),
+        }
+    }
+}
+
+/// Why a connection ended without an I/O error.
+enum End {
+    /// End of input (the client closed, or shutdown closed our read side).
+    ClientLeft,
+    /// The session asked to close (`quit`, or an error memcached closes on).
+    Closed,
+    /// No input for the idle timeout.
+    Idle,
+    /// A write could not be made durable; its replies were not sent.
+    NotDurable(engine::WriteError),
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    session: Session,
+    engine: &'a Engine,
+    /// Fixed-size input buffer; `input[start..end]` is unconsumed.
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    /// The newest not-yet-durable write whose reply is in `out`.
+    hold: Option<SyncTicket>,
+}
+
+impl Connection<'_> {
+    fn run(&mut self, idle_timeout: Option<Duration>) -> io::Result<End> {
+        self.stream.set_read_timeout(idle_timeout)?;
+        self.stream.set_write_timeout(idle_timeout)?;
+        loop {
+            if let Some(end) = self.execute()? {
+                return Ok(end);
+            }
+            if let Some(end) = self.flush()? {
+                return Ok(end);
+            }
+            self.make_room()?;
+            match self.stream.read(&mut self.input[self.end..]) {
+                Ok(0) => return Ok(End::ClientLeft),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(End::Idle)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Executes every complete request in the buffer, sending replies early
+    /// only if they pass the high-water mark. Returns `Some` when the
+    /// connection must end.
+    fn execute(&mut self) -> io::Result<Option<End>> {
+        while self.start < self.end {
+            let progress = self.session.process(
+                &self.input[self.start..self.end],
+                &mut self.out,
+                REQUESTS_PER_CALL,
+            );
+            self.start += progress.consumed;
+            if let Some(ticket) = progress.hold {
+                self.hold_until(ticket);
+            }
+            if matches!(progress.step, Step::Close) {
+                return Ok(Some(self.flush()?.unwrap_or(End::Closed)));
+            }
+            if progress.consumed == 0 {
+                break;
+            }
+            if self.out.len() >= OUT_HIGH_WATER {
+                if let Some(end) = self.flush()? {
+                    return Ok(Some(end));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps the newest ticket that is not yet durable. This connection's
+    /// writes happen one after another, so a later ticket covers every
+    /// earlier one; a ticket that is already durable (a write that wrote
+    /// nothing, or durability `none`) covers nothing and is dropped.
+    fn hold_until(&mut self, ticket: SyncTicket) {
+        if !self.engine.is_durable(ticket) {
+            self.hold = Some(ticket);
+        }
+    }
+
+    /// Waits for the held writes to be durable, then writes every pending
+    /// reply in one write. `Some` means the connection must end.
+    fn flush(&mut self) -> io::Result<Option<End>> {
+        if let Some(ticket) = self.hold.take() {
+            if let Err(e) = self.engine.wait_durable(ticket) {
+                // Never acknowledge a write that may be lost: drop the
+                // replies and close.
+                self.out.clear();
+                return Ok(Some(End::NotDurable(e)));
+            }
+        }
+        if self.out.is_empty() {
+            return Ok(None);
+        }
+        let written = self.stream.write_all(&self.out);
+        self.out.clear();
+        if self.out.capacity() > OUT_KEEP {
+            self.out = Vec::with_capacity(OUT_INITIAL);
+        }
+        written.map(|()| None)
+    }
+
+    /// Moves the unconsumed tail of the input (a partial request, usually a
+    /// few bytes) to the front so the next read has the whole buffer.
+    fn make_room(&mut self) -> io::Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.input.len() {
+            // The decoder hands over anything longer than a line plus a
+            // chunk in pieces, and the buffer is sized for that, so this
+            // means the limits and the buffer disagree.
+            return Err(io::Error::other(
+                "request does not fit the input buffer and the decoder took none of it",
+            ));
+        }
+        Ok(())
+    }
+}
