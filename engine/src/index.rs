@@ -1,8 +1,13 @@
 //! The in-memory index: 64-bit key hash -> record location, about 20 bytes
 //! of RAM per live key.
 //!
-//! Layout: 64 shards (by the hash's top 6 bits), each an `RwLock` around an
-//! open-addressing table of 16-byte slots `(hash, location)`. Within a table,
+//! Layout: 8 shards (by the hash's top 3 bits), each an `RwLock` around an
+//! open-addressing table of 16-byte slots `(hash, location)`. Few shards
+//! keep each table big enough (2 MiB and up from about 130,000 keys per
+//! shard) to sit on transparent huge pages (see `mmap::SlotArray`): an index
+//! probe is a random access, and its TLB miss costs as much as its cache
+//! miss. Eight write locks are plenty on the machines this targets: a
+//! writer holds one only to publish a location. Within a table,
 //! occupied slots are kept sorted by (rotated) hash and every entry sits at or
 //! after its home slot (linear probing with ordered runs, i.e. Robin Hood with
 //! a monotone home function). That buys three things:
@@ -25,7 +30,9 @@
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-const SHARD_BITS: u32 = 6;
+use crate::mmap::SlotArray;
+
+const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Slots past the last home slot, so runs near the end need no wrap-around.
 const SLACK: usize = 64;
@@ -48,19 +55,16 @@ pub fn unpack(loc: u64) -> (u32, usize) {
     )
 }
 
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    /// The key hash rotated so the shard bits are at the bottom: the table
-    /// orders and places entries by the remaining, uniformly spread bits.
-    r: u64,
-    /// Packed location; 0 = empty.
-    loc: u64,
-}
+// A slot is `[r, loc]`: `r` is the key hash rotated so the shard bits are
+// at the bottom (the table orders and places entries by the remaining,
+// uniformly spread bits); `loc` is the packed location, 0 = empty.
+const R: usize = 0;
+const LOC: usize = 1;
 
 /// One shard's table.
 #[derive(Default)]
 pub struct Table {
-    slots: Vec<Slot>,
+    slots: SlotArray,
     /// Home slots are `0..cap`; `slots.len() == cap + SLACK` (or 0).
     cap: usize,
     len: usize,
@@ -82,7 +86,7 @@ impl Table {
     #[inline]
     fn start(&self, r: u64) -> usize {
         let mut i = self.home(r);
-        while i < self.slots.len() && self.slots[i].loc != 0 && self.slots[i].r < r {
+        while i < self.slots.len() && self.slots[i][LOC] != 0 && self.slots[i][R] < r {
             i += 1;
         }
         i
@@ -97,9 +101,9 @@ impl Table {
         }
         let r = rot(hash);
         let mut i = self.start(r);
-        while i < self.slots.len() && self.slots[i].loc != 0 && self.slots[i].r == r {
-            if f(self.slots[i].loc) {
-                return Some(self.slots[i].loc);
+        while i < self.slots.len() && self.slots[i][LOC] != 0 && self.slots[i][R] == r {
+            if f(self.slots[i][LOC]) {
+                return Some(self.slots[i][LOC]);
             }
             i += 1;
         }
@@ -122,21 +126,21 @@ impl Table {
         loop {
             let n = self.slots.len();
             let mut i = self.start(r);
-            while i < n && self.slots[i].loc != 0 && self.slots[i].r == r {
-                if same_key(self.slots[i].loc) {
-                    let old = self.slots[i].loc;
-                    self.slots[i].loc = loc;
+            while i < n && self.slots[i][LOC] != 0 && self.slots[i][R] == r {
+                if same_key(self.slots[i][LOC]) {
+                    let old = self.slots[i][LOC];
+                    self.slots[i][LOC] = loc;
                     return Some(old);
                 }
                 i += 1;
             }
-            let Some(empty) = (i..n).find(|&j| self.slots[j].loc == 0) else {
+            let Some(empty) = (i..n).find(|&j| self.slots[j][LOC] == 0) else {
                 // The run reaches the end of the slack: grow and retry.
                 self.grow();
                 continue;
             };
             self.slots.copy_within(i..empty, i + 1);
-            self.slots[i] = Slot { r, loc };
+            self.slots[i] = [r, loc];
             self.len += 1;
             return None;
         }
@@ -150,17 +154,17 @@ impl Table {
         let r = rot(hash);
         let n = self.slots.len();
         let mut i = self.start(r);
-        while i < n && self.slots[i].loc != 0 && self.slots[i].r == r {
-            if same_key(self.slots[i].loc) {
-                let old = self.slots[i].loc;
+        while i < n && self.slots[i][LOC] != 0 && self.slots[i][R] == r {
+            if same_key(self.slots[i][LOC]) {
+                let old = self.slots[i][LOC];
                 // Backward shift: entries after i that are not at their home
                 // slot move one step closer to it.
                 let mut j = i + 1;
-                while j < n && self.slots[j].loc != 0 && self.home(self.slots[j].r) < j {
+                while j < n && self.slots[j][LOC] != 0 && self.home(self.slots[j][R]) < j {
                     j += 1;
                 }
                 self.slots.copy_within(i + 1..j, i);
-                self.slots[j - 1] = Slot::default();
+                self.slots[j - 1] = [0, 0];
                 self.len -= 1;
                 return Some(old);
             }
@@ -172,11 +176,11 @@ impl Table {
     fn grow(&mut self) {
         let mut cap = (self.cap * 7 / 5).max(64);
         'retry: loop {
-            let mut slots = vec![Slot::default(); cap + SLACK];
+            let mut slots = SlotArray::zeroed(cap + SLACK);
             let mut next = 0usize;
             let home = |r: u64| ((u128::from(r) * cap as u128) >> 64) as usize;
-            for s in self.slots.iter().filter(|s| s.loc != 0) {
-                let p = home(s.r).max(next);
+            for s in self.slots.iter().filter(|s| s[LOC] != 0) {
+                let p = home(s[R]).max(next);
                 if p >= slots.len() {
                     cap = cap * 11 / 10 + 1;
                     continue 'retry;
@@ -195,7 +199,7 @@ impl Table {
     }
 
     fn bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + std::mem::size_of::<RwLock<Table>>()
+        self.slots.bytes() + std::mem::size_of::<RwLock<Table>>()
     }
 }
 
