@@ -24,7 +24,7 @@ use crate::error::WriteError;
 /// A position in the write stream; a write is durable once the engine has
 /// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SyncTicket(pub u64);
+pub struct SyncTicket(pub(crate) u64);
 
 impl SyncTicket {
     /// A ticket that is durable from the start.
@@ -196,6 +196,13 @@ impl SyncShared {
         cb(result);
     }
 
+    /// Forgets requests past `last` (the last sequence number assigned): a
+    /// ticket from another engine must not keep the sync thread spinning.
+    fn clamp_requested(&self, last: u64) {
+        let mut st = lock(&self.state);
+        st.requested = st.requested.min(last);
+    }
+
     /// Asks the sync thread to exit.
     pub fn stop(&self) {
         lock(&self.state).stop = true;
@@ -259,6 +266,7 @@ pub(crate) fn sync_loop(inner: &Inner) {
             // Errors poison the engine; complete_ready delivers them.
             let _ = inner.sync_now();
         }
+        inner.sync.clamp_requested(lock(&inner.writer).last_seq);
         inner.sync.complete_ready();
     }
 }
