@@ -52,5 +52,25 @@ load-10k:
 bench-eventloop:
 	bash server-eventloop/bench/memcaslap.sh
 
+# Protocol decoder fuzzing. `fuzz` runs the cargo-fuzz target for FUZZ_TIME
+# seconds (cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable
+# toolchain accept them). `fuzz-ci` checks the same invariants from a plain
+# test binary with FUZZ_CASES generated inputs per property.
+FUZZ_TIME ?= 60
+FUZZ_CASES ?= 20000
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/decode_request
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run decode_request \
+		corpus/decode_request seeds/decode_request -- -max_total_time=$(FUZZ_TIME)
+
+fuzz-ci:
+	PROTOCOL_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p protocol --test fuzz_ci
+
+# Request parsing speed (small get, 100-byte set), in requests/s.
+.PHONY: bench-protocol
+bench-protocol:
+	$(CARGO) bench -p protocol --bench parse
+
 clean:
 	$(CARGO) clean
