@@ -52,6 +52,15 @@ load-10k:
 bench-eventloop:
 	bash server-eventloop/bench/memcaslap.sh
 
+# loadgen vs memcaslap against one memcached (1 client thread, 50 connections,
+# get/set 9:1, 32-byte values; server and client on different cores): prints
+# both request rates and the ratio. PIPELINE=1 by default, DEEP=8 for a second
+# loadgen run with pipelined requests.
+.PHONY: bench-loadgen
+bench-loadgen:
+	$(CARGO) build --release -p loadgen
+	LOADGEN=$(or $(CARGO_TARGET_DIR),target)/release/loadgen bash loadgen/bench/memcaslap.sh
+
 # Protocol decoder fuzzing. `fuzz` runs the cargo-fuzz target for FUZZ_TIME
 # seconds (cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable
 # toolchain accept them). `fuzz-ci` checks the same invariants from a plain
