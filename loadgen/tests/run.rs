@@ -286,3 +286,92 @@ fn binary_exit_status_and_help() {
     assert_eq!(st.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&st.stderr).contains("could not connect"));
 }
+
+#[test]
+fn keys_spread_over_two_servers_and_are_found_where_they_were_put() {
+    let a = TestServer::start();
+    let b = TestServer::start();
+    let (aa, ba) = (a.addr_string(), b.addr_string());
+    let c = Cli::parse_from([
+        "loadgen",
+        "--quiet",
+        "--server",
+        &aa,
+        "--server",
+        &ba,
+        "--connections",
+        "3",
+        "--pipeline",
+        "3",
+        "--duration",
+        "1s",
+        "--keys",
+        "300",
+        "--key-size",
+        "6",
+        "--mix",
+        "get=3,mget=1",
+        "--mget-keys",
+        "5",
+        "--preload",
+        "--verify",
+    ])
+    .run;
+    let outcome = run(c).unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let s = &outcome.summary;
+    assert_eq!(s.preload.as_ref().unwrap().keys, 300);
+    // Every key was preloaded on the server its hash names, and read back from it.
+    for name in ["get", "mget"] {
+        let o = op(s, name);
+        assert!(o.counters.completed > 0, "{name}");
+        assert_eq!(
+            o.counters.misses, 0,
+            "{name}: a key was looked up on the wrong server"
+        );
+    }
+    assert!(a.wait_idle(Duration::from_secs(5)) && b.wait_idle(Duration::from_secs(5)));
+    let (ca, cb) = (a.counts(), b.counts());
+    assert!(
+        ca[1] > 100 && cb[1] > 100,
+        "preload sets spread: {ca:?} {cb:?}"
+    );
+    assert_eq!(ca[1] + cb[1], 300);
+    assert_eq!(ca[0] + cb[0], op(s, "get").counters.requests);
+    assert_eq!(ca[3] + cb[3], op(s, "mget").counters.requests);
+}
+
+#[test]
+fn closed_connections_are_counted_and_reopened() {
+    let server = TestServer::start();
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "3",
+            "--duration",
+            "1200ms",
+            "--mix",
+            "get=1",
+        ],
+    );
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(400));
+            server.close_connections();
+        });
+        run(c).unwrap()
+    });
+    let s = &outcome.summary;
+    assert_eq!(s.errors.connection_closed, 3, "{:?}", s.errors);
+    assert!(s.errors.reconnects >= 3, "{:?}", s.errors);
+    let get = op(s, "get");
+    assert!(
+        get.counters.unfinished <= 6,
+        "one in flight per connection lost with it, and one at the end: {:?}",
+        get.counters
+    );
+    // Requests go on over the new connections.
+    assert!(get.counters.completed > 100);
+    assert_eq!(s.errors_total, 3);
+}

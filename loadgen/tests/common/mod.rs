@@ -33,6 +33,8 @@ struct State {
     silent: AtomicBool,
     stop: AtomicBool,
     open_connections: AtomicUsize,
+    /// Bumped to make every open connection close (before its next reply).
+    kick: AtomicU64,
 }
 
 pub struct TestServer {
@@ -101,6 +103,11 @@ impl TestServer {
         *self.state.stall.lock().unwrap() = Some((from, from + length));
     }
 
+    /// Closes every connection open now (each at its next request).
+    pub fn close_connections(&self) {
+        self.state.kick.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub fn go_silent(&self) {
         self.state.silent.store(true, Ordering::SeqCst);
     }
@@ -137,8 +144,9 @@ fn serve(stream: TcpStream, st: &State) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut out = Vec::new();
+    let generation = st.kick.load(Ordering::SeqCst);
     loop {
-        if st.stop.load(Ordering::Relaxed) {
+        if st.stop.load(Ordering::Relaxed) || st.kick.load(Ordering::SeqCst) != generation {
             return;
         }
         line.clear();
