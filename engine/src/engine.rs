@@ -302,6 +302,7 @@ pub(crate) fn create_file(
     dir: &Path,
     id: u32,
     capacity: usize,
+    huge_pages: bool,
 ) -> Result<Arc<MappedFile>, WriteError> {
     let path = file_path(dir, id);
     let result = (|| {
@@ -315,7 +316,7 @@ pub(crate) fn create_file(
             .map_err(|e| WriteError::io("writing the header of", &path, e))?;
         mmap::preallocate(&file, capacity as u64)
             .map_err(|e| WriteError::io("preallocating", &path, e))?;
-        let mapped = MappedFile::map(file, capacity, path.clone(), id)
+        let mapped = MappedFile::map(file, capacity, path.clone(), id, huge_pages)
             .map_err(|e| WriteError::io("mapping", &path, e))?;
         sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
         Ok(Arc::new(mapped))
@@ -420,7 +421,7 @@ impl Inner {
         let id = w.next_file_id;
         // Create the next file first: if the disk is full this fails cleanly
         // and the current file stays active (and unsealed).
-        let next = create_file(&self.dir, id, capacity)?;
+        let next = create_file(&self.dir, id, capacity, self.opts.huge_pages)?;
         let old = &w.active;
         let sync = self.opts.durability != Durability::None;
         if let Err(e) = seal(old.file(), old.path(), w.tail, &w.entries, sync) {
@@ -627,14 +628,15 @@ impl Engine {
         let next_id = rec.files.len() as u32;
         let next_id = next_id.max(1);
         let capacity = options.max_file_size as usize;
-        let active = create_file(&dir, next_id, capacity).map_err(|e| match e {
-            WriteError::Io { op, path, source } => OpenError::Io {
-                op,
-                path,
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            other => OpenError::InvalidOptions(other.to_string()),
-        })?;
+        let active =
+            create_file(&dir, next_id, capacity, options.huge_pages).map_err(|e| match e {
+                WriteError::Io { op, path, source } => OpenError::Io {
+                    op,
+                    path,
+                    source: std::io::Error::new(source.kind(), source.to_string()),
+                },
+                other => OpenError::InvalidOptions(other.to_string()),
+            })?;
         let mut files = rec.files;
         if files.len() <= next_id as usize {
             files.resize(next_id as usize + 1, None);

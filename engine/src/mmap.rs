@@ -54,7 +54,15 @@ pub struct MappedFile {
 impl MappedFile {
     /// Maps `len` bytes of `file`. The caller guarantees the file is at least
     /// `len` bytes long (invariant 1).
-    pub fn map(file: File, len: usize, path: PathBuf, id: u32) -> io::Result<MappedFile> {
+    /// With `huge_pages`, the map is advised to use huge page-cache folios
+    /// (see [`crate::Options::huge_pages`]).
+    pub fn map(
+        file: File,
+        len: usize,
+        path: PathBuf,
+        id: u32,
+        huge_pages: bool,
+    ) -> io::Result<MappedFile> {
         if len == 0 {
             // mmap rejects an empty range; the engine never maps a file
             // shorter than its header.
@@ -64,6 +72,10 @@ impl MappedFile {
             ));
         }
         let map = MmapOptions::new().len(len).map_raw(&file)?;
+        if huge_pages {
+            // Purely advisory; setups without large folio support ignore it.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
         Ok(MappedFile {
             file,
             map,

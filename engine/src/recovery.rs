@@ -58,7 +58,7 @@ fn open_err(e: WriteError) -> OpenError {
     }
 }
 
-pub(crate) fn recover(dir: &Path, _opts: &Options) -> Result<Recovered, OpenError> {
+pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError> {
     let mut ids = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
@@ -86,7 +86,7 @@ pub(crate) fn recover(dir: &Path, _opts: &Options) -> Result<Recovered, OpenErro
     };
     let mut loaded: Vec<(u32, Vec<IndexEntry>)> = Vec::new();
     for id in ids {
-        if let Some((file, entries)) = load_file(dir, id, &mut rec)? {
+        if let Some((file, entries)) = load_file(dir, id, opts, &mut rec)? {
             if rec.files.len() <= id as usize {
                 rec.files.resize(id as usize + 1, None);
             }
@@ -141,7 +141,12 @@ type LoadedFile = (Arc<MappedFile>, Vec<IndexEntry>);
 
 /// Loads one HSTable: from its footer if valid, else by scanning and sealing
 /// it. `None` if the file was empty and has been deleted.
-fn load_file(dir: &Path, id: u32, rec: &mut Recovered) -> Result<Option<LoadedFile>, OpenError> {
+fn load_file(
+    dir: &Path,
+    id: u32,
+    opts: &Options,
+    rec: &mut Recovered,
+) -> Result<Option<LoadedFile>, OpenError> {
     let path = file_path(dir, id);
     let file = OpenOptions::new()
         .read(true)
@@ -192,13 +197,13 @@ fn load_file(dir: &Path, id: u32, rec: &mut Recovered) -> Result<Option<LoadedFi
 
     if let Some(entries) = read_sealed_index(&file, len) {
         // NOTE: len fits usize on 64-bit targets.
-        let mapped = MappedFile::map(file, len as usize, path.clone(), id)
+        let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
             .map_err(|e| OpenError::io("mapping", &path, e))?;
         return Ok(Some((Arc::new(mapped), entries)));
     }
 
     // No valid footer: scan.
-    let mapped = MappedFile::map(file, len as usize, path.clone(), id)
+    let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
         .map_err(|e| OpenError::io("mapping", &path, e))?;
     let (entries, data_end, bad) = scan(&mapped, &path);
     rec.bad_records += bad;
@@ -228,7 +233,7 @@ fn load_file(dir: &Path, id: u32, rec: &mut Recovered) -> Result<Option<LoadedFi
         bad_records = bad,
         "recovered an unsealed HSTable by scanning it"
     );
-    let mapped = MappedFile::map(file, sealed_len as usize, path.clone(), id)
+    let mapped = MappedFile::map(file, sealed_len as usize, path.clone(), id, opts.huge_pages)
         .map_err(|e| OpenError::io("mapping", &path, e))?;
     Ok(Some((Arc::new(mapped), entries)))
 }

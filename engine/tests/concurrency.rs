@@ -51,8 +51,10 @@ fn overlapping_writers_and_readers_never_see_torn_values() {
             dir.path(),
             Options {
                 durability: Durability::Interval(std::time::Duration::from_millis(2)),
-                // Small files: roll-overs happen while others read.
+                // Small files: roll-overs (which truncate a mapped file)
+                // happen while others read, with huge page-cache folios.
                 max_file_size: 64 << 10,
+                huge_pages: true,
                 ..Options::default()
             },
         )

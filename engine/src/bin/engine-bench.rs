@@ -11,6 +11,8 @@
 //! Keys are 16 bytes (`%016d`), values `--value-size` bytes cut from a
 //! random buffer, as in db_bench. MB/s counts key + value bytes in MiB, as
 //! db_bench does. `index B/key` is the index's allocated RAM per live key.
+//! The durability-none runs map files with `Options::huge_pages` unless
+//! `--huge-pages false`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,7 @@ struct Args {
     dir: PathBuf,
     benchmarks: Vec<String>,
     max_file_size: u64,
+    huge_pages: bool,
 }
 
 const ALL: &[&str] = &[
@@ -40,7 +43,7 @@ const ALL: &[&str] = &[
 fn usage() -> ! {
     eprintln!(
         "usage: engine-bench [--num N] [--value-size B] [--threads T] [--sync-num N] \
-         [--max-file-size BYTES] [--dir PATH] [--benchmarks {}]",
+         [--max-file-size BYTES] [--huge-pages true|false] [--dir PATH] [--benchmarks {}]",
         ALL.join(",")
     );
     std::process::exit(2)
@@ -55,6 +58,7 @@ fn parse_args() -> Args {
         dir: std::env::temp_dir().join(format!("engine-bench-{}", std::process::id())),
         benchmarks: ALL.iter().map(|s| s.to_string()).collect(),
         max_file_size: 256 << 20,
+        huge_pages: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +78,7 @@ fn parse_args() -> Args {
             "--sync-num" => a.sync_num = num(&v),
             "--max-file-size" => a.max_file_size = num(&v),
             "--dir" => a.dir = PathBuf::from(v),
+            "--huge-pages" => a.huge_pages = v.parse().unwrap_or_else(|_| usage()),
             "--benchmarks" => a.benchmarks = v.split(',').map(str::to_string).collect(),
             _ => usage(),
         }
@@ -140,12 +145,13 @@ struct Row {
     note: String,
 }
 
-fn open(dir: &Path, durability: Durability, max_file_size: u64) -> Engine {
+fn open(dir: &Path, durability: Durability, max_file_size: u64, huge_pages: bool) -> Engine {
     Engine::open(
         dir,
         Options {
             durability,
             max_file_size,
+            huge_pages,
             ..Options::default()
         },
     )
@@ -250,17 +256,19 @@ fn main() {
         std::process::exit(1);
     }
     println!(
-        "engine-bench: {} records, 16-byte keys, {}-byte values, dir {}",
+        "engine-bench: {} records, 16-byte keys, {}-byte values, dir {}; huge pages {} for the \
+         durability-none runs (never for interval/always: each sync would write back 2 MiB folios)",
         a.num,
         a.value_size,
-        a.dir.display()
+        a.dir.display(),
+        if a.huge_pages { "on" } else { "off" }
     );
     let mut rows = Vec::new();
     let none = || "none".to_string();
 
     if want("fillseq") || want("readrandom") {
         let dir = fresh(&a.dir, "seq");
-        let e = open(&dir, Durability::None, a.max_file_size);
+        let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let t = fill(&e, a.num, a.value_size, false, 1);
         if want("fillseq") {
             rows.push(Row {
@@ -290,7 +298,7 @@ fn main() {
     }
     if want("fillrandom") || want("overwrite") {
         let dir = fresh(&a.dir, "random");
-        let e = open(&dir, Durability::None, a.max_file_size);
+        let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let t = fill(&e, a.num, a.value_size, true, 2);
         if want("fillrandom") {
             rows.push(Row {
@@ -331,7 +339,7 @@ fn main() {
             continue;
         }
         let dir = fresh(&a.dir, bench);
-        let e = open(&dir, durability, a.max_file_size);
+        let e = open(&dir, durability, a.max_file_size, false);
         let t = fill_threads(&e, num, a.threads, a.value_size, wait);
         let s = e.stats();
         rows.push(Row {
