@@ -409,12 +409,12 @@ impl Decoder {
                 if !key_ok(key, &self.limits) {
                     return err(ErrorKind::BadCommandLine, false);
                 }
-                let allowed: &[u8] = if cmd == b"mg" {
-                    b"bcfhklOqstuvENRT"
+                let command = if cmd == b"mg" {
+                    MetaCommand::Get
                 } else {
-                    b"bCEIkOqTx"
+                    MetaCommand::Delete
                 };
-                match parse_meta_flags(&l, 2, allowed, ErrorKind::BadMetaToken) {
+                match parse_meta_flags(&l, 2, command) {
                     Ok(flags) => req(if cmd == b"mg" {
                         Request::MetaGet { key, flags }
                     } else {
@@ -577,7 +577,7 @@ impl Decoder {
             swallow: Some(len + 2),
             data_used: 0,
         };
-        let flags = match parse_meta_flags(l, 3, b"bcCEFIkOqsSTM", ErrorKind::BadCommandLine) {
+        let flags = match parse_meta_flags(l, 3, MetaCommand::Set) {
             Ok(f) => f,
             Err(kind) => return swallow(kind),
         };
@@ -603,15 +603,42 @@ impl Decoder {
     }
 }
 
+/// Which meta command flags are parsed for: the accepted flags and the
+/// error messages differ between them in memcached 1.6.18.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MetaCommand {
+    Get,
+    Set,
+    Delete,
+}
+
 /// Parses meta flags from token `first` on: each is one flag byte,
-/// optionally followed by its argument. `bad_number` is the error for a
-/// numeric argument that does not parse (it differs between mg and ms).
+/// optionally followed by its argument.
 fn parse_meta_flags<'a>(
     l: &Line<'a>,
     first: usize,
-    allowed: &[u8],
-    bad_number: ErrorKind,
+    command: MetaCommand,
 ) -> Result<MetaFlags<'a>, ErrorKind> {
+    let (allowed, invalid, duplicate, bad_number): (&[u8], _, _, _) = match command {
+        MetaCommand::Get => (
+            b"bcfhklOqstuvNRT",
+            ErrorKind::InvalidMetaFlag,
+            ErrorKind::DuplicateMetaFlag,
+            ErrorKind::BadMetaToken,
+        ),
+        MetaCommand::Set => (
+            b"bcCFIkOqsTM",
+            ErrorKind::InvalidMetaFlag,
+            ErrorKind::DuplicateMetaFlag,
+            ErrorKind::BadMetaToken,
+        ),
+        MetaCommand::Delete => (
+            b"bCIkOqT",
+            ErrorKind::InvalidOrDuplicateMetaFlag,
+            ErrorKind::InvalidOrDuplicateMetaFlag,
+            ErrorKind::InvalidOrDuplicateMetaFlag,
+        ),
+    };
     let mut f = MetaFlags::default();
     if l.n > first {
         let start = l.tokens[first].as_ptr() as usize - l.after_command.as_ptr() as usize;
@@ -621,10 +648,10 @@ fn parse_meta_flags<'a>(
     for &tok in &l.tokens[first.min(l.n)..l.n] {
         let flag = tok[0];
         if !flag.is_ascii() || !allowed.contains(&flag) {
-            return Err(ErrorKind::InvalidMetaFlag);
+            return Err(invalid);
         }
         if seen[usize::from(flag)] {
-            return Err(ErrorKind::DuplicateMetaFlag);
+            return Err(duplicate);
         }
         seen[usize::from(flag)] = true;
         let arg = &tok[1..];
@@ -642,14 +669,25 @@ fn parse_meta_flags<'a>(
             b'u' => f.no_bump = true,
             b'q' => f.quiet = true,
             b'I' => f.invalidate = true,
-            b'O' => f.opaque = Some(arg),
+            b'O' => {
+                // memcached limits the whole token to 32 bytes.
+                if tok.len() > 32 {
+                    return Err(ErrorKind::OpaqueTooLong);
+                }
+                f.opaque = Some(arg);
+            }
             b'T' => f.ttl = Some(num_i()?),
             b'N' => f.vivify = Some(num_i()?),
             b'R' => f.recache = Some(num_i()?),
             b'C' => f.compare_cas = Some(parse_u64(arg).ok_or(bad_number)?),
-            b'F' => f.client_flags = Some(parse_u32(arg).ok_or(bad_number)?),
-            b'M' => f.mode = Some(*arg.first().ok_or(bad_number)?),
-            // Accepted and passed through in `tokens` (E, S, x).
+            // ms parses F late, with the classic message.
+            b'F' => f.client_flags = Some(parse_u32(arg).ok_or(ErrorKind::BadCommandLine)?),
+            b'M' => {
+                let [mode] = arg else {
+                    return Err(ErrorKind::MsModeLength);
+                };
+                f.mode = Some(*mode);
+            }
             _ => {}
         }
     }

@@ -23,6 +23,12 @@ pub enum ErrorKind {
     InvalidMetaFlag,
     /// A meta command flag given twice.
     DuplicateMetaFlag,
+    /// `md` with an unknown, repeated or malformed flag (md's single message).
+    InvalidOrDuplicateMetaFlag,
+    /// An `O` (opaque) flag longer than 32 bytes, flag byte included.
+    OpaqueTooLong,
+    /// `ms` with an `M` token that is not exactly one mode byte.
+    MsModeLength,
     /// `ms` with an `M` mode other than E, A, P, R, S (either case).
     InvalidMsMode,
     /// A meta command flag token that does not parse (e.g. `T` with no number).
@@ -48,6 +54,9 @@ impl ErrorKind {
             ErrorKind::TooLarge => b"SERVER_ERROR object too large for cache\r\n",
             ErrorKind::InvalidMetaFlag => b"CLIENT_ERROR invalid flag\r\n",
             ErrorKind::DuplicateMetaFlag => b"CLIENT_ERROR duplicate flag\r\n",
+            ErrorKind::InvalidOrDuplicateMetaFlag => b"CLIENT_ERROR invalid or duplicate flag\r\n",
+            ErrorKind::OpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
+            ErrorKind::MsModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
             ErrorKind::InvalidMsMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
             ErrorKind::BadMetaToken => b"CLIENT_ERROR bad token in command line format\r\n",
             ErrorKind::LineTooLong | ErrorKind::Http => b"",

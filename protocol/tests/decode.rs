@@ -695,6 +695,48 @@ fn meta_commands() {
         b"CLIENT_ERROR bad token in command line format\r\n"
     );
     assert_eq!(reply(b"ms a\r\n"), BAD_LINE);
+    assert_eq!(reply(b"mg a E5\r\n"), b"CLIENT_ERROR invalid flag\r\n");
+    let opaque_31 = format!("mg a O{}\r\n", "a".repeat(31));
+    assert!(matches!(one(opaque_31.as_bytes()), Request::MetaGet { .. }));
+    let opaque_32 = format!("mg a O{}\r\n", "a".repeat(32));
+    assert_eq!(
+        reply(opaque_32.as_bytes()),
+        b"CLIENT_ERROR opaque token too long\r\n"
+    );
+    for md in [
+        &b"md k Cx\r\n"[..],
+        b"md k x\r\n",
+        b"md k q q\r\n",
+        b"md k T\r\n",
+    ] {
+        assert_eq!(reply(md), b"CLIENT_ERROR invalid or duplicate flag\r\n");
+    }
+    let bad_token = b"CLIENT_ERROR bad token in command line format\r\n".to_vec();
+    assert_eq!(
+        steps(b"ms k 2 Tx\r\nxy\r\n")[0],
+        Out::Err(bad_token.clone(), false)
+    );
+    assert_eq!(steps(b"ms k 2 C\r\nxy\r\n")[0], Out::Err(bad_token, false));
+    assert_eq!(
+        steps(b"ms k 2 M\r\nxy\r\n")[0],
+        Out::Err(
+            b"CLIENT_ERROR incorrect length for M token\r\n".to_vec(),
+            false
+        )
+    );
+    assert_eq!(
+        steps(b"ms k 2 MS MS\r\nxy\r\nmn\r\n"),
+        [
+            Out::Err(b"CLIENT_ERROR duplicate flag\r\n".to_vec(), false),
+            Out::Discarded(4),
+            Out::Req("MetaNoop".into()),
+        ]
+    );
+    // Meta errors ignore q: a bad data chunk is always reported.
+    assert_eq!(
+        steps(b"ms k 2 q\r\nxyz\r\n")[0],
+        Out::Err(b"CLIENT_ERROR bad data chunk\r\n".to_vec(), false)
+    );
     // After the length is known, an error swallows the data block.
     assert_eq!(
         steps(b"ms a 2 z\r\nxy\r\nmn\r\n"),
