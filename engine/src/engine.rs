@@ -207,6 +207,8 @@ pub(crate) struct Inner {
     pub closed: AtomicBool,
     pub counters: Counters,
     lock_file: Mutex<Option<File>>,
+    /// Fault injection: the next new HSTable fails as if the disk were full.
+    fail_next_create: AtomicBool,
 }
 
 /// The storage engine. `Send + Sync`; share it as `Arc<Engine>`.
@@ -421,6 +423,13 @@ impl Inner {
         let id = w.next_file_id;
         // Create the next file first: if the disk is full this fails cleanly
         // and the current file stays active (and unsealed).
+        if self.fail_next_create.swap(false, Ordering::AcqRel) {
+            return Err(WriteError::io(
+                "preallocating",
+                file_path(&self.dir, id),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
         let next = create_file(&self.dir, id, capacity, self.opts.huge_pages)?;
         let old = &w.active;
         let sync = self.opts.durability != Durability::None;
@@ -674,6 +683,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             counters,
             lock_file: Mutex::new(Some(lock_file)),
+            fail_next_create: AtomicBool::new(false),
         });
         info!(
             dir = %inner.dir.display(),
@@ -952,6 +962,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn fail_next_sync_for_tests(&self) {
         self.inner.sync.inject_fault();
+    }
+
+    /// Makes the next roll-over fail as if the disk were full (ENOSPC from
+    /// preallocation), for tests.
+    #[doc(hidden)]
+    pub fn fail_next_roll_over_for_tests(&self) {
+        self.inner.fail_next_create.store(true, Ordering::Release);
     }
 
     /// The data directory.

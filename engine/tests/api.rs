@@ -415,3 +415,33 @@ fn sealed_files_open_from_footer_and_corrupt_reads_carry_file_and_offset() {
     }
     assert_eq!(e.stats().bad_records, 1);
 }
+
+#[test]
+fn disk_full_at_roll_over_is_returned_and_recoverable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), opts(Durability::None)).expect("open");
+    let big = vec![7u8; 30_000];
+    e.put(b"a", &big, meta(0), Condition::Always)
+        .expect("first fits");
+    e.put(b"b", &big, meta(0), Condition::Always)
+        .expect("second fits");
+    e.fail_next_roll_over_for_tests();
+    // The third needs a new file: the error reaches the caller...
+    match e.put(b"c", &big, meta(0), Condition::Always) {
+        Err(WriteError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(28)),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    // ...nothing of it is visible, and once space is back writes go on.
+    assert!(e.get(b"c").expect("get").is_none());
+    e.put(b"c", &big, meta(0), Condition::Always)
+        .expect("retry succeeds");
+    for k in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(
+            e.get(k).expect("get").expect("present").value.len(),
+            big.len()
+        );
+    }
+    e.close().expect("close");
+    let e = Engine::open(dir.path(), opts(Durability::None)).expect("reopen");
+    assert_eq!(e.stats().keys, 3);
+}
