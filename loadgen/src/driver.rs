@@ -472,10 +472,19 @@ impl Driver {
         let mut due = 0u64;
         for c in &mut self.clients {
             if let Some(period) = self.period {
-                let mut t = c.next_intended.max(measure_start);
-                while t < end {
-                    due += 1;
-                    t += period;
+                let first = c.next_intended;
+                if first < end {
+                    // Slots first..end every `period`, counted from the first
+                    // measured one.
+                    let skip = if first < measure_start {
+                        (measure_start - first)
+                            .as_nanos()
+                            .div_ceil(period.as_nanos())
+                    } else {
+                        0
+                    };
+                    let total = (end - first).as_nanos().div_ceil(period.as_nanos());
+                    due += u64::try_from(total.saturating_sub(skip)).unwrap_or(u64::MAX);
                 }
             }
             for s in &mut c.socks {
@@ -597,12 +606,8 @@ impl Driver {
         ks.write_key(first, &mut self.key_buf);
         let server = ks.server_of(&self.key_buf);
         let sock = &mut client.socks[server];
-        match kind {
-            OpKind::Get => wire::encode_get(&[&self.key_buf], &mut self.val_buf, &mut sock.out),
-            OpKind::Mget => {
-                let Keys::Many(v) = &keys else {
-                    unreachable!("mget has many keys")
-                };
+        match (&keys, kind) {
+            (Keys::Many(v), _) => {
                 let ksz = cfg.key_size;
                 let mut all = Vec::with_capacity(v.len() * ksz);
                 for &k in v.iter() {
@@ -612,7 +617,10 @@ impl Driver {
                 let refs: Vec<&[u8]> = all.chunks(ksz).collect();
                 wire::encode_get(&refs, &mut self.val_buf, &mut sock.out);
             }
-            OpKind::Set => {
+            (Keys::One(_), OpKind::Get | OpKind::Mget) => {
+                wire::encode_get(&[&self.key_buf], &mut self.val_buf, &mut sock.out)
+            }
+            (Keys::One(_), OpKind::Set) => {
                 self.version += 1;
                 let len = shared.values.size(&mut client.rng);
                 self.val_buf.clear();
@@ -621,7 +629,7 @@ impl Driver {
                     .write(&self.key_buf, self.version, len, &mut self.val_buf);
                 wire::encode_set(&self.key_buf, &self.val_buf, &mut sock.out);
             }
-            OpKind::Delete => wire::encode_delete(&self.key_buf, &mut sock.out),
+            (Keys::One(_), OpKind::Delete) => wire::encode_delete(&self.key_buf, &mut sock.out),
         }
         let measured = self.phase == Phase::Load && intended >= self.sched.measure_start;
         sock.pending.push_back(Pending {

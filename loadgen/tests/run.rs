@@ -375,3 +375,32 @@ fn closed_connections_are_counted_and_reopened() {
     assert!(get.counters.completed > 100);
     assert_eq!(s.errors_total, 3);
 }
+
+#[test]
+fn open_loop_against_a_silent_server_ends_on_time_and_counts_what_was_due() {
+    let server = TestServer::start();
+    server.go_silent();
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--timeout",
+            "10s",
+        ],
+    );
+    let started = Instant::now();
+    let outcome = run(c).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let s = &outcome.summary;
+    // One request per connection went out and was never answered; the
+    // other ~198 due in the second had no free slot.
+    assert_eq!(s.total.counters.requests, 2);
+    assert_eq!(s.total.counters.unfinished, 2);
+    assert_eq!(s.total.counters.completed, 0);
+    assert!(s.unsent >= 190 && s.unsent <= 200, "unsent {}", s.unsent);
+}
