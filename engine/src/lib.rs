@@ -72,8 +72,9 @@
 //!
 //! With [`Options::huge_pages`] the HSTable maps are advised `MADV_HUGEPAGE`:
 //! on file systems with large folios a random record read then costs one TLB
-//! entry per 2 MiB, which is most of the difference between ~1.1 M and
-//! ~1.5 M random reads per second on a virtual machine. It is off by default
+//! entry per 2 MiB instead of per 4 KiB, which cuts random-read latency
+//! markedly, most of all on virtual machines (compare `engine-bench
+//! --huge-pages true` and `false`). It is off by default
 //! (cold reads fetch 2 MiB; each sync writes back a whole dirty 2 MiB folio).
 
 #![deny(unsafe_code)]
