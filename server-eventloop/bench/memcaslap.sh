@@ -47,6 +47,12 @@ pin() { # pin <cpu list or empty> command...
     shift
     if [ -n "$list" ] && command -v taskset >/dev/null; then taskset -c "$list" "$@"; else "$@"; fi
 }
+# Servers start in the background straight from this shell (not through a
+# function, which would run in a subshell) so that $! is the server's own PID:
+# taskset execs the server, keeping its PID, which is what VmRSS is read from
+# and what is stopped at the end.
+server_pin=()
+if [ -n "${SERVER_CPUS:-}" ] && command -v taskset >/dev/null; then server_pin=(taskset -c "$SERVER_CPUS"); fi
 
 for tool in memcaslap memcached; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install libmemcached-tools memcached)" >&2; exit 2; }
@@ -91,7 +97,7 @@ wait_listening() {
 start_eventloop() { # start_eventloop <name> <accept mode>; sets port_<name> and pid_<name>
     local port
     port=$(free_port)
-    pin "${SERVER_CPUS:-}" "$BIN" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" \
+    "${server_pin[@]}" "$BIN" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" \
         --threads "$THREADS" --accept "$2" --durability "$DURABILITY" \
         --max-connections $((IDLE + 1024)) --log-level warn >"$work/$1.log" 2>&1 &
     pids+=($!)
@@ -105,7 +111,7 @@ start_eventloop dispatch dispatch
 port_memcached=$(free_port)
 mc_user=()
 [ "$(id -u)" -eq 0 ] && mc_user=(-u nobody)
-pin "${SERVER_CPUS:-}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$port_memcached" -U 0 \
+"${server_pin[@]}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$port_memcached" -U 0 \
     -t "$THREADS" -c $((IDLE + 1024)) -m 1024 >"$work/memcached.log" 2>&1 &
 pids+=($!)
 pid_memcached=$!

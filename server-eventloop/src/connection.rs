@@ -225,6 +225,11 @@ pub(crate) struct Connection<S> {
     pub(crate) writable: bool,
     /// The token sits in the loop's queue of connections to serve again.
     pub(crate) queued: bool,
+    /// The last read came back short: the socket had nothing more then, and
+    /// edge-triggered epoll reports the next arrival, so reading again
+    /// before that event would only return WouldBlock (one syscall saved
+    /// per request for a client that waits for each reply).
+    pub(crate) drained: bool,
 }
 
 impl<S> Connection<S> {
@@ -240,16 +245,21 @@ impl<S> Connection<S> {
             closing: false,
             writable: false,
             queued: false,
+            drained: false,
         }
     }
 
-    /// One read into the input buffer; `Ok(0)` is end-of-input.
+    /// One read into the input buffer; `Ok(0)` is end-of-input. Sets
+    /// [`Connection::drained`] when the read did not fill the space offered.
     pub(crate) fn read(&mut self, spare: &mut Vec<u8>) -> io::Result<usize> {
-        let n = self.stream.read(self.input.space(spare))?;
+        let space = self.input.space(spare);
+        let offered = space.len();
+        let n = self.stream.read(space)?;
         self.input.end += n;
         if n > 0 {
             self.last_active = Instant::now();
         }
+        self.drained = n > 0 && n < offered;
         Ok(n)
     }
 

@@ -223,7 +223,14 @@ impl<H: Handler> EventLoop<H> {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => woken = true,
-                    Token(key) => self.serve(key),
+                    Token(key) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.drained = false;
+                            }
+                        }
+                        self.serve(key);
+                    }
                 }
             }
             if woken {
@@ -493,7 +500,7 @@ impl<H: Handler> Context<H> {
     /// Serves one connection until its socket would block, its budget is
     /// spent, it waits for a sync, or it must close.
     fn serve(&mut self, key: usize, conn: &mut Connection<H::Session>) -> Next {
-        let settings = Arc::clone(&self.settings);
+        let settings = &*self.settings;
         let mut calls = 0;
         loop {
             if conn.output.has_writable() {
@@ -565,6 +572,11 @@ impl<H: Handler> Context<H> {
                     "input limit reached; closing connection"
                 );
                 return Next::Close;
+            }
+            if conn.drained {
+                // Nothing more was there at the last read; the next arrival
+                // brings a READABLE event.
+                return Next::Keep;
             }
             match conn.read(&mut self.spare_in) {
                 Ok(0) => {

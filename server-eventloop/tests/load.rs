@@ -10,6 +10,7 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::{raise_open_file_limit, read_until, stat, ServerProcess};
 
@@ -48,10 +49,19 @@ fn many_concurrent_connections_each_set_and_get() {
                 .collect()
         })
         .collect();
-    let open_now = stat(addr, "curr_connections");
+    // A connect returns once the kernel has queued the connection; the
+    // server takes it in a moment later.
+    let everyone = u64::try_from(wanted).expect("count") + 1;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut open_now = stat(addr, "curr_connections");
+    while open_now < everyone && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        open_now = stat(addr, "curr_connections");
+    }
+    // (An earlier stats connection may not have been closed yet: >=.)
     assert!(
-        open_now > u64::try_from(wanted).expect("count"),
-        "all {wanted} connections should be open at once (plus the stats one), server counts {open_now}"
+        open_now >= everyone,
+        "all {wanted} connections should be open at once (plus the stats one): server counts {open_now}"
     );
 
     // Phase 2: every connection sends its set and get; then all replies are read.
