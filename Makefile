@@ -81,5 +81,29 @@ fuzz-ci:
 bench-protocol:
 	$(CARGO) bench -p protocol --bench parse
 
+# Benchmark matrix (bench/): front-end x connections x workload, each cell on a
+# fresh server; raw outputs and a generated REPORT.md with SVG charts land in
+# results/<run-id>/ (results/latest points at the newest). Change the matrix
+# with FRONTENDS=, CONNECTIONS=, WORKLOADS=, DURATION= and WARMUP= (seconds per
+# cell), LOADS= (open-loop percentages); results/README.md describes them.
+BENCH_FLAGS = $(if $(FRONTENDS),--frontends $(FRONTENDS)) \
+	$(if $(CONNECTIONS),--connections $(CONNECTIONS)) \
+	$(if $(WORKLOADS),--workloads $(WORKLOADS)) \
+	$(if $(DURATION),--duration $(DURATION)) \
+	$(if $(WARMUP),--warmup $(WARMUP)) \
+	$(if $(LOADS),--loads $(LOADS))
+bench:
+	$(CARGO) build --release -p bench -p loadgen
+	$(CARGO) run --release -q -p bench -- run --preset default $(BENCH_FLAGS)
+
+bench-full:
+	$(CARGO) build --release -p bench -p loadgen
+	$(CARGO) run --release -q -p bench -- run --preset full $(BENCH_FLAGS)
+
+# Re-render a run's REPORT.md and charts from its raw outputs:
+# make report RUN=results/<run-id> (default: results/latest).
+report:
+	$(CARGO) run --release -q -p bench -- report $(or $(RUN),results/latest)
+
 clean:
 	$(CARGO) clean

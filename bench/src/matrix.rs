@@ -1,0 +1,497 @@
+//! The matrix: which front-ends, workloads and connection counts a run
+//! covers, the two presets (`default` for `make bench`, `full` for
+//! `make bench-full`), and the list of cells a run executes.
+//!
+//! A front-end is named on the command line as `threadpool`, `threadpool-<N>`
+//! (N workers), `eventloop`, `eventloop-reuseport`, `eventloop-dispatch` or
+//! `memcached`; the name says everything that differs between them, so a cell
+//! id (`read-heavy_threadpool-16_c1024`) is enough to reproduce it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Workers of the thread pool when `--threads` is not given (KingServer's).
+pub const THREADPOOL_DEFAULT_WORKERS: usize = 150;
+
+/// `--max-connections` (memcached: `-c`) given to every server: above the
+/// largest connection count of the full matrix plus the probe and stats
+/// connections, so the limit never decides a result.
+pub const SERVER_MAX_CONNECTIONS: usize = 12_000;
+
+/// The I/O model behind a front-end name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontendKind {
+    /// `server-threadpool`: accept thread and blocking workers.
+    Threadpool,
+    /// `server-eventloop`: mio event loops.
+    Eventloop,
+    /// memcached, the reference.
+    Memcached,
+}
+
+impl FrontendKind {
+    /// The binary that serves this kind.
+    pub fn binary(self) -> &'static str {
+        match self {
+            FrontendKind::Threadpool => "server-threadpool",
+            FrontendKind::Eventloop => "server-eventloop",
+            FrontendKind::Memcached => "memcached",
+        }
+    }
+
+    /// The cargo package that builds it (none for memcached).
+    pub fn package(self) -> Option<&'static str> {
+        match self {
+            FrontendKind::Threadpool => Some("server-threadpool"),
+            FrontendKind::Eventloop => Some("server-eventloop"),
+            FrontendKind::Memcached => None,
+        }
+    }
+}
+
+/// How the event loop accepts connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptMode {
+    /// One listening socket per loop, SO_REUSEPORT (nginx).
+    Reuseport,
+    /// One acceptor handing connections to the loops (memcached).
+    Dispatch,
+}
+
+impl AcceptMode {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            AcceptMode::Reuseport => "reuseport",
+            AcceptMode::Dispatch => "dispatch",
+        }
+    }
+}
+
+/// One front-end configuration of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frontend {
+    /// The name as given on the command line and used in cell ids.
+    pub name: String,
+    /// The I/O model.
+    pub kind: FrontendKind,
+    /// Thread pool: workers given with `--threads` (None: the default, 150).
+    pub workers: Option<usize>,
+    /// Event loop: accept mode given with the accept-mode flag (None: its default).
+    pub accept: Option<AcceptMode>,
+}
+
+impl Frontend {
+    /// Worker threads of a thread pool (None for the other kinds).
+    pub fn pool_workers(&self) -> Option<usize> {
+        (self.kind == FrontendKind::Threadpool)
+            .then(|| self.workers.unwrap_or(THREADPOOL_DEFAULT_WORKERS))
+    }
+}
+
+impl FromStr for Frontend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Frontend, Error> {
+        let s = s.trim();
+        let f = |kind, workers, accept| Frontend {
+            name: s.to_string(),
+            kind,
+            workers,
+            accept,
+        };
+        match s {
+            "threadpool" => return Ok(f(FrontendKind::Threadpool, None, None)),
+            "eventloop" => return Ok(f(FrontendKind::Eventloop, None, None)),
+            "eventloop-reuseport" => {
+                return Ok(f(
+                    FrontendKind::Eventloop,
+                    None,
+                    Some(AcceptMode::Reuseport),
+                ))
+            }
+            "eventloop-dispatch" => {
+                return Ok(f(FrontendKind::Eventloop, None, Some(AcceptMode::Dispatch)))
+            }
+            "memcached" => return Ok(f(FrontendKind::Memcached, None, None)),
+            _ => {}
+        }
+        if let Some(n) = s.strip_prefix("threadpool-") {
+            let n: usize = n
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::Config(format!("bad worker count in front-end {s:?}")))?;
+            return Ok(f(FrontendKind::Threadpool, Some(n), None));
+        }
+        Err(Error::Config(format!(
+            "unknown front-end {s:?}: threadpool, threadpool-<N>, eventloop, \
+             eventloop-reuseport, eventloop-dispatch or memcached"
+        )))
+    }
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A workload: what the load generator asks for and how durable the server is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Name used on the command line and in cell ids.
+    pub name: String,
+    /// One line for the report.
+    pub description: String,
+    /// `loadgen --mix`.
+    pub mix: String,
+    /// `loadgen --value-size`, bytes.
+    pub value_size: usize,
+    /// `loadgen --key-dist`.
+    pub key_dist: String,
+    /// `loadgen --keys`: the key space, all of it preloaded.
+    pub keys: u64,
+    /// The servers' `--durability` (memcached has none).
+    pub durability: String,
+}
+
+impl Workload {
+    /// The workloads this crate knows, by name.
+    pub fn named(name: &str) -> Result<Workload, Error> {
+        let w = |name: &str, description: &str, mix: &str, value_size, keys, durability: &str| {
+            Workload {
+                name: name.into(),
+                description: description.into(),
+                mix: mix.into(),
+                value_size,
+                key_dist: "zipf:0.99".into(),
+                keys,
+                durability: durability.into(),
+            }
+        };
+        Ok(match name.trim() {
+            "read-heavy" => w(
+                "read-heavy",
+                "90% get / 10% set, 32-byte values, zipf keys, durability interval",
+                "get=90,set=10",
+                32,
+                100_000,
+                "interval",
+            ),
+            "write-heavy" => w(
+                "write-heavy",
+                "10% get / 90% set, 32-byte values, zipf keys, durability interval",
+                "get=10,set=90",
+                32,
+                100_000,
+                "interval",
+            ),
+            "large" => w(
+                "large",
+                "50% get / 50% set, 64 KiB values, zipf keys, durability interval",
+                "get=50,set=50",
+                64 * 1024,
+                1_000,
+                "interval",
+            ),
+            "write-always" => w(
+                "write-always",
+                "10% get / 90% set, 32-byte values, zipf keys, durability always \
+                 (a reply only after an fdatasync covering the write)",
+                "get=10,set=90",
+                32,
+                100_000,
+                "always",
+            ),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown workload {other:?}: read-heavy, write-heavy, large or write-always"
+                )))
+            }
+        })
+    }
+
+    /// The operation with the largest weight in the mix (get on a tie): the
+    /// one whose latency spectrum the report draws.
+    pub fn dominant_op(&self) -> String {
+        let mut best: Option<(u32, String)> = None;
+        for part in self.mix.split(',') {
+            if let Some((op, w)) = part.split_once('=') {
+                let w: u32 = w.trim().parse().unwrap_or(0);
+                let better = match &best {
+                    None => true,
+                    Some((bw, bop)) => w > *bw || (w == *bw && op == "get" && bop != "get"),
+                };
+                if better {
+                    best = Some((w, op.trim().to_string()));
+                }
+            }
+        }
+        best.map_or_else(|| "get".into(), |(_, op)| op)
+    }
+
+    /// Whether memcached can run this workload as specified (it has no
+    /// durability: a workload that is about `always` says nothing about it).
+    pub fn fits_memcached(&self) -> bool {
+        self.durability != "always"
+    }
+}
+
+/// Open-loop runs: fixed request rates, as fractions of each front-end's
+/// measured closed-loop maximum for the same workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// Offered load in percent of the measured maximum.
+    pub loads_pct: Vec<u32>,
+    /// Connections the rate is spread over.
+    pub connections: usize,
+    /// Workloads that get open-loop runs.
+    pub workloads: Vec<String>,
+}
+
+/// Everything a run covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    /// "default", "full", or either with changes ("custom").
+    pub name: String,
+    /// Front-ends, in report order.
+    pub frontends: Vec<Frontend>,
+    /// Closed-loop connection counts.
+    pub connections: Vec<usize>,
+    /// Workloads.
+    pub workloads: Vec<Workload>,
+    /// Measured seconds per cell.
+    pub duration_s: f64,
+    /// Warm-up seconds per cell before measuring.
+    pub warmup_s: f64,
+    /// `loadgen --timeout`, seconds.
+    pub timeout_s: f64,
+    /// Requests in flight per connection (closed loop).
+    pub pipeline: usize,
+    /// Open-loop runs, if any.
+    pub open_loop: Option<OpenLoop>,
+    /// The connection count whose latency spectrum the report draws.
+    pub spectrum_connections: usize,
+}
+
+/// Parses a comma-separated list.
+pub fn parse_list<T: FromStr>(s: &str) -> Result<Vec<T>, Error>
+where
+    T::Err: fmt::Display,
+{
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<T>()
+                .map_err(|e| Error::Config(format!("{p:?}: {e}")))
+        })
+        .collect()
+}
+
+impl Matrix {
+    /// `make bench`: about five minutes on a 2-core machine.
+    pub fn default_matrix() -> Matrix {
+        Matrix {
+            name: "default".into(),
+            frontends: ["threadpool", "eventloop", "memcached"]
+                .iter()
+                .map(|s| s.parse().unwrap_or_else(|_| unreachable!("known name")))
+                .collect(),
+            connections: vec![1, 16, 128, 1024],
+            workloads: ["read-heavy", "write-heavy", "large"]
+                .iter()
+                .map(|s| Workload::named(s).unwrap_or_else(|_| unreachable!("known name")))
+                .collect(),
+            duration_s: 4.0,
+            warmup_s: 1.0,
+            timeout_s: 1.0,
+            pipeline: 1,
+            open_loop: None,
+            spectrum_connections: 128,
+        }
+    }
+
+    /// `make bench-full`: up to 10,000 connections, durability `always`,
+    /// three pool sizes, both accept modes, and latency vs offered load.
+    pub fn full_matrix() -> Matrix {
+        Matrix {
+            name: "full".into(),
+            frontends: [
+                "threadpool-16",
+                "threadpool-150",
+                "threadpool-1000",
+                "eventloop-reuseport",
+                "eventloop-dispatch",
+                "memcached",
+            ]
+            .iter()
+            .map(|s| s.parse().unwrap_or_else(|_| unreachable!("known name")))
+            .collect(),
+            connections: vec![1, 16, 128, 1024, 4096, 10_000],
+            workloads: ["read-heavy", "write-heavy", "large", "write-always"]
+                .iter()
+                .map(|s| Workload::named(s).unwrap_or_else(|_| unreachable!("known name")))
+                .collect(),
+            duration_s: 5.0,
+            warmup_s: 1.0,
+            timeout_s: 1.0,
+            pipeline: 1,
+            open_loop: Some(OpenLoop {
+                loads_pct: vec![10, 25, 50, 75, 90],
+                connections: 128,
+                workloads: vec!["read-heavy".into(), "write-heavy".into()],
+            }),
+            spectrum_connections: 128,
+        }
+    }
+
+    /// The closed-loop cells, then the open-loop ones (which need the
+    /// closed-loop maxima), in the order they run.
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for w in &self.workloads {
+            for f in &self.frontends {
+                if f.kind == FrontendKind::Memcached && !w.fits_memcached() {
+                    continue;
+                }
+                for &c in &self.connections {
+                    cells.push(Cell::new(w, f, c, None));
+                }
+            }
+        }
+        if let Some(open) = &self.open_loop {
+            for w in self
+                .workloads
+                .iter()
+                .filter(|w| open.workloads.contains(&w.name))
+            {
+                for f in &self.frontends {
+                    if f.kind == FrontendKind::Memcached && !w.fits_memcached() {
+                        continue;
+                    }
+                    for &pct in &open.loads_pct {
+                        cells.push(Cell::new(w, f, open.connections, Some(pct)));
+                    }
+                }
+            }
+        }
+        cells
+    }
+
+    /// Rough seconds a cell takes, for the time-left estimate before any
+    /// cell has finished: warm-up, measurement, and start, preload and stop.
+    pub fn planned_seconds(&self, cell: &Cell) -> f64 {
+        let overhead = 2.5 + cell.connections as f64 / 2000.0;
+        self.warmup_s + self.duration_s + overhead
+    }
+
+    /// Checks the matrix can run.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.frontends.is_empty() || self.workloads.is_empty() || self.connections.is_empty() {
+            return Err(Error::Config(
+                "the matrix needs at least one front-end, workload and connection count".into(),
+            ));
+        }
+        if self.connections.contains(&0) {
+            return Err(Error::Config("connection counts must be at least 1".into()));
+        }
+        let ok = self.duration_s.is_finite()
+            && self.duration_s > 0.0
+            && self.warmup_s.is_finite()
+            && self.warmup_s >= 0.0;
+        if !ok {
+            return Err(Error::Config(
+                "duration must be above 0 and warm-up not negative".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One run of one front-end under one workload and connection count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Directory name under the run: `<workload>_<front-end>_c<connections>[_load<pct>]`.
+    pub id: String,
+    /// Workload name.
+    pub workload: String,
+    /// Front-end name.
+    pub frontend: String,
+    /// Connections.
+    pub connections: usize,
+    /// Open loop: offered load in percent of the front-end's measured maximum.
+    pub load_pct: Option<u32>,
+}
+
+impl Cell {
+    fn new(w: &Workload, f: &Frontend, connections: usize, load_pct: Option<u32>) -> Cell {
+        let mut id = format!("{}_{}_c{}", w.name, f.name, connections);
+        if let Some(p) = load_pct {
+            id.push_str(&format!("_load{p}"));
+        }
+        Cell {
+            id,
+            workload: w.name.clone(),
+            frontend: f.name.clone(),
+            connections,
+            load_pct,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontend_names() {
+        let f: Frontend = "threadpool-16".parse().unwrap();
+        assert_eq!(f.kind, FrontendKind::Threadpool);
+        assert_eq!(f.pool_workers(), Some(16));
+        let f: Frontend = "threadpool".parse().unwrap();
+        assert_eq!(f.pool_workers(), Some(THREADPOOL_DEFAULT_WORKERS));
+        let f: Frontend = "eventloop-dispatch".parse().unwrap();
+        assert_eq!(f.accept, Some(AcceptMode::Dispatch));
+        assert_eq!(f.pool_workers(), None);
+        assert!("threadpool-0".parse::<Frontend>().is_err());
+        assert!("nginx".parse::<Frontend>().is_err());
+    }
+
+    #[test]
+    fn default_matrix_has_36_cells() {
+        let m = Matrix::default_matrix();
+        m.validate().unwrap();
+        let cells = m.cells();
+        assert_eq!(cells.len(), 3 * 4 * 3);
+        assert_eq!(cells[0].id, "read-heavy_threadpool_c1");
+        let ids: std::collections::BTreeSet<_> = cells.iter().map(|c| &c.id).collect();
+        assert_eq!(ids.len(), cells.len(), "cell ids are unique");
+    }
+
+    #[test]
+    fn full_matrix_skips_memcached_for_always_and_runs_open_loop_last() {
+        let m = Matrix::full_matrix();
+        let cells = m.cells();
+        assert!(!cells
+            .iter()
+            .any(|c| c.workload == "write-always" && c.frontend == "memcached"));
+        let first_open = cells.iter().position(|c| c.load_pct.is_some()).unwrap();
+        assert!(cells[first_open..].iter().all(|c| c.load_pct.is_some()));
+        assert_eq!(cells.len() - first_open, 2 * 6 * 5);
+    }
+
+    #[test]
+    fn dominant_operation() {
+        assert_eq!(Workload::named("read-heavy").unwrap().dominant_op(), "get");
+        assert_eq!(Workload::named("write-heavy").unwrap().dominant_op(), "set");
+        assert_eq!(Workload::named("large").unwrap().dominant_op(), "get");
+        assert!(Workload::named("bogus").is_err());
+    }
+}
