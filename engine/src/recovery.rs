@@ -185,6 +185,7 @@ fn load_file(
             // A torn creation leaves zeros, not a different magic.
             if header.iter().all(|&b| b == 0) && len <= FILE_HEADER_LEN as u64 {
                 fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
+                sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
                 return Ok(None);
             }
             return Err(OpenError::Corrupt {

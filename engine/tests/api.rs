@@ -445,3 +445,24 @@ fn disk_full_at_roll_over_is_returned_and_recoverable() {
     let e = Engine::open(dir.path(), opts(Durability::None)).expect("reopen");
     assert_eq!(e.stats().keys, 3);
 }
+
+#[test]
+fn a_value_larger_than_a_file_gets_a_file_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    {
+        let e = Engine::open(dir.path(), opts(Durability::None)).expect("open");
+        e.put(b"small", b"s", meta(0), Condition::Always)
+            .expect("put");
+        e.put(b"big", &big, meta(3), Condition::Always)
+            .expect("put big");
+        e.put(b"after", b"a", meta(0), Condition::Always)
+            .expect("put");
+        assert_eq!(&*e.get(b"big").expect("get").expect("big").value, &big[..]);
+        e.close().expect("close");
+    }
+    let e = Engine::open(dir.path(), opts(Durability::None)).expect("reopen");
+    assert_eq!(&*e.get(b"big").expect("get").expect("big").value, &big[..]);
+    assert_eq!(&*e.get(b"after").expect("get").expect("after").value, b"a");
+    assert_eq!(&*e.get(b"small").expect("get").expect("small").value, b"s");
+}
