@@ -52,6 +52,13 @@ load-10k:
 bench-eventloop:
 	bash server-eventloop/bench/memcaslap.sh
 
+# server-threadpool vs memcached: memcaslap throughput (90% get, 32-byte
+# values) at 1/8/64/150 connections, server and client on different cores;
+# prints ops/s of each and the ratio. CONNS=, DURATION=, WORKERS= change it.
+.PHONY: bench-threadpool
+bench-threadpool:
+	bash server-threadpool/bench/memcaslap.sh
+
 # loadgen vs memcaslap against one memcached (1 client thread, 50 connections,
 # get/set 9:1, 32-byte values; server and client on different cores): prints
 # both request rates and the ratio. PIPELINE=1 by default, DEEP=8 for a second
