@@ -4,8 +4,11 @@
 //!
 //! Memory per connection is bounded whatever the client sends: the input
 //! buffer never grows (a large value reaches the session in chunks, so it is
-//! consumed as it arrives), and the reply buffer is flushed whenever it passes
-//! a high-water mark and shrunk back after a burst.
+//! consumed as it arrives, and an oversized one is swallowed), and the reply
+//! buffer is flushed whenever it passes a high-water mark and shrunk back
+//! after a burst. What remains is the session's own: a value up to
+//! `--max-item-size` gathered before it is stored, and the replies to one
+//! request (a multi-key get of large values).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -17,10 +20,12 @@ use service::{Service, Session, Step};
 
 use crate::pool::Serve;
 
-/// Requests executed per `Session::process` call: enough to drain a typical
-/// pipeline in one call, few enough that the reply buffer is checked against
-/// the high-water mark often.
-const REQUESTS_PER_CALL: usize = 64;
+/// Requests executed per `Session::process` call. One, so the reply buffer
+/// is checked against the high-water mark after every reply: with 16 per call,
+/// 16 pipelined gets of 1 MiB values would hold 16 MiB per worker. A call
+/// costs far less than the read and write around a batch, and the whole
+/// batch still goes out in one write.
+const REQUESTS_PER_CALL: usize = 1;
 /// Input buffer size floor; the buffer must also hold the longest request
 /// line plus a whole unchunked value (see [`input_capacity`]).
 const MIN_INPUT: usize = 16 * 1024;
