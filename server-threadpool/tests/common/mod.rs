@@ -32,13 +32,22 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts `workers` workers; `configure` adjusts the service settings.
+    /// Starts `workers` workers with durability `none`; `configure` adjusts
+    /// the service settings.
     pub fn start(workers: usize, configure: impl FnOnce(&mut ServiceConfig)) -> InProcess {
+        Self::start_with(workers, engine::Durability::None, configure)
+    }
+
+    pub fn start_with(
+        workers: usize,
+        durability: engine::Durability,
+        configure: impl FnOnce(&mut ServiceConfig),
+    ) -> InProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = engine::Engine::open(
             dir.path(),
             engine::Options {
-                durability: engine::Durability::None,
+                durability,
                 ..engine::Options::default()
             },
         )
