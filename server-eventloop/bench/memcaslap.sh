@@ -14,7 +14,11 @@
 #
 # Knobs (environment):
 #   CONNS="8 64 512"      connection counts (memcaslap --concurrency)
-#   DURATION=10s          length of each memcaslap run
+#   DURATION=5s           length of each memcaslap run
+#   ROUNDS=3              runs per server and connection count, interleaved
+#                         (server A, B, C, A, B, C, ...) so that a burst of
+#                         other activity on the machine hits all alike; the
+#                         table shows the median
 #   IDLE=10000            idle connections for the RSS measurement (0: skip)
 #   DURABILITY=none       server-eventloop --durability (memcached keeps nothing)
 #   SERVER_CPUS / CLIENT_CPUS   taskset CPU lists; default 0 / 1-(n-1) on 2+ cores
@@ -23,7 +27,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 CONNS=${CONNS:-"8 64 512"}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-10000}
 DURABILITY=${DURABILITY:-none}
 
@@ -135,15 +140,20 @@ measure() { # measure <port> <connections>
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-echo "memcaslap 90% get / 10% set, 32-byte values, ${DURATION} per run"
+echo "memcaslap 90% get / 10% set, 32-byte values, median of $ROUNDS interleaved ${DURATION} runs"
 echo "server-eventloop: $THREADS loop(s), durability $DURABILITY; memcached: $THREADS thread(s)"
 echo "server cpus: ${SERVER_CPUS:-any}, client cpus: ${CLIENT_CPUS:-any}"
 echo
 printf '%-12s %14s %14s %14s %10s %10s\n' connections reuseport dispatch memcached ratio_rp ratio_disp
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
 for c in $CONNS; do
-    rp=$(measure "$port_reuseport" "$c")
-    dp=$(measure "$port_dispatch" "$c")
-    mc=$(measure "$port_memcached" "$c")
+    rps="" dps="" mcs=""
+    for _ in $(seq 1 "$ROUNDS"); do
+        rps+=" $(measure "$port_reuseport" "$c")"
+        dps+=" $(measure "$port_dispatch" "$c")"
+        mcs+=" $(measure "$port_memcached" "$c")"
+    done
+    rp=$(median <<<"$rps") dp=$(median <<<"$dps") mc=$(median <<<"$mcs")
     printf '%-12s %14s %14s %14s %10s %10s\n' "$c" "$rp" "$dp" "$mc" "$(ratio "$rp" "$mc")" "$(ratio "$dp" "$mc")"
 done
 
