@@ -466,3 +466,50 @@ fn a_value_larger_than_a_file_gets_a_file_of_its_own() {
     assert_eq!(&*e.get(b"after").expect("get").expect("after").value, b"a");
     assert_eq!(&*e.get(b"small").expect("get").expect("small").value, b"s");
 }
+
+#[test]
+fn huge_page_maps_survive_roll_over_and_reopen() {
+    // Files several huge pages long, so sealing truncates a file that may be
+    // mapped with 2 MiB folios while its records stay readable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = Options {
+        durability: Durability::None,
+        max_file_size: 5 << 20,
+        huge_pages: true,
+        ..Options::default()
+    };
+    let value = |i: u32| format!("{i:08}-{}", "v".repeat(90)).into_bytes();
+    let e = Engine::open(dir.path(), o.clone()).expect("open");
+    for i in 0..60_000u32 {
+        e.put(
+            format!("{i:016}").as_bytes(),
+            &value(i),
+            meta(0),
+            Condition::Always,
+        )
+        .expect("put");
+    }
+    assert!(e.stats().files >= 2);
+    let early = e
+        .get(format!("{:016}", 7).as_bytes())
+        .expect("get")
+        .expect("7")
+        .value;
+    for i in (0..60_000u32).step_by(97) {
+        let got = e
+            .get(format!("{i:016}").as_bytes())
+            .expect("get")
+            .expect("present");
+        assert_eq!(&*got.value, &value(i)[..]);
+    }
+    e.close().expect("close");
+    assert_eq!(&*early, &value(7)[..]);
+    let e = Engine::open(dir.path(), o).expect("reopen");
+    for i in (0..60_000u32).step_by(89) {
+        let got = e
+            .get(format!("{i:016}").as_bytes())
+            .expect("get")
+            .expect("present");
+        assert_eq!(&*got.value, &value(i)[..]);
+    }
+}
