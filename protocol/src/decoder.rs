@@ -73,6 +73,8 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
+    // Inlined so the token array is built in the caller's frame, not copied.
+    #[inline(always)]
     fn split(line: &'a [u8]) -> Self {
         let mut tokens: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
         let mut n = 0;
@@ -264,6 +266,7 @@ impl Decoder {
     }
 
     /// Parses one line; `data` is whatever follows it in the buffer.
+    #[inline]
     fn parse_line<'a>(&mut self, line: &'a [u8], data: &'a [u8]) -> Parsed<'a> {
         let l = Line::split(line);
         let nt = l.ntokens();
