@@ -8,6 +8,10 @@
 # Knobs (environment):
 #   CONNS="1 8 64 150"    connection counts (memcaslap --concurrency)
 #   DURATION=5s           length of each memcaslap run
+#   ROUNDS=3              runs per server and connection count, interleaved
+#                         (threadpool, memcached, threadpool, ...) so a burst
+#                         of other work on the machine hits both; the table
+#                         shows the median
 #   WORKERS=150           server-threadpool worker threads (KingServer's number)
 #   MEMCACHED_THREADS     memcached -t; default: as many as the server's cores,
 #                         so both servers get the same CPU to work with
@@ -19,6 +23,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 CONNS=${CONNS:-"1 8 64 150"}
 DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-150}
 DURABILITY=${DURABILITY:-none}
 
@@ -42,11 +47,14 @@ else
     MEMCACHED_THREADS=${MEMCACHED_THREADS:-$cpus}
 fi
 
-pin() { # pin <cpu list or empty> command...
-    local cpus=$1
-    shift
-    if [ -n "$cpus" ] && command -v taskset >/dev/null; then taskset -c "$cpus" "$@"; else "$@"; fi
-}
+# Command prefixes that pin to the server's and the client's CPUs. Arrays,
+# not a function: a server started through a function runs in a subshell,
+# and $! would be the subshell's PID rather than the server's.
+pin_server=() pin_client=()
+if command -v taskset >/dev/null; then
+    if [ -n "${SERVER_CPUS:-}" ]; then pin_server=(taskset -c "$SERVER_CPUS"); fi
+    if [ -n "${CLIENT_CPUS:-}" ]; then pin_client=(taskset -c "$CLIENT_CPUS"); fi
+fi
 
 for tool in memcaslap memcached; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install libmemcached-tools memcached)" >&2; exit 2; }
@@ -86,7 +94,7 @@ wait_listening() {
 }
 
 tp_port=$(free_port)
-pin "${SERVER_CPUS:-}" "$BIN" --listen "127.0.0.1:$tp_port" --data-dir "$work/data" \
+"${pin_server[@]}" "$BIN" --listen "127.0.0.1:$tp_port" --data-dir "$work/data" \
     --threads "$WORKERS" --durability "$DURABILITY" >"$work/threadpool.log" 2>&1 &
 pids+=($!)
 wait_listening "$tp_port"
@@ -94,7 +102,7 @@ wait_listening "$tp_port"
 mc_port=$(free_port)
 mc_user=()
 [ "$(id -u)" -eq 0 ] && mc_user=(-u nobody)
-pin "${SERVER_CPUS:-}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$mc_port" -U 0 \
+"${pin_server[@]}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$mc_port" -U 0 \
     -t "$MEMCACHED_THREADS" -c 4096 -m 1024 >"$work/memcached.log" 2>&1 &
 pids+=($!)
 wait_listening "$mc_port"
@@ -111,19 +119,27 @@ CFG
 
 # Prints the ops/s of one memcaslap run ("... TPS: 38448 Net_rate: ...").
 measure() { # measure <port> <connections>
-    pin "${CLIENT_CPUS:-}" memcaslap -s "127.0.0.1:$1" -F "$work/load.cfg" -t "$DURATION" \
+    "${pin_client[@]}" memcaslap -s "127.0.0.1:$1" -F "$work/load.cfg" -t "$DURATION" \
         -T 1 -c "$2" >"$work/run.out" 2>&1 || true
     awk '/TPS:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") tps = $(i + 1) } END { print (tps == "" ? 0 : tps) }' "$work/run.out"
 }
 
-echo "memcaslap 90% get / 10% set, 32-byte values, ${DURATION} per run"
+echo "memcaslap 90% get / 10% set, 32-byte values, median of $ROUNDS interleaved ${DURATION} runs"
 echo "server-threadpool: $WORKERS workers, durability $DURABILITY; memcached: $MEMCACHED_THREADS threads"
 echo "server cpus: ${SERVER_CPUS:-any}, client cpus: ${CLIENT_CPUS:-any}"
 echo
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
+
 printf '%-12s %18s %18s %8s\n' connections threadpool_ops/s memcached_ops/s ratio
 for c in $CONNS; do
-    tp=$(measure "$tp_port" "$c")
-    mc=$(measure "$mc_port" "$c")
+    tps="" mcs=""
+    for _ in $(seq 1 "$ROUNDS"); do
+        tps="$tps $(measure "$tp_port" "$c")"
+        mcs="$mcs $(measure "$mc_port" "$c")"
+    done
+    tp=$(median <<<"$tps")
+    mc=$(median <<<"$mcs")
     ratio=$(awk -v a="$tp" -v b="$mc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
     printf '%-12s %18s %18s %8s\n' "$c" "$tp" "$mc" "$ratio"
 done
