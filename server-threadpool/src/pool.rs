@@ -239,7 +239,9 @@ fn worker_loop<S: Serve, O: Observer>(
 /// Serves one connection, containing a panic to that connection: the stream
 /// is dropped (closed) whatever happens, and the worker goes on to the next
 /// connection with none of the panicked connection's state, which lived
-/// inside the unwound call.
+/// inside the unwound call. That is what replacing the worker would achieve;
+/// keeping the thread also keeps its pinning and its place in the pool
+/// without a respawn path that could itself fail.
 fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerShared<S, O>) {
     let Queued {
         stream,
