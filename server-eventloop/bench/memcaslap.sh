@@ -157,6 +157,25 @@ for c in $CONNS; do
     printf '%-12s %14s %14s %14s %10s %10s\n' "$c" "$rp" "$dp" "$mc" "$(ratio "$rp" "$mc")" "$(ratio "$dp" "$mc")"
 done
 
+# memcaslap counts a request answered with an error as done: check that each
+# server really executed the gets and sets, or the ratio means nothing.
+stat_of() { # stat_of <port> <name>
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'stats\r\nquit\r\n' >&3
+    timeout 5 cat <&3 | tr -d '\r' | awk -v n="$2" '$1 == "STAT" && $2 == n { print $3 }'
+    exec 3<&-
+}
+echo
+for name in reuseport dispatch memcached; do
+    port_var=port_$name
+    gets=$(stat_of "${!port_var}" cmd_get)
+    sets=$(stat_of "${!port_var}" cmd_set)
+    echo "$name executed: cmd_get ${gets:-?}, cmd_set ${sets:-?}"
+    if [ -n "$CONNS" ] && [ "${gets:-0}" -eq 0 ]; then
+        echo "WARNING: $name executed no gets: memcaslap's requests were refused, its ops/s are not comparable" >&2
+    fi
+done
+
 if [ "$IDLE" -gt 0 ]; then
     echo
     echo "resident memory per idle connection ($IDLE connections)"
