@@ -25,6 +25,8 @@ fn third_client_is_served_when_a_worker_frees_up_and_its_wait_shows() {
     let mut byte = [0u8; 1];
     assert!(c.stream().read(&mut byte).is_err(), "no reply while queued");
     let stats = b.stats();
+    assert_eq!(stat(&stats, "frontend_model"), "threadpool");
+    assert_eq!(stat(&stats, "threads"), "2");
     assert_eq!(stat(&stats, "queued_connections"), "1");
     assert_eq!(stat(&stats, "curr_connections"), "3");
 

@@ -31,6 +31,18 @@ fn check_keys(client: &mut Client, tag: &str) {
 fn sigterm_exits_zero_and_keeps_data() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = ServerProcess::start(dir.path(), &["--threads", "4"]);
+    for part in [
+        format!("listening on {}", server.addr),
+        format!("data dir {}", dir.path().display()),
+        "model threadpool".to_string(),
+        "4 workers".to_string(),
+    ] {
+        assert!(
+            server.startup.contains(&part),
+            "{:?} lacks {part:?}",
+            server.startup
+        );
+    }
     let mut client = Client::connect(server.addr);
     write_keys(&mut client, "term");
     // A connected, idle client must not hold the shutdown up.

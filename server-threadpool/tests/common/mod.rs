@@ -105,6 +105,8 @@ impl Drop for InProcess {
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// The startup line naming the address, data dir, model and workers.
+    pub startup: String,
 }
 
 impl ServerProcess {
@@ -130,12 +132,16 @@ impl ServerProcess {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
                 if let Some(addr) = listening_addr(&line) {
-                    let _ = tx.send(addr);
+                    let _ = tx.send((addr, line));
                 }
             }
         });
         match rx.recv_timeout(STARTUP) {
-            Ok(addr) => ServerProcess { child, addr },
+            Ok((addr, startup)) => ServerProcess {
+                child,
+                addr,
+                startup,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
