@@ -178,7 +178,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     let pct = parse_list::<u32>(&l)?;
                     let open = m.open_loop.get_or_insert_with(|| OpenLoop {
                         loads_pct: Vec::new(),
-                        connections: 128,
+                        connections: 16,
+                        pipeline: 8,
                         workloads: vec!["read-heavy".into()],
                     });
                     open.loads_pct = pct;

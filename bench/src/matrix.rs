@@ -251,6 +251,9 @@ pub struct OpenLoop {
     pub loads_pct: Vec<u32>,
     /// Connections the rate is spread over.
     pub connections: usize,
+    /// Requests in flight per connection at most, so that the load
+    /// generator, not a slot shortage, decides when requests are sent.
+    pub pipeline: usize,
     /// Workloads that get open-loop runs.
     pub workloads: Vec<String>,
 }
@@ -345,7 +348,11 @@ impl Matrix {
             pipeline: 1,
             open_loop: Some(OpenLoop {
                 loads_pct: vec![10, 25, 50, 75, 90],
-                connections: 128,
+                // No more connections than the smallest pool has workers, so
+                // the curve shows service under load, not the accept queue
+                // (the closed-loop cells show that).
+                connections: 16,
+                pipeline: 8,
                 workloads: vec!["read-heavy".into(), "write-heavy".into()],
             }),
             spectrum_connections: 128,
@@ -389,7 +396,21 @@ impl Matrix {
     /// cell has finished: warm-up, measurement, and start, preload and stop.
     pub fn planned_seconds(&self, cell: &Cell) -> f64 {
         let overhead = 2.5 + cell.connections as f64 / 2000.0;
-        self.warmup_s + self.duration_s + overhead
+        self.warmup_for(cell.connections) + self.duration_s + overhead
+    }
+
+    /// `loadgen --timeout` for a cell: the matrix's timeout, or one second per
+    /// thousand connections when that is longer. In a closed loop a reply
+    /// waits behind up to one request per connection, so at 10,000
+    /// connections a one-second timeout would count mere queueing as loss.
+    pub fn timeout_for(&self, connections: usize) -> f64 {
+        self.timeout_s.max(connections as f64 / 1000.0)
+    }
+
+    /// Warm-up of a cell: the matrix's warm-up plus time for thousands of
+    /// connections to be opened and served once before measuring.
+    pub fn warmup_for(&self, connections: usize) -> f64 {
+        self.warmup_s + (connections as f64 / 2500.0).floor()
     }
 
     /// Checks the matrix can run.

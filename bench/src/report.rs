@@ -35,6 +35,8 @@ pub struct CellData {
     pub summary: Option<LoadSummary>,
     /// The percentile distribution of the workload's dominant operation.
     pub spectrum: Vec<HgrmRow>,
+    /// The server's `stats` after the measured run, name -> value.
+    pub stats_after: BTreeMap<String, String>,
 }
 
 impl CellData {
@@ -79,11 +81,15 @@ impl RunData {
             let spectrum = std::fs::read_to_string(cdir.join(format!("{op}.hgrm")))
                 .map(|t| parse_hgrm(&t))
                 .unwrap_or_default();
+            let stats_after = std::fs::read_to_string(cdir.join("stats-after.txt"))
+                .map(|t| parse_stats(&t))
+                .unwrap_or_default();
             cells.push(CellData {
                 cell: cell.clone(),
                 record,
                 summary,
                 spectrum,
+                stats_after,
             });
         }
         Ok(RunData {
@@ -143,6 +149,17 @@ impl RunData {
             .copied()
             .unwrap_or(want)
     }
+}
+
+/// A memcached `stats` reply as name -> value.
+pub fn parse_stats(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.trim_end().splitn(3, ' ');
+            (f.next()? == "STAT").then_some(())?;
+            Some((f.next()?.to_string(), f.next().unwrap_or("").to_string()))
+        })
+        .collect()
 }
 
 /// Renders `REPORT.md` and `charts/*.svg` into `dir`; returns the report's path.
@@ -337,9 +354,12 @@ fn matrix_section(o: &mut String, d: &RunData) {
     }
     let _ = writeln!(
         o,
-        "* Each cell: a fresh data directory and a free port; every key of the key space \
-         set once (preload); {} s warm-up, then {} s measured; closed loop with {} request(s) \
-         in flight per connection; a request without a reply after {} s counts as a timeout.",
+        "* Each cell: a fresh data directory (under the run directory, removed after the \
+         cell) and a free port; every key of the key space \
+         set once (preload); {} s warm-up (plus 1 s per 2,500 connections, to open them), \
+         then {} s measured; closed loop with {} request(s) in flight per connection; a \
+         request without a reply after {} s (or 1 s per 1,000 connections, if longer) counts \
+         as a timeout.",
         m.warmup_s, m.duration_s, m.pipeline, m.timeout_s
     );
     if let Some(open) = &m.open_loop {
@@ -347,11 +367,12 @@ fn matrix_section(o: &mut String, d: &RunData) {
         let _ = writeln!(
             o,
             "* Open loop ({}): fixed rates of {} of each front-end's best closed-loop throughput \
-             for the workload, over {} connections; latency from the intended send time \
-             (coordinated omission corrected).",
+             for the workload, over {} connections with up to {} requests in flight each; \
+             latency from the intended send time (coordinated omission corrected).",
             open.workloads.join(", "),
             pct.join(", "),
-            open.connections
+            open.connections,
+            open.pipeline
         );
     }
     let _ = writeln!(
@@ -453,6 +474,21 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                     sb.errors.timeouts,
                     sa.errors.timeouts
                 ));
+                let waited = d
+                    .closed(&w.name)
+                    .find(|c| c.cell.frontend == f.name && c.cell.connections == a)
+                    .and_then(|c| c.stats_after.get("max_queue_wait_us"))
+                    .and_then(|v| v.parse::<u64>().ok());
+                if let Some(us) = waited {
+                    if let Some(line) = out.last_mut() {
+                        let _ = write!(
+                            line,
+                            " The longest wait of a connection in its accept queue at {a} \
+                             connections was {} ms (server `stats`: `max_queue_wait_us`).",
+                            ms(us)
+                        );
+                    }
+                }
             }
             (_, None) => out.push(format!(
                 "`{}` queueing: no connection count above its {workers} workers was measured, \
@@ -762,6 +798,16 @@ fn files_section(o: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_reply() {
+        let s = parse_stats(
+            "STAT pid 1\r\nSTAT version 1.6.18\r\nSTAT max_queue_wait_us 42\r\nEND\r\n",
+        );
+        assert_eq!(s["version"], "1.6.18");
+        assert_eq!(s["max_queue_wait_us"], "42");
+        assert_eq!(s.len(), 3);
+    }
 
     #[test]
     fn number_formats() {

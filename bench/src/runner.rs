@@ -136,7 +136,9 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
     };
     write_json(&dir.join("run.json"), &info)?;
 
-    let scratch = std::env::temp_dir().join(format!("bench-{id}"));
+    // Data directories live beside the results, on a real file system: a
+    // tmpfs /tmp would make every fdatasync free and `always` meaningless.
+    let scratch = dir.join(".data");
     let mut progress = Progress::new(&opts.matrix, &cells);
     let mut maxima: BTreeMap<(String, String), f64> = BTreeMap::new();
     for (i, cell) in cells.iter().enumerate() {
@@ -549,6 +551,12 @@ fn measure_in(
             .max(1)
             .to_string();
         let conns = cell.connections.to_string();
+        let pipeline = match (&m.open_loop, cell.load_pct) {
+            (Some(open), Some(_)) => open.pipeline,
+            _ => m.pipeline,
+        };
+        let warmup = m.warmup_for(cell.connections);
+        let timeout = m.timeout_for(cell.connections);
         let mut run = vec![loadgen, "run".into(), "--server".into(), addr.to_string()];
         run.extend(workload_args(w));
         run.extend(
@@ -560,15 +568,15 @@ fn measure_in(
                 "--connections",
                 &conns,
                 "--pipeline",
-                &m.pipeline.to_string(),
+                &pipeline.to_string(),
                 "--mix",
                 &w.mix,
                 "--duration",
                 &format!("{}s", m.duration_s),
                 "--warmup",
-                &format!("{}s", m.warmup_s),
+                &format!("{warmup}s"),
                 "--timeout",
-                &format!("{}s", m.timeout_s),
+                &format!("{timeout}s"),
                 "--out",
                 &out.display().to_string(),
             ]
@@ -580,9 +588,8 @@ fn measure_in(
             run.push(format!("{rate}"));
         }
         record.commands.loadgen = run.clone();
-        let limit = Duration::from_secs_f64(
-            m.warmup_s + m.duration_s + 60.0 + cell.connections as f64 / 100.0,
-        );
+        let limit =
+            Duration::from_secs_f64(warmup + m.duration_s + 60.0 + cell.connections as f64 / 100.0);
         let lg = run_loadgen(&run, ctx, &out.join("loadgen.log"), limit);
 
         if let Some(s) = server.try_wait() {
