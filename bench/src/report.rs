@@ -40,11 +40,23 @@ pub struct CellData {
 }
 
 impl CellData {
-    /// The summary of a measured cell.
+    /// The summary of a measured cell: one that ran and had replies.
     pub fn ok(&self) -> Option<&LoadSummary> {
         match &self.record {
-            Some(r) if r.status == CellStatus::Ok => self.summary.as_ref(),
+            Some(r) if r.status == CellStatus::Ok => {
+                self.summary.as_ref().filter(|s| s.total.completed > 0)
+            }
             _ => None,
+        }
+    }
+
+    /// What to show instead of numbers for a cell that has none.
+    fn unmeasured(&self) -> &'static str {
+        match &self.record {
+            None => "not run",
+            Some(r) if r.status == CellStatus::Skipped => "skipped",
+            Some(r) if r.status == CellStatus::Ok => "**no request completed**",
+            Some(_) => "**failed**",
         }
     }
 }
@@ -662,14 +674,7 @@ fn table_row(c: &CellData) -> String {
                 )),
             )
         }
-        (Some(r), None) => format!(
-            "{head}| {} | | | | | | | | |",
-            match r.status {
-                CellStatus::Skipped => "skipped",
-                _ => "**failed**",
-            }
-        ),
-        (None, _) => format!("{head}| not run | | | | | | | | |"),
+        _ => format!("{head}| {} | | | | | | | | |", c.unmeasured()),
     }
 }
 
@@ -715,14 +720,7 @@ fn open_loop_section(o: &mut String, d: &RunData, charts: &[PathBuf]) {
                             s.errors_total
                         )
                     }
-                    None => format!(
-                        "{head}| {} | | | | | | |",
-                        match &c.record {
-                            Some(r) if r.status == CellStatus::Skipped => "skipped",
-                            Some(_) => "**failed**",
-                            None => "not run",
-                        }
-                    ),
+                    None => format!("{head}| {} | | | | | | |", c.unmeasured()),
                 };
                 let _ = writeln!(o, "{row}");
             }

@@ -609,7 +609,14 @@ fn measure_in(
             threads: after.threads,
         });
         lg?;
-        summary.map(|_| ())
+        match summary {
+            Ok(s) if s.total.completed == 0 => Err(Error::Process(format!(
+                "no request completed in the measured span ({} requests sent, {} unsent)",
+                s.total.requests, s.unsent
+            ))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     })();
     record.server_exit = Some(server.stop(STOP_GRACE));
     outcome
