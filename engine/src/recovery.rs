@@ -18,6 +18,9 @@
 //! * Records are replayed in (file id, offset) order, which is sequence
 //!   order: a Put replaces the key's older version, a Delete removes it, a
 //!   Clear empties the index.
+//! * After a crash (some file had to be scanned) sequence numbers continue
+//!   2^32 past the highest one recovered, so the number of a write lost
+//!   with the torn tail (a CAS value a client may hold) is never reused.
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -36,6 +39,9 @@ use crate::index::{self, Index};
 use crate::mmap::MappedFile;
 use crate::options::Options;
 
+/// How far sequence numbers jump after recovering from a crash.
+const SEQ_GAP_AFTER_CRASH: u64 = 1 << 32;
+
 pub(crate) struct Recovered {
     /// Files by id (index = id); the vector ends with the highest id.
     pub files: FileTable,
@@ -45,6 +51,8 @@ pub(crate) struct Recovered {
     pub bad_records: u64,
     pub truncated_bytes: u64,
     pub last_seq: u64,
+    /// Some file had to be scanned: the engine stopped without closing.
+    pub scanned: bool,
 }
 
 fn open_err(e: WriteError) -> OpenError {
@@ -83,6 +91,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         bad_records: 0,
         truncated_bytes: 0,
         last_seq: 0,
+        scanned: false,
     };
     let mut loaded: Vec<(u32, Vec<IndexEntry>)> = Vec::new();
     for id in ids {
@@ -133,6 +142,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
     }
     rec.live_bytes = live;
     rec.dead_bytes = dead;
+    if rec.scanned && rec.last_seq > 0 {
+        // After a crash, writes that readers saw (and whose sequence numbers
+        // clients may hold as CAS values) can be lost with the torn tail.
+        // Skip far ahead so such a number is never handed out again.
+        rec.last_seq += SEQ_GAP_AFTER_CRASH;
+    }
     Ok(rec)
 }
 
@@ -207,6 +222,7 @@ fn load_file(
     let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
         .map_err(|e| OpenError::io("mapping", &path, e))?;
     let (entries, data_end, bad) = scan(&mapped, &path);
+    rec.scanned = true;
     rec.bad_records += bad;
     let cut = len as usize - data_end;
     let file = mapped
