@@ -337,6 +337,17 @@ fn corrupt_record_in_unsealed_file_is_skipped_and_reported() {
             .expect("present");
         assert_eq!(&*item.value, format!("value{i}").as_bytes());
     }
+    // After a crash, sequence numbers (CAS values) jump past any that a lost
+    // write may have had.
+    let seq = stored(
+        e.put(b"new", b"v", meta(0), Condition::Always)
+            .expect("put")
+            .result,
+    );
+    assert!(
+        seq > 1 << 32,
+        "seq {seq} continues too close to the crashed run"
+    );
 }
 
 #[test]
