@@ -4,13 +4,14 @@
 //! * [`rng`], [`workload`]: seeded keys, values (with checksums under `--verify`)
 //!   and operations.
 //! * [`driver`]: one mio event loop per client thread, many non-blocking
-//!   connections each, closed or open loop, timeouts and reconnects.
+//!   connections each, closed or open loop, timeouts and reconnects; requests
+//!   and replies go through `protocol`'s client side, adapted in [`wire`].
 //! * [`record`]: per-thread HdrHistograms (microseconds, 1 us .. 60 s, 3 digits)
 //!   and counters.
 //! * [`run`]: starts the threads, merges their per-second reports, prints the
 //!   live line and writes the output directory.
-//! * [`hgrm`], [`hlog`], [`summary`]: the output formats; [`merge`] combines
-//!   the interval logs of several runs.
+//! * [`hgrm`], [`hlog`], [`summary`], [`output`]: the output formats; [`merge`]
+//!   combines the interval logs of several runs.
 //!
 //! The output files are described in `OUTPUT.md`.
 
