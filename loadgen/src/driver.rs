@@ -14,7 +14,7 @@
 //! ```
 //!
 //! A *client* is one of the `--connections`: it has one TCP connection (a
-//! [`Sock`]) to each server and sends each request to the server its key
+//! `Sock`) to each server and sends each request to the server its key
 //! hashes to, with at most `--pipeline` requests in flight over its sockets.
 //!
 //! * Closed loop: each client keeps `--pipeline` requests in flight; a request
