@@ -221,13 +221,13 @@ fn open_loop_latency_shows_a_stall_that_service_time_hides() {
     // About 2500 requests were due; the 1 s stall delays the ~1000 due during it.
     assert!(get.counters.completed > 2000, "{:?}", get.counters);
     assert!(
-        get.latency_us.p99 > 300_000,
+        get.latency_us.p99 > 500_000,
         "corrected p99 {} us should show the stall",
         get.latency_us.p99
     );
     assert!(get.latency_us.max > 800_000);
     assert!(
-        get.service_time_us.p99 < 100_000,
+        get.service_time_us.p99 < 250_000,
         "service-time p99 {} us should not",
         get.service_time_us.p99
     );
