@@ -188,20 +188,17 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     let mut done = 0usize;
     let mut failed_thread: Option<String> = None;
     let mut finish = |index: i64, p: Pending, log: &mut hlog::LogWriter<'_, '_>| {
+        let mut length = Duration::from_secs(1);
         if index >= 0 {
             totals.add(&p.hists);
             let offset = Duration::from_secs(index as u64);
-            let length = cfg
-                .duration
-                .0
-                .saturating_sub(offset)
-                .min(Duration::from_secs(1));
+            length = cfg.duration.0.saturating_sub(offset).min(length);
             hlog::write_interval(log, &p.hists, &kinds, offset, length)?;
         }
         counters.add(&p.counters);
         warmup_completed += p.warmup_completed;
         if !cfg.quiet {
-            eprintln!("{}", live_line(index, &p));
+            eprintln!("{}", live_line(index, &p, length));
         }
         Ok::<(), Error>(())
     };
@@ -331,7 +328,16 @@ fn unix_s(t: SystemTime) -> f64 {
 }
 
 /// The line printed on stderr every second.
-fn live_line(index: i64, p: &Pending) -> String {
+/// `length`: how long the interval was (the last one may be shorter than 1 s).
+fn live_line(index: i64, p: &Pending, length: Duration) -> String {
+    let per_s = |n: u64| {
+        let secs = length.as_secs_f64();
+        if secs > 0.0 {
+            (n as f64 / secs).round() as u64
+        } else {
+            n
+        }
+    };
     let mut all = new_histogram();
     for h in &p.hists.ops {
         let _ = all.add(&h.latency);
@@ -340,7 +346,7 @@ fn live_line(index: i64, p: &Pending) -> String {
     if index < 0 {
         format!(
             "[warmup] {:>10} ops/s  errors {}  timeouts {}",
-            p.warmup_completed,
+            per_s(p.warmup_completed),
             e.total(),
             e.timeouts
         )
@@ -353,7 +359,7 @@ fn live_line(index: i64, p: &Pending) -> String {
         format!(
             "[{:>5}s] {:>10} ops/s  p99 {:>10}  errors {}  timeouts {}",
             index + 1,
-            all.len(),
+            per_s(all.len()),
             p99,
             e.total(),
             e.timeouts
