@@ -64,6 +64,9 @@ pub enum Error {
     /// A process could not be started, reached or stopped.
     #[error("process: {0}")]
     Process(String),
+    /// The load generator completed no request in the measured span.
+    #[error("stalled: {0}")]
+    Stalled(String),
     /// A run directory is not what a report needs.
     #[error("input: {0}")]
     Input(String),

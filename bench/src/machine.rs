@@ -62,6 +62,13 @@ impl MachineInfo {
     }
 }
 
+/// The 1, 5 and 15 minute load averages from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// The trimmed stdout of a command that succeeded.
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;

@@ -56,6 +56,10 @@ pub struct RunInfo {
     pub cells: Vec<Cell>,
     /// What was changed from the preset, or cut short, in words.
     pub notes: Vec<String>,
+    /// /proc/loadavg (1, 5, 15 minutes) when the run started and ended: other
+    /// work on the machine shows here.
+    #[serde(default)]
+    pub load_average: Vec<String>,
 }
 
 /// Whether a front-end could be run, and how.
@@ -140,6 +144,9 @@ pub struct CellRecord {
     pub commands: Commands,
     /// Wall seconds of the whole cell.
     pub wall_s: f64,
+    /// Why a first attempt was discarded and the cell run again, if it was.
+    #[serde(default)]
+    pub retried_after: Option<String>,
 }
 
 /// Latency statistics, microseconds (loadgen's `Stats`).

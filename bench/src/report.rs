@@ -293,6 +293,14 @@ fn machine_section(o: &mut String, d: &RunData) {
                 d.info.finished_at.as_deref().unwrap_or("(did not finish)")
             ),
         ),
+        (
+            "Load average (1, 5, 15 min)",
+            match d.info.load_average.as_slice() {
+                [] => String::new(),
+                [start] => format!("{start} at the start"),
+                [start, end, ..] => format!("{start} at the start, {end} at the end"),
+            },
+        ),
     ];
     for (k, v) in rows {
         let _ = writeln!(
@@ -603,7 +611,7 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
         .count();
     if failed > 0 {
         out.push(format!(
-            "{failed} cell(s) of this workload failed; see Failed cells below."
+            "{failed} cell(s) of this workload failed; see Failed, skipped and retried cells below."
         ));
     }
     if out.is_empty() {
@@ -743,10 +751,15 @@ fn failures_section(o: &mut String, d: &RunData) {
         .filter(|(_, r)| r.status != CellStatus::Ok)
         .collect();
     let not_run = d.cells.iter().filter(|c| c.record.is_none()).count();
-    if bad.is_empty() && not_run == 0 {
+    let retried: Vec<(&CellData, &str)> = d
+        .cells
+        .iter()
+        .filter_map(|c| Some((c, c.record.as_ref()?.retried_after.as_deref()?)))
+        .collect();
+    if bad.is_empty() && not_run == 0 && retried.is_empty() {
         return;
     }
-    let _ = writeln!(o, "## Failed and skipped cells\n");
+    let _ = writeln!(o, "## Failed, skipped and retried cells\n");
     let mut by_reason: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (c, r) in &bad {
         if r.status == CellStatus::Skipped {
@@ -774,6 +787,13 @@ fn failures_section(o: &mut String, d: &RunData) {
         let _ = writeln!(
             o,
             "* {not_run} cell(s) were planned but not run (the run was stopped)."
+        );
+    }
+    for (c, why) in retried {
+        let _ = writeln!(
+            o,
+            "* `{}`: run twice; the first attempt was discarded because {why}.",
+            c.cell.id
         );
     }
     o.push('\n');

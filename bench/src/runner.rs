@@ -133,6 +133,7 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
         frontends,
         cells: cells.clone(),
         notes: opts.notes.clone(),
+        load_average: vec![crate::machine::load_average()],
     };
     write_json(&dir.join("run.json"), &info)?;
 
@@ -174,6 +175,7 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
     let _ = std::fs::remove_dir_all(&scratch);
 
     info.finished_at = Some(iso_utc(unix_now()));
+    info.load_average.push(crate::machine::load_average());
     write_json(&dir.join("run.json"), &info)?;
     let report = crate::report::render(&dir)?;
     point_latest(&opts.results, &id);
@@ -411,6 +413,7 @@ fn run_cell(
         server_exit: None,
         commands: Commands::default(),
         wall_s: 0.0,
+        retried_after: None,
     };
     let Some(bin) = ctx.binary else {
         record.error = Some("front-end missing".into());
@@ -425,7 +428,16 @@ fn run_cell(
             }
         }
     }
-    match measure(ctx, cell, bin, &mut record) {
+    let mut result = measure(ctx, cell, bin, &mut record);
+    if let Err(Error::Stalled(why)) = &result {
+        // A run in which not one request completed says nothing about the
+        // server (it happens when the machine stalls the load generator);
+        // one more attempt, on a fresh server, and the report says so.
+        eprintln!("        no request completed ({why}); retrying the cell once");
+        record.retried_after = Some(why.clone());
+        result = measure(ctx, cell, bin, &mut record);
+    }
+    match result {
         Ok(()) => record.status = CellStatus::Ok,
         Err(e) => {
             tracing::warn!(cell = %cell.id, error = %e, "cell failed");
@@ -610,7 +622,7 @@ fn measure_in(
         });
         lg?;
         match summary {
-            Ok(s) if s.total.completed == 0 => Err(Error::Process(format!(
+            Ok(s) if s.total.completed == 0 => Err(Error::Stalled(format!(
                 "no request completed in the measured span ({} requests sent, {} unsent)",
                 s.total.requests, s.unsent
             ))),
