@@ -523,6 +523,72 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
         }
     }
 
+    // Pool sizes against each other, when the matrix has several.
+    let pools: Vec<&crate::matrix::Frontend> = d
+        .info
+        .matrix
+        .frontends
+        .iter()
+        .filter(|f| f.kind == FrontendKind::Threadpool)
+        .collect();
+    if pools.len() > 1 {
+        let parts: Vec<String> = conns
+            .iter()
+            .filter_map(|&c| {
+                let best = pools
+                    .iter()
+                    .filter_map(|f| Some((f, d.measured(&w.name, &f.name, c)?)))
+                    .max_by(|a, b| {
+                        a.1.throughput_ops_per_s
+                            .total_cmp(&b.1.throughput_ops_per_s)
+                    })?;
+                Some(format!(
+                    "{c}: `{}` ({} ops/s)",
+                    best.0.name,
+                    thousands(best.1.throughput_ops_per_s)
+                ))
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "Best thread-pool size by connections: {}.",
+                parts.join(", ")
+            ));
+        }
+    }
+
+    // The event loop's accept modes against each other.
+    let modes: Vec<&crate::matrix::Frontend> = d
+        .info
+        .matrix
+        .frontends
+        .iter()
+        .filter(|f| f.kind == FrontendKind::Eventloop && f.accept.is_some())
+        .collect();
+    if let [a, b] = modes.as_slice() {
+        let parts: Vec<String> = conns
+            .iter()
+            .filter_map(|&c| {
+                let (sa, sb) = (
+                    d.measured(&w.name, &a.name, c)?,
+                    d.measured(&w.name, &b.name, c)?,
+                );
+                Some(format!(
+                    "{c}: {}",
+                    ratio(sa.throughput_ops_per_s, sb.throughput_ops_per_s)
+                ))
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "Accept modes: `{}` throughput relative to `{}` by connections: {}.",
+                a.name,
+                b.name,
+                parts.join(", ")
+            ));
+        }
+    }
+
     // Each front-end against memcached.
     let mc = d
         .info
