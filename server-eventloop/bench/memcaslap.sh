@@ -170,7 +170,13 @@ for name in reuseport dispatch memcached; do
     port_var=port_$name
     gets=$(stat_of "${!port_var}" cmd_get)
     sets=$(stat_of "${!port_var}" cmd_set)
-    echo "$name executed: cmd_get ${gets:-?}, cmd_set ${sets:-?}"
+    user=$(stat_of "${!port_var}" rusage_user)
+    sys=$(stat_of "${!port_var}" rusage_system)
+    # Server CPU per operation does not depend on how busy the machine's
+    # other cores are, unlike ops/s: the steadier figure on a shared machine.
+    per_op=$(awk -v u="${user:-0}" -v s="${sys:-0}" -v g="${gets:-0}" -v t="${sets:-0}" \
+        'BEGIN { if (g + t > 0) printf "%.2f", (u + s) * 1e6 / (g + t); else print "-" }')
+    echo "$name executed: cmd_get ${gets:-?}, cmd_set ${sets:-?}; server CPU ${per_op} us per operation"
     if [ -n "$CONNS" ] && [ "${gets:-0}" -eq 0 ]; then
         echo "WARNING: $name executed no gets: memcaslap's requests were refused, its ops/s are not comparable" >&2
     fi
