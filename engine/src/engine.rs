@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use tracing::{info, warn};
 
+use crate::compaction::CompactionReport;
 use crate::durability::{SyncShared, SyncTicket};
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::format::{
@@ -151,7 +152,7 @@ pub struct EngineStats {
     pub syncs: u64,
     /// Corrupt records found (recovery scans and reads); never served.
     pub bad_records: u64,
-    /// Always 0 until compaction exists.
+    /// Compaction rounds completed since open.
     pub compactions: u64,
     /// RAM held by the index, from its allocated capacity.
     pub index_bytes: u64,
@@ -163,6 +164,10 @@ pub struct EngineStats {
     pub durable_seq: u64,
     /// Bytes used in the active HSTable (header and records).
     pub active_file_bytes: u64,
+    /// Record bytes compaction wrote (live records moved) since open.
+    pub compacted_bytes: u64,
+    /// Record bytes compaction freed (dead records dropped) since open.
+    pub reclaimed_bytes: u64,
 }
 
 #[derive(Default)]
@@ -174,6 +179,9 @@ pub(crate) struct Counters {
     pub syncs: AtomicU64,
     pub bad_records: AtomicU64,
     pub truncated_bytes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compacted_bytes: AtomicU64,
+    pub reclaimed_bytes: AtomicU64,
 }
 
 /// State of the append path, behind the writer lock.
@@ -209,6 +217,7 @@ pub(crate) struct Inner {
     lock_file: Mutex<Option<File>>,
     /// Fault injection: the next new HSTable fails as if the disk were full.
     fail_next_create: AtomicBool,
+    pub compaction: crate::compaction::CompactionState,
 }
 
 /// The storage engine. `Send + Sync`; share it as `Arc<Engine>`.
@@ -262,6 +271,16 @@ pub(crate) fn key_at(files: &FileTable, loc: u64) -> Option<(&[u8], RecordHeader
 #[inline]
 pub(crate) fn len_at(files: &FileTable, loc: u64) -> u64 {
     key_at(files, loc).map_or(0, |(_, h)| h.record_len() as u64)
+}
+
+/// Counts the record at `loc` as dead in its file; returns its bytes.
+#[inline]
+pub(crate) fn kill_at(files: &FileTable, loc: u64) -> u64 {
+    let len = len_at(files, loc);
+    if let Some((f, _)) = file_of(files, loc) {
+        f.dead.fetch_add(len, Ordering::Relaxed);
+    }
+    len
 }
 
 /// Seals an HSTable: writes its index and footer after the records, cuts the
@@ -320,6 +339,9 @@ pub(crate) fn create_file(
             .map_err(|e| WriteError::io("preallocating", &path, e))?;
         let mapped = MappedFile::map(file, capacity, path.clone(), id, huge_pages)
             .map_err(|e| WriteError::io("mapping", &path, e))?;
+        mapped
+            .records_end
+            .store(FILE_HEADER_LEN as u64, Ordering::Relaxed);
         sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
         Ok(Arc::new(mapped))
     })();
@@ -407,6 +429,10 @@ impl Inner {
         });
         w.tail += len;
         w.last_seq = seq;
+        w.active.records_end.store(w.tail as u64, Ordering::Relaxed);
+        if w.active.min_seq.load(Ordering::Relaxed) == u64::MAX {
+            w.active.min_seq.store(seq, Ordering::Relaxed);
+        }
         let loc = index::pack(w.active.id(), off as u64);
         drop(w);
         self.counters
@@ -449,6 +475,7 @@ impl Inner {
             files[id as usize] = Some(next.clone());
         }
         self.counters.files.fetch_add(1, Ordering::Relaxed);
+        self.compaction.wake();
         w.active = next;
         w.tail = FILE_HEADER_LEN;
         w.capacity = capacity;
@@ -465,22 +492,26 @@ impl Inner {
         });
         self.counters.live_bytes.fetch_add(len, Ordering::Relaxed);
         if let Some(old) = old {
-            let ol = len_at(&files, old);
+            let ol = kill_at(&files, old);
             self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
             self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
         }
     }
 
-    /// Removes `key` from the index after its tombstone of `len` bytes was written.
-    fn unpublish(&self, hash: u64, key: &[u8], len: u64) {
+    /// Removes `key` from the index after its tombstone (at `tomb`, `len`
+    /// bytes) was written.
+    fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64) {
         let files = read_files(&self.files);
         let old = self
             .index
             .write(hash)
             .remove(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
         self.counters.dead_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some((f, _)) = file_of(&files, tomb) {
+            f.dead.fetch_add(len, Ordering::Relaxed);
+        }
         if let Some(old) = old {
-            let ol = len_at(&files, old);
+            let ol = kill_at(&files, old);
             self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
             self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
         }
@@ -561,8 +592,8 @@ impl Inner {
     }
 
     fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
-        let (seq, _) = self.append(RecordKind::Delete, hash, key, &[], Meta::default())?;
-        self.unpublish(hash, key, (RECORD_HEADER_LEN + key.len()) as u64);
+        let (seq, loc) = self.append(RecordKind::Delete, hash, key, &[], Meta::default())?;
+        self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64);
         Ok(seq)
     }
 
@@ -607,6 +638,12 @@ impl Engine {
             return Err(OpenError::InvalidOptions(format!(
                 "max_file_size {} is outside 4096..={MAX_FILE_SIZE}",
                 options.max_file_size
+            )));
+        }
+        if !(options.compaction_threshold > 0.0 && options.compaction_threshold <= 1.0) {
+            return Err(OpenError::InvalidOptions(format!(
+                "compaction_threshold {} is outside (0, 1]",
+                options.compaction_threshold
             )));
         }
         if let Durability::Interval(d) = options.durability {
@@ -684,6 +721,7 @@ impl Engine {
             counters,
             lock_file: Mutex::new(Some(lock_file)),
             fail_next_create: AtomicBool::new(false),
+            compaction: crate::compaction::CompactionState::default(),
         });
         info!(
             dir = %inner.dir.display(),
@@ -708,6 +746,12 @@ impl Engine {
                     crate::durability::interval_loop(&i, every)
                 })?);
             }
+        }
+        if options.background_compaction {
+            let i = inner.clone();
+            threads.push(spawn("engine-compact", move || {
+                crate::compaction::background_loop(&i)
+            })?);
         }
         Ok(Engine {
             inner,
@@ -819,6 +863,14 @@ impl Engine {
             .inner
             .append(RecordKind::Clear, 0, &[], &[], Meta::default())?;
         self.inner.index.clear();
+        for f in read_files(&self.inner.files).iter().flatten() {
+            // Every record so far is dead, the Clear record included.
+            let end = f.records_end.load(Ordering::Relaxed);
+            f.dead.store(
+                end.saturating_sub(FILE_HEADER_LEN as u64),
+                Ordering::Relaxed,
+            );
+        }
         let c = &self.inner.counters;
         let live = c.live_bytes.swap(0, Ordering::Relaxed);
         c.dead_bytes
@@ -827,6 +879,25 @@ impl Engine {
             result: (),
             ticket: SyncTicket(seq),
         })
+    }
+
+    /// Runs a full compaction now: every sealed HSTable with reclaimable
+    /// garbage is rewritten (the background thread only takes files at or
+    /// above [`Options::compaction_threshold`]). Blocks until done; waits
+    /// for a background compaction in progress first. The active file is
+    /// never compacted: it has not been sealed.
+    pub fn compact(&self) -> Result<CompactionReport, WriteError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        crate::compaction::compact(&self.inner, true)
+    }
+
+    /// Wakes the background compaction thread to look for work now
+    /// (it also looks every [`Options::compaction_interval`] and at each
+    /// roll-over).
+    pub fn request_compaction(&self) {
+        self.inner.compaction.wake();
     }
 
     /// Whether `t` is durable under the configured durability: at once for
@@ -876,12 +947,14 @@ impl Engine {
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             bad_records: c.bad_records.load(Ordering::Relaxed),
-            compactions: 0,
+            compactions: c.compactions.load(Ordering::Relaxed),
             index_bytes: self.inner.index.bytes(),
             truncated_bytes: c.truncated_bytes.load(Ordering::Relaxed),
             last_seq: w.0,
             durable_seq: self.inner.sync.synced(),
             active_file_bytes: w.1,
+            compacted_bytes: c.compacted_bytes.load(Ordering::Relaxed),
+            reclaimed_bytes: c.reclaimed_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -891,6 +964,9 @@ impl Engine {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Stop compaction first and wait for a round in progress to give up.
+        self.inner.compaction.stop();
+        drop(lock(&self.inner.compaction.run));
         let result = self.seal_active();
         self.stop_threads();
         self.inner.sync.shut_down();
@@ -935,6 +1011,7 @@ impl Engine {
 
     fn stop_threads(&self) {
         self.inner.sync.stop();
+        self.inner.compaction.stop();
         for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }

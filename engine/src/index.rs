@@ -146,6 +146,25 @@ impl Table {
         }
     }
 
+    /// Moves the entry at location `old` to `new` if it is still there
+    /// (compaction: a concurrent overwrite has replaced `old` and wins).
+    pub fn replace(&mut self, hash: u64, old: u64, new: u64) -> bool {
+        debug_assert!(new != 0);
+        if self.len == 0 {
+            return false;
+        }
+        let r = rot(hash);
+        let mut i = self.start(r);
+        while i < self.slots.len() && self.slots[i][LOC] != 0 && self.slots[i][R] == r {
+            if self.slots[i][LOC] == old {
+                self.slots[i][LOC] = new;
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
     /// Removes the entry of the key for which `same_key` holds; returns its location.
     pub fn remove(&mut self, hash: u64, mut same_key: impl FnMut(u64) -> bool) -> Option<u64> {
         if self.len == 0 {
@@ -255,6 +274,17 @@ impl Index {
         (tables + std::mem::size_of::<Index>()) as u64
     }
 
+    /// Calls `f(hash, location)` for every entry, one shard at a time (each
+    /// shard read-locked while it is walked).
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        for s in self.shards.iter() {
+            let t = s.read().unwrap_or_else(|e| e.into_inner());
+            for slot in t.slots.iter().filter(|s| s[LOC] != 0) {
+                f(slot[R].rotate_right(SHARD_BITS), slot[LOC]);
+            }
+        }
+    }
+
     /// Removes every entry.
     pub fn clear(&self) {
         for s in self.shards.iter() {
@@ -309,6 +339,18 @@ mod tests {
         }
         let per_key = idx.bytes() as f64 / idx.len() as f64;
         assert!(per_key <= 32.0, "{per_key} bytes per key");
+    }
+
+    #[test]
+    fn replace_moves_only_the_entry_still_at_the_old_place() {
+        let mut t = Table::default();
+        t.insert(42, 100, |_| false);
+        t.insert(42, 200, |_| false); // a colliding key
+        assert!(t.replace(42, 100, 300));
+        assert!(!t.replace(42, 100, 400), "already moved");
+        assert_eq!(t.find(42, |l| l == 300), Some(300));
+        assert_eq!(t.find(42, |l| l == 200), Some(200));
+        assert!(!t.replace(7, 200, 500), "another hash");
     }
 
     #[test]

@@ -80,6 +80,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod compaction;
 mod durability;
 mod engine;
 mod error;
@@ -89,6 +90,7 @@ mod mmap;
 mod options;
 mod recovery;
 
+pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
 pub use engine::{Condition, Engine, EngineStats, Item, Meta, PutOutcome, Update, Value, Written};
 pub use error::{OpenError, ReadError, WriteError};

@@ -19,9 +19,11 @@
 //!    the index points at; readers only ever touch ranges of records, so
 //!    truncation under a live map cannot make a reader fault. Recovery maps
 //!    a file at its current length and truncates only after unmapping.
-//!    Compaction (which deletes files) must only unlink: the inode and map
+//!    Compaction (which deletes files) only unlinks: the inode and map
 //!    live on while any [`std::sync::Arc`] of [`MappedFile`] (held by every
-//!    `Value`) exists, and an unlinked file is never truncated.
+//!    `Value`, snapshot and iterator) exists, and an unlinked file is never
+//!    truncated. Compaction outputs are written with `pwrite` and mapped
+//!    only once sealed, at their final length.
 //! 2. **No data race.** A byte range is written exactly once, by the writer
 //!    that reserved it under the engine's writer lock, before the record's
 //!    index entry is published (under an index `RwLock`, which orders the
@@ -39,6 +41,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -49,6 +52,19 @@ pub struct MappedFile {
     map: MmapRaw,
     path: PathBuf,
     id: u32,
+    /// Bytes of this file's records that are dead (overwritten, deleted,
+    /// tombstones): compaction picks files by `dead / records_end`.
+    pub dead: AtomicU64,
+    /// Where this file's records end (the active file: its tail so far).
+    pub records_end: AtomicU64,
+    /// A lower bound of the sequence numbers in this file (`u64::MAX`:
+    /// none yet). Compaction drops a tombstone only when every other file
+    /// holds newer records only.
+    pub min_seq: AtomicU64,
+    /// Dead bytes compaction had to keep (tombstones an older version in
+    /// another file still needs); not counted as garbage when picking files,
+    /// so such a file is not rewritten again and again for nothing.
+    pub pinned: AtomicU64,
 }
 
 impl MappedFile {
@@ -81,6 +97,10 @@ impl MappedFile {
             map,
             path,
             id,
+            dead: AtomicU64::new(0),
+            records_end: AtomicU64::new(0),
+            min_seq: AtomicU64::new(u64::MAX),
+            pinned: AtomicU64::new(0),
         })
     }
 

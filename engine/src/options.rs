@@ -87,6 +87,20 @@ pub struct Options {
     /// The clock expiry times are compared against (unix seconds); tests
     /// inject their own.
     pub clock: fn() -> u32,
+    /// Run compaction in a background thread. [`crate::Engine::compact`]
+    /// works either way.
+    pub background_compaction: bool,
+    /// A sealed HSTable is compacted once this fraction of its record bytes
+    /// is dead (0 < threshold <= 1). At 0.5 each file is at most half
+    /// garbage, so disk bytes stay below about 2x the live bytes.
+    pub compaction_threshold: f64,
+    /// Upper bound on the bytes per second compaction reads and writes
+    /// (0: unlimited), so it does not starve foreground writes of disk
+    /// bandwidth or of the second core.
+    pub compaction_rate: u64,
+    /// How often the background thread looks for files to compact (it is
+    /// also woken at every roll-over).
+    pub compaction_interval: Duration,
 }
 
 impl Default for Options {
@@ -97,6 +111,10 @@ impl Default for Options {
             verify_checksums: true,
             huge_pages: false,
             clock: unix_now,
+            background_compaction: true,
+            compaction_threshold: 0.5,
+            compaction_rate: 256 << 20,
+            compaction_interval: Duration::from_secs(1),
         }
     }
 }

@@ -15,9 +15,12 @@
 //!   next open loads it from its footer.
 //! * A file shorter than its header is a torn creation and is deleted; so is
 //!   a scanned file with no records.
-//! * Records are replayed in (file id, offset) order, which is sequence
-//!   order: a Put replaces the key's older version, a Delete removes it, a
-//!   Clear empties the index.
+//! * Records are replayed in sequence order (file order, re-sorted by
+//!   sequence number when compaction outputs hold older records than files
+//!   before them): a Put replaces the key's older version, a Delete removes
+//!   it, a Clear empties the index. A record present twice (a crash between
+//!   a compaction's rename and its unlink) is the same version twice.
+//! * `*.compacting` files are unfinished compaction outputs: deleted.
 //! * After a crash (some file had to be scanned) sequence numbers continue
 //!   2^32 past the highest one recovered, so the number of a write lost
 //!   with the torn tail (a CAS value a client may hold) is never reused.
@@ -29,7 +32,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::engine::{file_path, key_at, len_at, seal, sync_dir, FileTable};
+use crate::engine::{file_path, key_at, kill_at, seal, sync_dir, FileTable};
 use crate::error::{OpenError, WriteError};
 use crate::format::{
     self, FileHeaderError, Footer, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN,
@@ -68,10 +71,18 @@ fn open_err(e: WriteError) -> OpenError {
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError> {
     let mut ids = Vec::new();
+    let mut removed_temp = false;
     for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name.ends_with(crate::compaction::TEMP_SUFFIX) {
+            info!(file = name, "deleting an unfinished compaction output");
+            let p = entry.path();
+            fs::remove_file(&p).map_err(|e| OpenError::io("removing", &p, e))?;
+            removed_temp = true;
+            continue;
+        }
         if let Some(id) = name
             .strip_suffix(".hst")
             .and_then(|n| n.parse::<u32>().ok())
@@ -82,6 +93,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         }
     }
     ids.sort_unstable();
+    if removed_temp {
+        sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
+    }
 
     let mut rec = Recovered {
         files: Vec::new(),
@@ -104,39 +118,81 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         }
     }
 
-    // Replay in sequence order.
     let files = &rec.files;
-    let (mut live, mut dead) = (0u64, 0u64);
     for (id, entries) in &loaded {
-        for e in entries {
-            rec.last_seq = rec.last_seq.max(e.seq);
-            let loc = index::pack(*id, u64::from(e.offset));
-            let same = |l: u64| match (key_at(files, l), key_at(files, loc)) {
-                (Some((a, _)), Some((b, _))) => a == b,
-                _ => false,
-            };
-            match e.kind {
-                RecordKind::Put => {
-                    live += u64::from(e.len);
-                    if let Some(old) = rec.index.write(e.hash).insert(e.hash, loc, same) {
-                        let ol = len_at(files, old);
-                        live -= ol;
-                        dead += ol;
-                    }
+        let Some(f) = files[*id as usize].as_ref() else {
+            continue;
+        };
+        let min = entries.iter().map(|e| e.seq).min().unwrap_or(u64::MAX);
+        let end = entries
+            .iter()
+            .map(|e| u64::from(e.offset) + u64::from(e.len))
+            .max()
+            .unwrap_or(FILE_HEADER_LEN as u64);
+        f.min_seq.store(min, std::sync::atomic::Ordering::Relaxed);
+        f.records_end
+            .store(end, std::sync::atomic::Ordering::Relaxed);
+    }
+    // Replay in sequence order: file order is sequence order unless a
+    // compaction output (a newer file id) holds older records.
+    let mut order: Vec<(u64, u32, u32)> = Vec::new();
+    let mut sorted = true;
+    let mut prev = 0u64;
+    for (id, entries) in &loaded {
+        for (i, e) in entries.iter().enumerate() {
+            sorted &= e.seq >= prev;
+            prev = e.seq;
+            // NOTE: a file holds far fewer than 2^32 records.
+            order.push((e.seq, *id, i as u32));
+        }
+    }
+    if !sorted {
+        // Stable: two copies of one record (same seq) keep file order.
+        order.sort_by_key(|&(seq, _, _)| seq);
+    }
+    let by_id: std::collections::HashMap<u32, &Vec<IndexEntry>> =
+        loaded.iter().map(|(id, e)| (*id, e)).collect();
+    let (mut live, mut dead) = (0u64, 0u64);
+    for &(_, id, i) in &order {
+        let e = &by_id[&id][i as usize];
+        rec.last_seq = rec.last_seq.max(e.seq);
+        let loc = index::pack(id, u64::from(e.offset));
+        let same = |l: u64| match (key_at(files, l), key_at(files, loc)) {
+            (Some((a, _)), Some((b, _))) => a == b,
+            _ => false,
+        };
+        let own = || {
+            if let Some(f) = files[id as usize].as_ref() {
+                f.dead
+                    .fetch_add(u64::from(e.len), std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        match e.kind {
+            RecordKind::Put => {
+                live += u64::from(e.len);
+                if let Some(old) = rec.index.write(e.hash).insert(e.hash, loc, same) {
+                    let ol = kill_at(files, old);
+                    live -= ol;
+                    dead += ol;
                 }
-                RecordKind::Delete => {
-                    dead += u64::from(e.len);
-                    if let Some(old) = rec.index.write(e.hash).remove(e.hash, same) {
-                        let ol = len_at(files, old);
-                        live -= ol;
-                        dead += ol;
-                    }
+            }
+            RecordKind::Delete => {
+                dead += u64::from(e.len);
+                own();
+                if let Some(old) = rec.index.write(e.hash).remove(e.hash, same) {
+                    let ol = kill_at(files, old);
+                    live -= ol;
+                    dead += ol;
                 }
-                RecordKind::Clear => {
-                    rec.index.clear();
-                    dead += live + u64::from(e.len);
-                    live = 0;
-                }
+            }
+            RecordKind::Clear => {
+                rec.index.for_each(|_, l| {
+                    kill_at(files, l);
+                });
+                rec.index.clear();
+                dead += live + u64::from(e.len);
+                own();
+                live = 0;
             }
         }
     }
@@ -274,7 +330,7 @@ fn is_zero_tail(file: &std::fs::File, from: u64, to: u64) -> bool {
 }
 
 /// The entries of a sealed file, if its footer and index verify.
-fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<IndexEntry>> {
+pub(crate) fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<IndexEntry>> {
     if len < (FILE_HEADER_LEN + FOOTER_LEN) as u64 {
         return None;
     }

@@ -1,0 +1,586 @@
+//! Compaction: rewrites the live records of sealed HSTables that hold much
+//! garbage into new HSTables, switches the index to the copies, and unlinks
+//! the old files.
+//!
+//! ```text
+//!  pick sealed files: (dead - pinned) / record bytes >= threshold
+//!  ├─ for each record of each picked file (from its sealed index):
+//!  │     Put, index still points here ─► copy  (expired and droppable ─► drop)
+//!  │     Put, index points elsewhere   ─► drop (dead)
+//!  │     Delete / Clear                ─► keep only if another file may hold
+//!  │                                      an older version (seq >= min_seq of
+//!  │                                      every other file), else drop
+//!  ├─ outputs: NNNNNNNN.hst.compacting, written with pwrite, sealed, fsynced,
+//!  │           renamed to NNNNNNNN.hst, directory fsynced
+//!  ├─ switch (snapshots wait): outputs join the file table; each index entry
+//!  │           moves only if it still points at the old place (compare and
+//!  │           swap under the shard lock: a concurrent overwrite wins);
+//!  │           old files leave the table
+//!  └─ unlink old files, fsync the directory
+//! ```
+//!
+//! # Why a crash at any point loses nothing
+//!
+//! * Before a rename, an output exists only as `*.compacting`; recovery
+//!   deletes such files. The old files are untouched.
+//! * After the renames and before the unlinks, both the old files and the
+//!   outputs exist: every copied record is there twice with the same
+//!   sequence number. Recovery replays records in sequence order, so the
+//!   duplicate is the same version twice and harmless (the second copy wins,
+//!   the first counts as dead and goes at the next compaction).
+//! * A record is dropped only when nothing can bring back an older version:
+//!   a dead Put is older than what replaced it; a tombstone or Clear record
+//!   (or an expired Put) is dropped only when every file outside the
+//!   compacted set holds newer records only (its `min_seq` is higher), so no
+//!   older version of the key survives anywhere to be resurrected.
+//! * Outputs are fsynced before any old file is unlinked, whatever the
+//!   durability setting: compaction never makes a durable record less so.
+//!
+//! # Files still in use
+//!
+//! "Deleting" an old file is an unlink: its name goes at once (so a crash
+//! cannot bring its records back next to the copies), while its inode and
+//! map live on until the last `Arc<MappedFile>` drops: values handed out,
+//! snapshots and iterators keep reading it. The kernel frees its blocks
+//! then. KingDB deleted files that live snapshots still read; this cannot.
+//!
+//! # Throttling
+//!
+//! Compaction reads and writes at most [`Options::compaction_rate`] bytes
+//! per second (sleeping between 256 KiB steps), and it never holds a lock a
+//! writer needs while copying: foreground writes only contend with it for
+//! the index shard locks during the switch, one entry at a time.
+//!
+//! [`Options::compaction_rate`]: crate::Options::compaction_rate
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::engine::{file_path, lock, read_files, seal, sync_dir, Inner};
+use crate::error::WriteError;
+use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN};
+use crate::index;
+use crate::mmap::MappedFile;
+
+/// Suffix of a compaction output that is not complete yet.
+pub const TEMP_SUFFIX: &str = ".compacting";
+
+/// Bytes between two throttle checks.
+const THROTTLE_STEP: u64 = 256 << 10;
+/// At most this many files are rewritten in one group (bounds the memory of
+/// the pending index switches: 24 bytes per live record of the group).
+const GROUP_FILES: usize = 8;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Old HSTables rewritten and unlinked.
+    pub files_in: u64,
+    /// New HSTables written.
+    pub files_out: u64,
+    /// Record bytes of the old files.
+    pub bytes_in: u64,
+    /// Record bytes written to the new files.
+    pub bytes_out: u64,
+    /// Live records copied.
+    pub records_moved: u64,
+    /// Records dropped (dead, expired, tombstones no longer needed).
+    pub records_dropped: u64,
+}
+
+/// Coordination between compaction, its background thread and snapshots.
+#[derive(Default)]
+pub(crate) struct CompactionState {
+    /// One compaction at a time (background or on demand).
+    pub run: Mutex<()>,
+    /// Held for writing while outputs join the file table and old files
+    /// leave it; a snapshot takes it for reading, so it never pins both an
+    /// old file and its copy.
+    pub switch: RwLock<()>,
+    /// A wake-up is pending.
+    wake: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+impl CompactionState {
+    /// Asks the background thread to look for work now.
+    pub fn wake(&self) {
+        *lock(&self.wake) = true;
+        self.cv.notify_one();
+    }
+
+    /// Asks the background thread and a running compaction to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps up to `d` or until woken; false once stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut woken = lock(&self.wake);
+        if !*woken && !self.stopped() {
+            woken = self
+                .cv
+                .wait_timeout(woken, d)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *woken = false;
+        !self.stopped()
+    }
+}
+
+pub(crate) fn background_loop(inner: &Inner) {
+    while inner.compaction.sleep(inner.opts.compaction_interval) {
+        match compact(inner, false) {
+            Ok(r) if r.files_in > 0 => info!(
+                files_in = r.files_in,
+                files_out = r.files_out,
+                bytes_in = r.bytes_in,
+                bytes_out = r.bytes_out,
+                "compaction done"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "compaction failed; will retry"),
+        }
+    }
+}
+
+/// The garbage of a file that compaction can reclaim, and its record bytes.
+fn garbage(f: &MappedFile) -> (u64, u64) {
+    let data = f
+        .records_end
+        .load(Ordering::Relaxed)
+        .saturating_sub(FILE_HEADER_LEN as u64);
+    let dead = f.dead.load(Ordering::Relaxed);
+    let pinned = f.pinned.load(Ordering::Relaxed);
+    (dead.saturating_sub(pinned), data)
+}
+
+/// Compacts every sealed file with garbage (`full`) or those at or above the
+/// configured threshold.
+pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, WriteError> {
+    let _one = lock(&inner.compaction.run);
+    let mut report = CompactionReport::default();
+    let victims: Vec<Arc<MappedFile>> = {
+        // The writer lock keeps the active file from changing while the
+        // table is read (writer before files table: the engine's lock order).
+        let w = lock(&inner.writer);
+        let active = w.active.id();
+        let files = read_files(&inner.files);
+        let mut v: Vec<_> = files
+            .iter()
+            .flatten()
+            .filter(|f| f.id() != active)
+            .filter(|f| {
+                let (g, data) = garbage(f);
+                if full {
+                    g > 0
+                } else {
+                    data > 0 && g as f64 >= inner.opts.compaction_threshold * data as f64
+                }
+            })
+            .cloned()
+            .collect();
+        // Most garbage first: the best return for the bytes rewritten.
+        v.sort_by(|a, b| {
+            let r = |f: &MappedFile| {
+                let (g, d) = garbage(f);
+                g as f64 / d.max(1) as f64
+            };
+            r(b).total_cmp(&r(a))
+        });
+        v
+    };
+    for group in victims.chunks(GROUP_FILES) {
+        if inner.compaction.stopped() || inner.closed.load(Ordering::Acquire) {
+            break;
+        }
+        compact_group(inner, group, &mut report)?;
+    }
+    if report.files_in > 0 {
+        inner.counters.compactions.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(report)
+}
+
+/// An output HSTable being written under its temporary name.
+struct Output {
+    id: u32,
+    tmp: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    flushed: usize,
+    entries: Vec<IndexEntry>,
+    min_seq: u64,
+    /// Bytes of tombstones and Clear records kept.
+    pinned: u64,
+}
+
+impl Output {
+    fn create(inner: &Inner) -> Result<Output, WriteError> {
+        let id = {
+            let mut w = lock(&inner.writer);
+            let id = w.next_file_id;
+            w.next_file_id += 1;
+            id
+        };
+        let tmp = temp_path(&inner.dir, id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| WriteError::io("creating", &tmp, e))?;
+        Ok(Output {
+            id,
+            tmp,
+            file,
+            buf: format::encode_file_header(id).to_vec(),
+            flushed: 0,
+            entries: Vec::new(),
+            min_seq: u64::MAX,
+            pinned: 0,
+        })
+    }
+
+    fn end(&self) -> usize {
+        self.flushed + self.buf.len()
+    }
+
+    fn fits(&self, len: usize, max: usize) -> bool {
+        self.entries.is_empty()
+            || self.end() + len + (self.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN <= max
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.file
+            .write_all_at(&self.buf, self.flushed as u64)
+            .map_err(|e| WriteError::io("writing", &self.tmp, e))?;
+        self.flushed += self.buf.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Appends a record (already encoded, checksum included); returns its offset.
+    fn push(&mut self, e: &IndexEntry, bytes: &[u8]) -> Result<usize, WriteError> {
+        let off = self.end();
+        self.buf.extend_from_slice(bytes);
+        self.entries.push(IndexEntry {
+            offset: off as u32,
+            ..*e
+        });
+        self.min_seq = self.min_seq.min(e.seq);
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(off)
+    }
+
+    /// Seals, syncs and renames the output to its final name; maps it.
+    fn finish(mut self, inner: &Inner) -> Result<Arc<MappedFile>, WriteError> {
+        self.flush()?;
+        let end = self.flushed;
+        let len = seal(&self.file, &self.tmp, end, &self.entries, true)?;
+        let path = file_path(&inner.dir, self.id);
+        fs::rename(&self.tmp, &path).map_err(|e| WriteError::io("renaming", &self.tmp, e))?;
+        // NOTE: sealed files are < 4 GiB + one record, so the length fits usize.
+        let mapped = MappedFile::map(
+            self.file,
+            len as usize,
+            path.clone(),
+            self.id,
+            inner.opts.huge_pages,
+        )
+        .map_err(|e| WriteError::io("mapping", &path, e))?;
+        mapped.records_end.store(end as u64, Ordering::Relaxed);
+        mapped.min_seq.store(self.min_seq, Ordering::Relaxed);
+        mapped.dead.store(self.pinned, Ordering::Relaxed);
+        mapped.pinned.store(self.pinned, Ordering::Relaxed);
+        Ok(Arc::new(mapped))
+    }
+}
+
+pub(crate) fn temp_path(dir: &Path, id: u32) -> PathBuf {
+    let mut p = file_path(dir, id).into_os_string();
+    p.push(TEMP_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Sleeps as needed so `bytes` since `start` stay under `rate` per second.
+fn throttle(rate: u64, start: Instant, bytes: u64) {
+    if rate == 0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+    let elapsed = start.elapsed();
+    if due > elapsed {
+        std::thread::sleep(due - elapsed);
+    }
+}
+
+/// A pending index switch: key hash, old location, new (output index, offset), bytes.
+struct Move {
+    hash: u64,
+    old: u64,
+    out: usize,
+    off: usize,
+    len: u64,
+}
+
+fn compact_group(
+    inner: &Inner,
+    group: &[Arc<MappedFile>],
+    report: &mut CompactionReport,
+) -> Result<(), WriteError> {
+    let ids: HashSet<u32> = group.iter().map(|f| f.id()).collect();
+    // Every record outside the group, present or future, has a sequence
+    // number >= min_other.
+    let min_other = {
+        let w = lock(&inner.writer);
+        let files = read_files(&inner.files);
+        files
+            .iter()
+            .flatten()
+            .filter(|f| !ids.contains(&f.id()))
+            .map(|f| f.min_seq.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(w.last_seq + 1)
+    };
+    let now = (inner.opts.clock)();
+    let max = inner.opts.max_file_size as usize;
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut moves: Vec<Move> = Vec::new();
+    let mut done: Vec<&Arc<MappedFile>> = Vec::new();
+    let (mut expired_live, mut kept) = (0u64, 0u64);
+    let (mut read, mut written) = (0u64, 0u64);
+    let mut since = 0u64;
+    let start = Instant::now();
+    let abandon = |outputs: Vec<Output>| {
+        for o in outputs {
+            let _ = fs::remove_file(&o.tmp);
+        }
+    };
+
+    for f in group {
+        let len = match f.file().metadata() {
+            Ok(m) => m.len(),
+            Err(e) => {
+                abandon(outputs);
+                return Err(WriteError::io("reading metadata of", f.path(), e));
+            }
+        };
+        let Some(entries) = crate::recovery::read_sealed_index(f.file(), len) else {
+            warn!(file = %f.path().display(), "not compacting a file whose footer does not verify");
+            continue;
+        };
+        for e in &entries {
+            let (off, rl) = (e.offset as usize, e.len as usize);
+            read += rl as u64;
+            since += rl as u64;
+            let loc = index::pack(f.id(), off as u64);
+            let bytes = f.bytes(off, rl);
+            let rec = match format::decode_record(bytes) {
+                Ok(r) => r,
+                Err(err) => {
+                    // Never copy a corrupt record; if it was live, its key
+                    // reads as missing from now on (it could not be served).
+                    warn!(file = %f.path().display(), offset = off, error = %err,
+                        "dropping a corrupt record during compaction");
+                    inner.counters.bad_records.fetch_add(1, Ordering::Relaxed);
+                    if inner
+                        .index
+                        .write(e.hash)
+                        .remove(e.hash, |l| l == loc)
+                        .is_some()
+                    {
+                        expired_live += rl as u64;
+                    }
+                    report.records_dropped += 1;
+                    continue;
+                }
+            };
+            let keep = match e.kind {
+                RecordKind::Put => {
+                    let live = inner
+                        .index
+                        .read(e.hash)
+                        .find(e.hash, |l| l == loc)
+                        .is_some();
+                    if !live {
+                        false
+                    } else if rec.header.expiry != 0
+                        && rec.header.expiry <= now
+                        && e.seq < min_other
+                    {
+                        if inner
+                            .index
+                            .write(e.hash)
+                            .remove(e.hash, |l| l == loc)
+                            .is_some()
+                        {
+                            expired_live += rl as u64;
+                        }
+                        false
+                    } else {
+                        true
+                    }
+                }
+                RecordKind::Delete | RecordKind::Clear => e.seq >= min_other,
+            };
+            if !keep {
+                report.records_dropped += 1;
+                continue;
+            }
+            if outputs.last().is_none_or(|o| !o.fits(rl, max)) {
+                match Output::create(inner) {
+                    Ok(o) => outputs.push(o),
+                    Err(err) => {
+                        abandon(outputs);
+                        return Err(err);
+                    }
+                }
+            }
+            let out = outputs.len() - 1;
+            let o = &mut outputs[out];
+            let new_off = match o.push(e, bytes) {
+                Ok(x) => x,
+                Err(err) => {
+                    abandon(outputs);
+                    return Err(err);
+                }
+            };
+            written += rl as u64;
+            since += rl as u64;
+            if e.kind == RecordKind::Put {
+                moves.push(Move {
+                    hash: e.hash,
+                    old: loc,
+                    out,
+                    off: new_off,
+                    len: rl as u64,
+                });
+            } else {
+                o.pinned += rl as u64;
+                kept += rl as u64;
+            }
+            if since >= THROTTLE_STEP {
+                since = 0;
+                throttle(inner.opts.compaction_rate, start, read + written);
+                if inner.compaction.stopped() {
+                    abandon(outputs);
+                    return Ok(());
+                }
+            }
+        }
+        done.push(f);
+    }
+    if done.is_empty() {
+        abandon(outputs);
+        return Ok(());
+    }
+
+    // Make the outputs durable under their final names.
+    let mut mapped = Vec::with_capacity(outputs.len());
+    let mut outputs = outputs.into_iter();
+    while let Some(o) = outputs.next() {
+        let tmp = o.tmp.clone();
+        match o.finish(inner) {
+            Ok(m) => mapped.push(m),
+            Err(err) => {
+                let _ = fs::remove_file(&tmp);
+                abandon(outputs.collect());
+                // Outputs already renamed stay: they only duplicate records
+                // of files that are still there (harmless, see module docs),
+                // but must not be left out of the table either, or a later
+                // compaction could drop a tombstone they still need.
+                insert_files(inner, &mapped);
+                return Err(err);
+            }
+        }
+    }
+    sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
+
+    // Switch.
+    let mut lost = 0u64;
+    {
+        let _switch = inner
+            .compaction
+            .switch
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        insert_files(inner, &mapped);
+        for m in &moves {
+            let new = index::pack(mapped[m.out].id(), m.off as u64);
+            if !inner.index.write(m.hash).replace(m.hash, m.old, new) {
+                // Overwritten or deleted meanwhile: the copy is garbage.
+                lost += m.len;
+                mapped[m.out].dead.fetch_add(m.len, Ordering::Relaxed);
+            }
+        }
+        let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());
+        for f in &done {
+            if let Some(slot) = files.get_mut(f.id() as usize) {
+                *slot = None;
+            }
+        }
+    }
+    for f in &done {
+        if let Err(e) = fs::remove_file(f.path()) {
+            warn!(file = %f.path().display(), error = %e, "could not unlink a compacted file");
+        }
+    }
+    sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
+
+    // Counters: the old files' garbage is gone; kept tombstones and copies
+    // that lost to an overwrite are garbage in the outputs.
+    let old_dead: u64 = done.iter().map(|f| f.dead.load(Ordering::Relaxed)).sum();
+    let old_bytes: u64 = done.iter().map(|f| garbage(f).1).sum();
+    let c = &inner.counters;
+    sub(&c.dead_bytes, old_dead);
+    c.dead_bytes.fetch_add(kept + lost, Ordering::Relaxed);
+    sub(&c.live_bytes, expired_live);
+    let n_out = mapped.len() as u64;
+    c.files.fetch_add(n_out, Ordering::Relaxed);
+    sub(&c.files, done.len() as u64);
+    c.compacted_bytes.fetch_add(written, Ordering::Relaxed);
+    c.reclaimed_bytes
+        .fetch_add(old_bytes.saturating_sub(written), Ordering::Relaxed);
+    report.files_in += done.len() as u64;
+    report.files_out += n_out;
+    report.bytes_in += old_bytes;
+    report.bytes_out += written;
+    report.records_moved += moves.len() as u64;
+    Ok(())
+}
+
+fn insert_files(inner: &Inner, mapped: &[Arc<MappedFile>]) {
+    let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());
+    for m in mapped {
+        let id = m.id() as usize;
+        if files.len() <= id {
+            files.resize(id + 1, None);
+        }
+        files[id] = Some(m.clone());
+    }
+}
+
+fn sub(a: &AtomicU64, v: u64) {
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| {
+        Some(x.saturating_sub(v))
+    });
+}
