@@ -35,6 +35,7 @@ use crate::index::{self, Index};
 use crate::mmap::{self, MappedFile};
 use crate::options::{Durability, Options};
 use crate::recovery;
+use crate::snapshot::Snapshot;
 
 const STRIPES: usize = 256;
 /// Largest allowed `max_file_size`: offsets in a sealed index are u32.
@@ -44,9 +45,9 @@ const MAX_FILE_SIZE: u64 = 3 << 30;
 /// as long as it lives.
 #[derive(Clone)]
 pub struct Value {
-    file: Arc<MappedFile>,
-    off: usize,
-    len: usize,
+    pub(crate) file: Arc<MappedFile>,
+    pub(crate) off: usize,
+    pub(crate) len: usize,
 }
 
 impl std::ops::Deref for Value {
@@ -168,6 +169,10 @@ pub struct EngineStats {
     pub compacted_bytes: u64,
     /// Record bytes compaction freed (dead records dropped) since open.
     pub reclaimed_bytes: u64,
+    /// Live snapshots.
+    pub snapshots: u64,
+    /// Old versions kept in memory for live snapshots (the side list).
+    pub superseded_versions: u64,
 }
 
 #[derive(Default)]
@@ -218,6 +223,8 @@ pub(crate) struct Inner {
     /// Fault injection: the next new HSTable fails as if the disk were full.
     fail_next_create: AtomicBool,
     pub compaction: crate::compaction::CompactionState,
+    /// Live snapshots and the old versions they may still read.
+    pub snapshots: crate::snapshot::Registry,
 }
 
 /// The storage engine. `Send + Sync`; share it as `Arc<Engine>`.
@@ -248,7 +255,7 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// The file and offset of a location, if the file exists.
 #[inline]
-fn file_of(files: &FileTable, loc: u64) -> Option<(&Arc<MappedFile>, usize)> {
+pub(crate) fn file_of(files: &FileTable, loc: u64) -> Option<(&Arc<MappedFile>, usize)> {
     let (id, off) = index::unpack(loc);
     files.get(id as usize)?.as_ref().map(|f| (f, off))
 }
@@ -374,6 +381,11 @@ fn check_value(value: &[u8]) -> Result<(), WriteError> {
 }
 
 impl Inner {
+    /// Every stripe lock: no write is then between its append and its publish.
+    pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
+        self.stripes.iter().map(lock).collect()
+    }
+
     #[inline]
     fn stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
         // NOTE: the low 8 bits pick the stripe; shards use the top bits.
@@ -484,12 +496,20 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts `loc` in the index for `key`, replacing an older version.
-    fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64) {
+    /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
+    /// an older version.
+    fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
         let files = read_files(&self.files);
-        let old = self.index.write(hash).insert(hash, loc, |l| {
+        let mut shard = self.index.write(hash);
+        let old = shard.insert(hash, loc, |l| {
             key_at(&files, l).is_some_and(|(k, _)| k == key)
         });
+        if let Some(old) = old {
+            // Under the shard lock, so a snapshot read sees the old version
+            // either in the index or in the side list.
+            self.snapshots.superseded(&files, hash, old, seq);
+        }
+        drop(shard);
         self.counters.live_bytes.fetch_add(len, Ordering::Relaxed);
         if let Some(old) = old {
             let ol = kill_at(&files, old);
@@ -500,12 +520,14 @@ impl Inner {
 
     /// Removes `key` from the index after its tombstone (at `tomb`, `len`
     /// bytes) was written.
-    fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64) {
+    fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64, seq: u64) {
         let files = read_files(&self.files);
-        let old = self
-            .index
-            .write(hash)
-            .remove(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        let mut shard = self.index.write(hash);
+        let old = shard.remove(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        if let Some(old) = old {
+            self.snapshots.superseded(&files, hash, old, seq);
+        }
+        drop(shard);
         self.counters.dead_bytes.fetch_add(len, Ordering::Relaxed);
         if let Some((f, _)) = file_of(&files, tomb) {
             f.dead.fetch_add(len, Ordering::Relaxed);
@@ -528,6 +550,17 @@ impl Inner {
         let Some((file, off)) = file_of(&files, loc) else {
             return Ok(None);
         };
+        self.read_item(file, off, key)
+    }
+
+    /// The item of the Put record of `key` at `off` in `file`, checksum
+    /// verified if configured; `None` if expired.
+    pub(crate) fn read_item(
+        &self,
+        file: &Arc<MappedFile>,
+        off: usize,
+        key: &[u8],
+    ) -> Result<Option<Item>, ReadError> {
         let corrupt = |reason: String| {
             self.counters.bad_records.fetch_add(1, Ordering::Relaxed);
             ReadError::Corrupt {
@@ -587,13 +620,14 @@ impl Inner {
             key,
             loc,
             (RECORD_HEADER_LEN + key.len() + value.len()) as u64,
+            seq,
         );
         Ok(seq)
     }
 
     fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
         let (seq, loc) = self.append(RecordKind::Delete, hash, key, &[], Meta::default())?;
-        self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64);
+        self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64, seq);
         Ok(seq)
     }
 
@@ -722,6 +756,7 @@ impl Engine {
             lock_file: Mutex::new(Some(lock_file)),
             fail_next_create: AtomicBool::new(false),
             compaction: crate::compaction::CompactionState::default(),
+            snapshots: crate::snapshot::Registry::default(),
         });
         info!(
             dir = %inner.dir.display(),
@@ -862,6 +897,12 @@ impl Engine {
         let (seq, _) = self
             .inner
             .append(RecordKind::Clear, 0, &[], &[], Meta::default())?;
+        if self.inner.snapshots.any() {
+            let files = read_files(&self.inner.files);
+            self.inner.index.for_each(|hash, loc| {
+                self.inner.snapshots.superseded(&files, hash, loc, seq);
+            });
+        }
         self.inner.index.clear();
         for f in read_files(&self.inner.files).iter().flatten() {
             // Every record so far is dead, the Clear record included.
@@ -879,6 +920,13 @@ impl Engine {
             result: (),
             ticket: SyncTicket(seq),
         })
+    }
+
+    /// A consistent read view at the current sequence number: later writes
+    /// are invisible to it; [`Snapshot::iter`] walks every live key once.
+    /// Cheap: it copies the list of files, not the index.
+    pub fn snapshot(&self) -> Snapshot {
+        crate::snapshot::take(&self.inner)
     }
 
     /// Runs a full compaction now: every sealed HSTable with reclaimable
@@ -955,6 +1003,8 @@ impl Engine {
             active_file_bytes: w.1,
             compacted_bytes: c.compacted_bytes.load(Ordering::Relaxed),
             reclaimed_bytes: c.reclaimed_bytes.load(Ordering::Relaxed),
+            snapshots: self.inner.snapshots.live_count() as u64,
+            superseded_versions: self.inner.snapshots.side_len() as u64,
         }
     }
 

@@ -89,9 +89,11 @@ mod index;
 mod mmap;
 mod options;
 mod recovery;
+mod snapshot;
 
 pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
 pub use engine::{Condition, Engine, EngineStats, Item, Meta, PutOutcome, Update, Value, Written};
 pub use error::{OpenError, ReadError, WriteError};
 pub use options::{unix_now, Durability, Options, ParseDurabilityError, DEFAULT_SYNC_INTERVAL};
+pub use snapshot::{Entry, Snapshot, SnapshotIter};
