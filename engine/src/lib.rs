@@ -86,6 +86,7 @@ mod engine;
 mod error;
 pub mod format;
 mod index;
+pub mod inspect;
 mod mmap;
 mod options;
 mod recovery;

@@ -410,7 +410,7 @@ fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
 }
 
 /// The first offset at or after `from` where a whole valid record starts.
-fn next_valid(all: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_valid(all: &[u8], from: usize) -> Option<usize> {
     let mut p = from;
     while p + RECORD_HEADER_LEN <= all.len() {
         // A record's kind byte (offset 4) is never zero: skip zero runs
