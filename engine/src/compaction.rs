@@ -35,6 +35,9 @@
 //!   older version of the key survives anywhere to be resurrected.
 //! * Outputs are fsynced before any old file is unlinked, whatever the
 //!   durability setting: compaction never makes a durable record less so.
+//!   So is the active file (one group commit): a record dropped as dead was
+//!   replaced by a newer one, which must be on disk before the old one
+//!   goes, or a machine crash could lose both.
 //!
 //! # Files still in use
 //!
@@ -539,6 +542,10 @@ fn compact_group(
             }
         }
     }
+    // A record was dropped because a newer one replaced it; that one must
+    // be on disk before the old one goes, or a machine crash could lose
+    // both. One group commit covers every write published so far.
+    inner.sync_now()?;
     for f in &done {
         if let Err(e) = fs::remove_file(f.path()) {
             warn!(file = %f.path().display(), error = %e, "could not unlink a compacted file");

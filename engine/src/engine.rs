@@ -165,6 +165,8 @@ pub struct EngineStats {
     pub durable_seq: u64,
     /// Bytes used in the active HSTable (header and records).
     pub active_file_bytes: u64,
+    /// File id of the active HSTable (compaction outputs may have higher ids).
+    pub active_file_id: u64,
     /// Record bytes compaction wrote (live records moved) since open.
     pub compacted_bytes: u64,
     /// Record bytes compaction freed (dead records dropped) since open.
@@ -985,7 +987,7 @@ impl Engine {
         let c = &self.inner.counters;
         let w = {
             let w = lock(&self.inner.writer);
-            (w.last_seq, w.tail as u64)
+            (w.last_seq, w.tail as u64, u64::from(w.active.id()))
         };
         EngineStats {
             keys: self.inner.index.len(),
@@ -1001,6 +1003,7 @@ impl Engine {
             last_seq: w.0,
             durable_seq: self.inner.sync.synced(),
             active_file_bytes: w.1,
+            active_file_id: w.2,
             compacted_bytes: c.compacted_bytes.load(Ordering::Relaxed),
             reclaimed_bytes: c.reclaimed_bytes.load(Ordering::Relaxed),
             snapshots: self.inner.snapshots.live_count() as u64,

@@ -43,6 +43,13 @@ enum Op {
     Restart,
     /// Crash and cut the last file at this fraction of its written bytes.
     Crash(u16),
+    /// Full compaction (contents unchanged).
+    Compact,
+    /// Take a snapshot (kept with the model state at that moment).
+    Snapshot,
+    /// Check the oldest live snapshot by get and by iteration, and drop it
+    /// if the flag says so.
+    CheckSnapshot(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -67,6 +74,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sync),
         2 => Just(Op::Restart),
         2 => (0u16..=1000).prop_map(Op::Crash),
+        2 => Just(Op::Compact),
+        1 => Just(Op::Snapshot),
+        2 => any::<bool>().prop_map(Op::CheckSnapshot),
     ]
 }
 
@@ -80,8 +90,30 @@ fn options() -> Options {
     Options {
         durability: Durability::None,
         max_file_size: 4096,
+        background_compaction: false,
+        compaction_rate: 0,
         ..Options::default()
     }
+}
+
+/// A snapshot's contents by iteration; fails on a key yielded twice.
+fn iterate(s: &engine::Snapshot) -> Result<State, TestCaseError> {
+    let mut st = State::new();
+    for entry in s.iter() {
+        let entry = entry.expect("entry");
+        let name = String::from_utf8(entry.key.to_vec()).expect("utf8");
+        let k: u8 = name
+            .strip_prefix("key-")
+            .and_then(|n| n.parse().ok())
+            .expect("a model key");
+        let i = entry.item;
+        prop_assert!(
+            st.insert(k, (i.value.to_vec(), i.flags, i.seq)).is_none(),
+            "key {} yielded twice",
+            k
+        );
+    }
+    Ok(st)
 }
 
 fn snapshot(e: &Engine) -> State {
@@ -94,26 +126,25 @@ fn snapshot(e: &Engine) -> State {
     s
 }
 
-fn newest_file(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .expect("list")
-        .map(|d| d.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hst"))
-        .max()
+/// The active HSTable (compaction outputs can have higher ids).
+fn active_file(dir: &Path, e: &Engine) -> PathBuf {
+    dir.join(format!("{:08}.hst", e.stats().active_file_id))
 }
 
-/// Where the durable bytes end: the newest file and its used bytes.
+/// Where the durable bytes end: the active file and its used bytes.
 type DurablePoint = (Option<PathBuf>, u64);
 
 fn durable_point(dir: &Path, e: &Engine) -> DurablePoint {
-    (newest_file(dir), e.stats().active_file_bytes)
+    (Some(active_file(dir, e)), e.stats().active_file_bytes)
 }
 
 /// Cuts the newest HSTable at `frac` (per mille) of its bytes written after
 /// the durable point (up to its last non-zero byte): a torn tail can only
 /// affect what was not synced.
-fn cut_last_file(dir: &Path, durable: &DurablePoint, frac: u16) {
-    let Some(last) = newest_file(dir) else { return };
+fn cut_last_file(last: PathBuf, durable: &DurablePoint, frac: u16) {
+    if !last.exists() {
+        return;
+    }
     let lo = if durable.0.as_ref() == Some(&last) {
         durable.1 as usize
     } else {
@@ -140,6 +171,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // history[0]: state at the last durable point; then one entry per
     // acknowledged mutation.
     let mut history: Vec<State> = vec![State::new()];
+    let mut snapshots: Vec<(engine::Snapshot, State)> = Vec::new();
     for op in ops {
         let e = engine.as_ref().expect("open engine");
         let mut model = history.last().cloned().expect("history");
@@ -229,7 +261,34 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 durable = durable_point(dir.path(), e);
                 history = vec![model.clone()];
             }
+            Op::Compact => {
+                let r = e.compact().expect("compact");
+                prop_assert_eq!(&snapshot(e), &model, "after compaction");
+                if r.files_in > 0 {
+                    // A compaction that dropped records synced the active
+                    // file first (the replacing records must be durable).
+                    durable = durable_point(dir.path(), e);
+                    history = vec![model.clone()];
+                }
+            }
+            Op::Snapshot => snapshots.push((e.snapshot(), model.clone())),
+            Op::CheckSnapshot(drop_it) => {
+                if let Some((snap, state)) = snapshots.first() {
+                    for k in 0..KEYS {
+                        let got = snap
+                            .get(&key(k))
+                            .expect("snapshot get")
+                            .map(|i| (i.value.to_vec(), i.flags, i.seq));
+                        prop_assert_eq!(got.as_ref(), state.get(&k), "snapshot get {}", k);
+                    }
+                    prop_assert_eq!(&iterate(snap)?, state, "snapshot iteration");
+                    if drop_it {
+                        snapshots.remove(0);
+                    }
+                }
+            }
             Op::Restart => {
+                snapshots.clear();
                 engine.take().expect("engine").close().expect("close");
                 let e = Engine::open(dir.path(), options()).expect("reopen");
                 prop_assert_eq!(&snapshot(&e), &model, "after restart");
@@ -239,8 +298,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 history = vec![model.clone()];
             }
             Op::Crash(frac) => {
+                snapshots.clear();
+                let active = active_file(dir.path(), e);
                 engine.take().expect("engine").crash_for_tests();
-                cut_last_file(dir.path(), &durable, frac);
+                cut_last_file(active, &durable, frac);
                 let e = Engine::open(dir.path(), options()).expect("reopen after crash");
                 let got = snapshot(&e);
                 let matched = history.iter().rposition(|s| *s == got);
@@ -261,6 +322,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     let e = engine.take().expect("engine");
     prop_assert_eq!(&snapshot(&e), history.last().expect("history"));
+    for (snap, state) in &snapshots {
+        prop_assert_eq!(&iterate(snap)?, state, "snapshot iteration at the end");
+    }
     Ok(())
 }
 
