@@ -3,7 +3,8 @@
 # memcaslap load: 90% get / 10% set, 32-byte values, at several connection
 # counts. Both servers run at once on free loopback ports, pinned to the same
 # core(s); memcaslap runs pinned to the other core(s), so client and server do
-# not compete for a CPU. Prints a table of ops/s and the ratio.
+# not compete for a CPU. Prints a table of ops/s, their ratio, and the server
+# CPU time each operation cost.
 #
 # Knobs (environment):
 #   CONNS="1 8 64 150"    connection counts (memcaslap --concurrency)
@@ -96,7 +97,8 @@ wait_listening() {
 tp_port=$(free_port)
 "${pin_server[@]}" "$BIN" --listen "127.0.0.1:$tp_port" --data-dir "$work/data" \
     --threads "$WORKERS" --durability "$DURABILITY" >"$work/threadpool.log" 2>&1 &
-pids+=($!)
+tp_pid=$!
+pids+=("$tp_pid")
 wait_listening "$tp_port"
 
 mc_port=$(free_port)
@@ -104,7 +106,8 @@ mc_user=()
 [ "$(id -u)" -eq 0 ] && mc_user=(-u nobody)
 "${pin_server[@]}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$mc_port" -U 0 \
     -t "$MEMCACHED_THREADS" -c 4096 -m 1024 >"$work/memcached.log" 2>&1 &
-pids+=($!)
+mc_pid=$!
+pids+=("$mc_pid")
 wait_listening "$mc_port"
 
 cat >"$work/load.cfg" <<'CFG'
@@ -117,11 +120,22 @@ cmd
 1 0.9
 CFG
 
-# Prints the ops/s of one memcaslap run ("... TPS: 38448 Net_rate: ...").
-measure() { # measure <port> <connections>
+# CPU time a process has used (all its threads), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+
+# Prints "<ops/s> <server CPU µs per op>" for one memcaslap run. CPU per
+# operation is the steadier figure on a machine shared with other work:
+# contention lowers ops/s but barely changes what each operation costs.
+measure() { # measure <port> <server pid> <connections>
+    local before after
+    before=$(cpu_ticks "$2")
     "${pin_client[@]}" memcaslap -s "127.0.0.1:$1" -F "$work/load.cfg" -t "$DURATION" \
-        -T 1 -c "$2" >"$work/run.out" 2>&1 || true
-    awk '/TPS:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") tps = $(i + 1) } END { print (tps == "" ? 0 : tps) }' "$work/run.out"
+        -T 1 -c "$3" >"$work/run.out" 2>&1 || true
+    after=$(cpu_ticks "$2")
+    awk -v ticks=$((after - before)) -v hz="$ticks_per_s" '
+        /TPS:/ { for (i = 1; i < NF; i++) { if ($i == "TPS:") tps = $(i + 1); if ($i == "Ops:") ops = $(i + 1) } }
+        END { if (tps == "") tps = 0; printf "%d %.1f\n", tps, (ops > 0 ? ticks / hz * 1e6 / ops : 0) }' "$work/run.out"
 }
 
 echo "memcaslap 90% get / 10% set, 32-byte values, median of $ROUNDS interleaved ${DURATION} runs"
@@ -129,17 +143,19 @@ echo "server-threadpool: $WORKERS workers, durability $DURABILITY; memcached: $M
 echo "server cpus: ${SERVER_CPUS:-any}, client cpus: ${CLIENT_CPUS:-any}"
 echo
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-printf '%-12s %18s %18s %8s\n' connections threadpool_ops/s memcached_ops/s ratio
+printf '%-12s %16s %16s %7s %14s %14s\n' connections threadpool_ops/s memcached_ops/s ratio tp_cpu_us/op mc_cpu_us/op
 for c in $CONNS; do
-    tps="" mcs=""
+    tps="" mcs="" tcpu="" mcpu=""
     for _ in $(seq 1 "$ROUNDS"); do
-        tps="$tps $(measure "$tp_port" "$c")"
-        mcs="$mcs $(measure "$mc_port" "$c")"
+        read -r t u <<<"$(measure "$tp_port" "$tp_pid" "$c")"
+        tps="$tps $t" tcpu="$tcpu $u"
+        read -r t u <<<"$(measure "$mc_port" "$mc_pid" "$c")"
+        mcs="$mcs $t" mcpu="$mcpu $u"
     done
     tp=$(median <<<"$tps")
     mc=$(median <<<"$mcs")
     ratio=$(awk -v a="$tp" -v b="$mc" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-12s %18s %18s %8s\n' "$c" "$tp" "$mc" "$ratio"
+    printf '%-12s %16.0f %16.0f %7s %14s %14s\n' "$c" "$tp" "$mc" "$ratio" "$(median <<<"$tcpu")" "$(median <<<"$mcpu")"
 done
