@@ -42,7 +42,8 @@ fn main() -> ExitCode {
     match serve(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Plain stderr rather than the log: the reason must show whatever
+            // --log-level says.
             eprintln!("server-eventloop: {e:#}");
             ExitCode::FAILURE
         }
