@@ -4,6 +4,10 @@
 //! and checks that every acknowledged write is there with its exact value.
 //! The same directory is reused across iterations, so recoveries pile up.
 //!
+//! Each thread also overwrites a few hot keys, so the child's background
+//! compaction (run every millisecond) is busy when the kill lands: the
+//! newest acknowledged value of each hot key (or a later one) must survive.
+//!
 //! A `harness = false` test: the binary re-executes itself as the child
 //! (selected by an environment variable). `CRASH_ITERATIONS` sets the number
 //! of kills (default 20; `make crash-loop` runs many more).
@@ -35,8 +39,16 @@ fn options() -> Options {
     Options {
         durability: Durability::Always,
         max_file_size: 256 << 10,
+        compaction_interval: Duration::from_millis(1),
+        compaction_threshold: 0.05,
         ..Options::default()
     }
+}
+
+const HOT: u64 = 20;
+
+fn hot_key(t: u64, h: u64) -> Vec<u8> {
+    format!("hot-{t}-{h}").into_bytes()
 }
 
 fn child(dir: &Path, start: u64) {
@@ -61,8 +73,23 @@ fn child(dir: &Path, start: u64) {
                         )
                         .expect("put");
                     e.wait_durable(w.ticket).expect("durable");
+                    {
+                        let mut o = out.lock().expect("stdout");
+                        writeln!(o, "ack {i}").expect("print");
+                        o.flush().expect("flush");
+                    }
+                    let h = j % HOT;
+                    let w = e
+                        .put(
+                            &hot_key(t, h),
+                            format!("{i} {}", "h".repeat(200)).as_bytes(),
+                            Meta::default(),
+                            Condition::Always,
+                        )
+                        .expect("put hot");
+                    e.wait_durable(w.ticket).expect("durable");
                     let mut o = out.lock().expect("stdout");
-                    writeln!(o, "ack {i}").expect("print");
+                    writeln!(o, "hot {t} {h} {i}").expect("print");
                     o.flush().expect("flush");
                 }
             })
@@ -84,7 +111,10 @@ impl Rng {
     }
 }
 
-fn run_child_and_kill(exe: &Path, dir: &Path, start: u64, delay: Duration) -> Vec<u64> {
+/// Acknowledged writes: unique keys, and (thread, hot key, value) triples.
+type Acks = (Vec<u64>, Vec<(u64, u64, u64)>);
+
+fn run_child_and_kill(exe: &Path, dir: &Path, start: u64, delay: Duration) -> Acks {
     let mut child = Command::new(exe)
         .env(CHILD_DIR, dir)
         .env(CHILD_START, start.to_string())
@@ -94,8 +124,10 @@ fn run_child_and_kill(exe: &Path, dir: &Path, start: u64, delay: Duration) -> Ve
         .expect("spawn child");
     let stdout = child.stdout.take().expect("child stdout");
     let acks = Arc::new(Mutex::new(Vec::new()));
+    let hot = Arc::new(Mutex::new(Vec::new()));
     let reader = {
         let acks = acks.clone();
+        let hot = hot.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -104,6 +136,11 @@ fn run_child_and_kill(exe: &Path, dir: &Path, start: u64, delay: Duration) -> Ve
                     .and_then(|n| n.parse::<u64>().ok())
                 {
                     acks.lock().expect("acks").push(n);
+                } else if let Some(rest) = line.strip_prefix("hot ") {
+                    let v: Vec<u64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+                    if let [t, h, i] = v[..] {
+                        hot.lock().expect("hot").push((t, h, i));
+                    }
                 }
             }
         })
@@ -118,7 +155,8 @@ fn run_child_and_kill(exe: &Path, dir: &Path, start: u64, delay: Duration) -> Ve
     child.wait().expect("reap child");
     reader.join().expect("reader");
     let acks = acks.lock().expect("acks").clone();
-    acks
+    let hot = hot.lock().expect("hot").clone();
+    (acks, hot)
 }
 
 fn main() {
@@ -144,17 +182,29 @@ fn main() {
     let exe = std::env::current_exe().expect("current exe");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut acked: Vec<u64> = Vec::new();
+    let mut hot_acked: std::collections::HashMap<(u64, u64), u64> = Default::default();
     for it in 0..iterations {
         let delay = Duration::from_micros(rng.next() % 150_000);
         let start = it * 100_000_000;
-        let acks = run_child_and_kill(&exe, dir.path(), start, delay);
+        let (acks, hot) = run_child_and_kill(&exe, dir.path(), start, delay);
+        for (t, h, i) in hot {
+            let v = hot_acked.entry((t, h)).or_insert(0);
+            *v = (*v).max(i);
+        }
         assert!(
             !acks.is_empty(),
             "iteration {it}: the child acknowledged nothing"
         );
         acked.extend(&acks);
 
-        let e = Engine::open(dir.path(), options()).expect("reopen after kill");
+        let e = Engine::open(
+            dir.path(),
+            Options {
+                background_compaction: false,
+                ..options()
+            },
+        )
+        .expect("reopen after kill");
         let mut missing = Vec::new();
         for &i in &acked {
             match e.get(&key(i)).expect("get") {
@@ -175,18 +225,35 @@ fn main() {
             missing.len(),
             &missing[..missing.len().min(10)]
         );
+        for (&(t, h), &i) in &hot_acked {
+            let item = e
+                .get(&hot_key(t, h))
+                .expect("get")
+                .unwrap_or_else(|| panic!("iteration {it}: hot key {t}/{h} lost"));
+            let got: u64 = std::str::from_utf8(&item.value)
+                .ok()
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse().ok())
+                .expect("a hot value");
+            assert!(
+                got >= i,
+                "iteration {it} (seed {seed}): hot key {t}/{h} went back from {i} to {got}"
+            );
+        }
         let stats = e.stats();
         assert_eq!(
             stats.bad_records, 0,
             "a kill -9 must not corrupt a record in the middle"
         );
         println!(
-            "iteration {it}: killed after {:?}, {} acks this run, {} total verified, {} keys, {} files",
+            "iteration {it}: killed after {:?}, {} acks this run, {} total verified, {} keys, {} files, {} live / {} dead bytes",
             delay,
             acks.len(),
             acked.len(),
             stats.keys,
-            stats.files
+            stats.files,
+            stats.live_bytes,
+            stats.dead_bytes
         );
         e.close().expect("close");
     }
