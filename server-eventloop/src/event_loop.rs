@@ -5,7 +5,7 @@
 //! bounded number per turn), read more only when the session needs it, until
 //! the socket would block. Everything that could block happens elsewhere:
 //! syncs for durability `always` run on the engine's sync thread and come
-//! back through the loop's completion queue and its's [`Waker`].
+//! back through the loop's completion queue and its [`Waker`].
 //!
 //! ```text
 //!        poll ──► LISTENER ──► accept until WouldBlock ──► slab.insert
