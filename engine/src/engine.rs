@@ -33,7 +33,7 @@ use crate::format::{
 };
 use crate::index::{self, Index};
 use crate::mmap::{self, MappedFile};
-use crate::options::{Durability, Options};
+use crate::options::{Compression, Durability, Options, MIN_COMPRESS_LEN};
 use crate::recovery;
 use crate::snapshot::Snapshot;
 
@@ -41,20 +41,45 @@ const STRIPES: usize = 256;
 /// Largest allowed `max_file_size`: offsets in a sealed index are u32.
 const MAX_FILE_SIZE: u64 = 3 << 30;
 
-/// A value: a slice of an HSTable's map, no copy. Keeps the file mapped for
-/// as long as it lives.
+/// A value: a slice of an HSTable's map, no copy (keeps the file mapped for
+/// as long as it lives), or, for a compressed record, the decompressed bytes.
 #[derive(Clone)]
 pub struct Value {
-    pub(crate) file: Arc<MappedFile>,
-    pub(crate) off: usize,
-    pub(crate) len: usize,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Mapped {
+        file: Arc<MappedFile>,
+        off: usize,
+        len: usize,
+    },
+    Owned(Arc<[u8]>),
+}
+
+impl Value {
+    pub(crate) fn mapped(file: Arc<MappedFile>, off: usize, len: usize) -> Value {
+        Value {
+            repr: Repr::Mapped { file, off, len },
+        }
+    }
+
+    pub(crate) fn owned(bytes: Vec<u8>) -> Value {
+        Value {
+            repr: Repr::Owned(bytes.into()),
+        }
+    }
 }
 
 impl std::ops::Deref for Value {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        self.file.bytes(self.off, self.len)
+        match &self.repr {
+            Repr::Mapped { file, off, len } => file.bytes(*off, *len),
+            Repr::Owned(b) => b,
+        }
     }
 }
 
@@ -408,6 +433,7 @@ impl Inner {
     fn append(
         &self,
         kind: RecordKind,
+        encoding: u8,
         hash: u64,
         key: &[u8],
         value: &[u8],
@@ -427,7 +453,8 @@ impl Inner {
             self.roll(&mut w, len)?;
         }
         let seq = w.last_seq + 1;
-        let header = format::encode_header(kind, key, value, meta.flags, meta.expiry, seq);
+        let header =
+            format::encode_header_with(kind, encoding, key, value, meta.flags, meta.expiry, seq);
         let off = w.tail;
         w.active.write(off, &header);
         w.active.write(off + RECORD_HEADER_LEN, key);
@@ -597,16 +624,37 @@ impl Inner {
         if header.expiry != 0 && header.expiry <= (self.opts.clock)() {
             return Ok(None);
         }
+        let value = if header.encoding == format::ENCODING_LZ4 {
+            let stored = file.bytes(value_off, header.value_len as usize);
+            let raw_len = stored.get(..4).map_or(usize::MAX, |b| {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+            });
+            if raw_len > MAX_VALUE_LEN {
+                return Err(corrupt(
+                    "compressed value claims an impossible length".into(),
+                ));
+            }
+            let raw = lz4_flex::decompress_size_prepended(stored)
+                .map_err(|e| corrupt(format!("LZ4 value does not decompress: {e}")))?;
+            Value::owned(raw)
+        } else {
+            Value::mapped(file.clone(), value_off, header.value_len as usize)
+        };
         Ok(Some(Item {
-            value: Value {
-                file: file.clone(),
-                off: value_off,
-                len: header.value_len as usize,
-            },
+            value,
             flags: header.flags,
             expiry: header.expiry,
             seq: header.seq,
         }))
+    }
+
+    /// The LZ4 form of `value` if compression is on and it shrinks.
+    fn compress(&self, value: &[u8]) -> Option<Vec<u8>> {
+        if self.opts.compression != Compression::Lz4 || value.len() < MIN_COMPRESS_LEN {
+            return None;
+        }
+        let c = lz4_flex::compress_prepend_size(value);
+        (c.len() < value.len()).then_some(c)
     }
 
     fn write_put(
@@ -616,19 +664,31 @@ impl Inner {
         value: &[u8],
         meta: Meta,
     ) -> Result<u64, WriteError> {
-        let (seq, loc) = self.append(RecordKind::Put, hash, key, value, meta)?;
+        let compressed = self.compress(value);
+        let (encoding, stored) = match &compressed {
+            Some(c) => (format::ENCODING_LZ4, &c[..]),
+            None => (format::ENCODING_RAW, value),
+        };
+        let (seq, loc) = self.append(RecordKind::Put, encoding, hash, key, stored, meta)?;
         self.publish(
             hash,
             key,
             loc,
-            (RECORD_HEADER_LEN + key.len() + value.len()) as u64,
+            (RECORD_HEADER_LEN + key.len() + stored.len()) as u64,
             seq,
         );
         Ok(seq)
     }
 
     fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
-        let (seq, loc) = self.append(RecordKind::Delete, hash, key, &[], Meta::default())?;
+        let (seq, loc) = self.append(
+            RecordKind::Delete,
+            format::ENCODING_RAW,
+            hash,
+            key,
+            &[],
+            Meta::default(),
+        )?;
         self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64, seq);
         Ok(seq)
     }
@@ -896,9 +956,14 @@ impl Engine {
         // while the index is emptied, or it would survive in memory but not
         // at recovery.
         let _all: Vec<_> = self.inner.stripes.iter().map(lock).collect();
-        let (seq, _) = self
-            .inner
-            .append(RecordKind::Clear, 0, &[], &[], Meta::default())?;
+        let (seq, _) = self.inner.append(
+            RecordKind::Clear,
+            format::ENCODING_RAW,
+            0,
+            &[],
+            &[],
+            Meta::default(),
+        )?;
         if self.inner.snapshots.any() {
             let files = read_files(&self.inner.files);
             self.inner.index.for_each(|hash, loc| {

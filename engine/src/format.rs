@@ -11,8 +11,17 @@ use std::fmt;
 pub const FILE_MAGIC: [u8; 8] = *b"HSTABLE\0";
 /// Magic in the footer of a sealed HSTable.
 pub const FOOTER_MAGIC: [u8; 8] = *b"HSTFOOT\0";
-/// The format version written by this code and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version written by this code. Version 2 gave header byte 5
+/// (reserved, zero, in version 1) the value encoding; this code reads both.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// Header byte 5: the value is stored as is.
+pub const ENCODING_RAW: u8 = 0;
+/// Header byte 5: the value is LZ4-compressed (lz4_flex block format, the
+/// uncompressed length prepended as a little-endian u32).
+pub const ENCODING_LZ4: u8 = 1;
 
 /// Bytes of the file header: magic, version, file id.
 pub const FILE_HEADER_LEN: usize = 16;
@@ -79,6 +88,8 @@ impl TryFrom<u8> for RecordKind {
 pub struct RecordHeader {
     pub crc: u32,
     pub kind: RecordKind,
+    /// How the value is stored: [`ENCODING_RAW`] or [`ENCODING_LZ4`].
+    pub encoding: u8,
     pub key_len: u16,
     pub value_len: u32,
     pub flags: u32,
@@ -92,7 +103,7 @@ pub enum RecordError {
     /// Fewer bytes than the header or the lengths it announces.
     Truncated,
     UnknownKind(u8),
-    /// The reserved byte is not zero.
+    /// The encoding byte is not a known encoding.
     Reserved,
     /// The lengths are impossible (e.g. a tombstone with a value).
     BadLength,
@@ -107,7 +118,7 @@ impl fmt::Display for RecordError {
         match self {
             RecordError::Truncated => f.write_str("record truncated"),
             RecordError::UnknownKind(b) => write!(f, "unknown record kind {b:#04x}"),
-            RecordError::Reserved => f.write_str("reserved header byte not zero"),
+            RecordError::Reserved => f.write_str("unknown value encoding byte"),
             RecordError::BadLength => f.write_str("impossible key or value length"),
             RecordError::Checksum { stored, computed } => {
                 write!(
@@ -133,12 +144,13 @@ impl RecordHeader {
             return Err(RecordError::Truncated);
         }
         let kind = RecordKind::try_from(b[4]).map_err(|e| RecordError::UnknownKind(e.0))?;
-        if b[5] != 0 {
+        if b[5] > ENCODING_LZ4 {
             return Err(RecordError::Reserved);
         }
         let h = RecordHeader {
             crc: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
             kind,
+            encoding: b[5],
             key_len: u16::from_le_bytes(b[6..8].try_into().expect("2 bytes")),
             value_len: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
             flags: u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
@@ -161,7 +173,7 @@ impl RecordHeader {
     fn write_fields(&self, out: &mut [u8]) {
         out[0..4].copy_from_slice(&self.crc.to_le_bytes());
         out[4] = self.kind as u8;
-        out[5] = 0;
+        out[5] = self.encoding;
         out[6..8].copy_from_slice(&self.key_len.to_le_bytes());
         out[8..12].copy_from_slice(&self.value_len.to_le_bytes());
         out[12..16].copy_from_slice(&self.flags.to_le_bytes());
@@ -191,11 +203,26 @@ pub fn encode_header(
     expiry: u32,
     seq: u64,
 ) -> [u8; RECORD_HEADER_LEN] {
+    encode_header_with(kind, ENCODING_RAW, key, value, flags, expiry, seq)
+}
+
+/// [`encode_header`] for a value stored with `encoding`.
+#[inline]
+pub fn encode_header_with(
+    kind: RecordKind,
+    encoding: u8,
+    key: &[u8],
+    value: &[u8],
+    flags: u32,
+    expiry: u32,
+    seq: u64,
+) -> [u8; RECORD_HEADER_LEN] {
     debug_assert!(key.len() <= MAX_KEY_LEN && value.len() <= MAX_VALUE_LEN);
     let mut out = [0u8; RECORD_HEADER_LEN];
     let h = RecordHeader {
         crc: 0,
         kind,
+        encoding,
         // NOTE: lengths are checked against MAX_KEY_LEN / MAX_VALUE_LEN by the engine before encoding.
         key_len: key.len() as u16,
         value_len: value.len() as u32,
@@ -281,7 +308,7 @@ pub fn decode_file_header(b: &[u8]) -> Result<u32, FileHeaderError> {
         return Err(FileHeaderError::BadMagic);
     }
     let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FileHeaderError::Version(version));
     }
     Ok(u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")))
@@ -353,7 +380,8 @@ impl Footer {
         if crc32fast::hash(&b[0..36]) != crc {
             return None;
         }
-        if u32::from_le_bytes(b[20..24].try_into().ok()?) != FORMAT_VERSION {
+        let version = u32::from_le_bytes(b[20..24].try_into().ok()?);
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return None;
         }
         Some(Footer {
@@ -420,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn encoding_byte_round_trips_and_unknown_ones_are_rejected() {
+        let h = encode_header_with(RecordKind::Put, ENCODING_LZ4, b"k", b"zz", 0, 0, 3);
+        let mut rec = h.to_vec();
+        rec.extend_from_slice(b"kzz");
+        assert_eq!(
+            decode_record(&rec).expect("valid").header.encoding,
+            ENCODING_LZ4
+        );
+        rec[5] = 2;
+        assert_eq!(decode_record(&rec), Err(RecordError::Reserved));
+    }
+
+    #[test]
     fn unknown_kind_rejected() {
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
         for b in 4..=255u8 {
@@ -464,8 +505,12 @@ mod tests {
         let h = encode_file_header(17);
         assert_eq!(decode_file_header(&h), Ok(17));
         let mut v = h;
-        v[8] = 2;
-        assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(2)));
+        v[8] = 1;
+        assert_eq!(decode_file_header(&v), Ok(17), "version 1 is read");
+        v[8] = 3;
+        assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(3)));
+        v[8] = 0;
+        assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(0)));
         assert_eq!(
             decode_file_header(&h[..10]),
             Err(FileHeaderError::Truncated)

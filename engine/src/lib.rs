@@ -96,5 +96,8 @@ pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
 pub use engine::{Condition, Engine, EngineStats, Item, Meta, PutOutcome, Update, Value, Written};
 pub use error::{OpenError, ReadError, WriteError};
-pub use options::{unix_now, Durability, Options, ParseDurabilityError, DEFAULT_SYNC_INTERVAL};
+pub use options::{
+    unix_now, Compression, Durability, Options, ParseCompressionError, ParseDurabilityError,
+    DEFAULT_SYNC_INTERVAL, MIN_COMPRESS_LEN,
+};
 pub use snapshot::{Entry, Snapshot, SnapshotIter};

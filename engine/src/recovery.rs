@@ -430,7 +430,10 @@ pub(crate) fn next_valid(all: &[u8], from: usize) -> Option<usize> {
             p = q - 4;
             continue;
         }
-        if matches!(all[k], 1..=3) && all[k + 1] == 0 && format::decode_record(&all[p..]).is_ok() {
+        if matches!(all[k], 1..=3)
+            && all[k + 1] <= format::ENCODING_LZ4
+            && format::decode_record(&all[p..]).is_ok()
+        {
             return Some(p);
         }
         p += 1;

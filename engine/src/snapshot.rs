@@ -331,11 +331,7 @@ impl Iterator for SnapshotIter<'_> {
             }
             return match snap.inner.read_item(f, off, key) {
                 Ok(Some(item)) => Some(Ok(Entry {
-                    key: Value {
-                        file: f.clone(),
-                        off: off + RECORD_HEADER_LEN,
-                        len: h.key_len as usize,
-                    },
+                    key: Value::mapped(f.clone(), off + RECORD_HEADER_LEN, h.key_len as usize),
                     item,
                 })),
                 Ok(None) => continue,
