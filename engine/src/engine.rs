@@ -387,7 +387,7 @@ pub(crate) fn create_file(
     result
 }
 
-fn check_key(key: &[u8]) -> Result<(), WriteError> {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), WriteError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(WriteError::KeyTooLarge {
             len: key.len(),
@@ -397,12 +397,10 @@ fn check_key(key: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn check_value(value: &[u8]) -> Result<(), WriteError> {
-    if value.len() > MAX_VALUE_LEN {
-        return Err(WriteError::ValueTooLarge {
-            len: value.len(),
-            max: MAX_VALUE_LEN,
-        });
+pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteError> {
+    let max = opts.max_value_size.min(MAX_VALUE_LEN);
+    if len > max {
+        return Err(WriteError::ValueTooLarge { len, max });
     }
     Ok(())
 }
@@ -414,12 +412,12 @@ impl Inner {
     }
 
     #[inline]
-    fn stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
+    pub(crate) fn stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
         // NOTE: the low 8 bits pick the stripe; shards use the top bits.
         lock(&self.stripes[(hash as usize) % STRIPES])
     }
 
-    fn write_gate(&self) -> Result<(), WriteError> {
+    pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(WriteError::Closed);
         }
@@ -527,7 +525,7 @@ impl Inner {
 
     /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
     /// an older version.
-    fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
+    pub(crate) fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
         let files = read_files(&self.files);
         let mut shard = self.index.write(hash);
         let old = shard.insert(hash, loc, |l| {
@@ -648,6 +646,28 @@ impl Inner {
         }))
     }
 
+    /// Why `cond` refuses a put of `key` now, if it does. Call under the
+    /// key's stripe lock.
+    pub(crate) fn refusal(
+        &self,
+        hash: u64,
+        key: &[u8],
+        cond: Condition,
+    ) -> Result<Option<PutOutcome>, ReadError> {
+        if cond == Condition::Always {
+            return Ok(None);
+        }
+        let current = self.lookup(hash, key)?;
+        Ok(match (cond, &current) {
+            (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => {
+                Some(PutOutcome::NotStored)
+            }
+            (Condition::IfSeq(_), None) => Some(PutOutcome::NotFound),
+            (Condition::IfSeq(s), Some(item)) if item.seq != s => Some(PutOutcome::Exists),
+            _ => None,
+        })
+    }
+
     /// The LZ4 form of `value` if compression is on and it shrinks.
     fn compress(&self, value: &[u8]) -> Option<Vec<u8>> {
         if self.opts.compression != Compression::Lz4 || value.len() < MIN_COMPRESS_LEN {
@@ -657,7 +677,7 @@ impl Inner {
         (c.len() < value.len()).then_some(c)
     }
 
-    fn write_put(
+    pub(crate) fn write_put(
         &self,
         hash: u64,
         key: &[u8],
@@ -874,26 +894,15 @@ impl Engine {
         cond: Condition,
     ) -> Result<Written<PutOutcome>, WriteError> {
         check_key(key)?;
-        check_value(value)?;
+        check_value_len(value.len(), &self.inner.opts)?;
         self.inner.write_gate()?;
         let hash = format::key_hash(key);
         let _key_lock = self.inner.stripe(hash);
-        if cond != Condition::Always {
-            let current = self.inner.lookup(hash, key)?;
-            let refuse = match (cond, &current) {
-                (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => {
-                    Some(PutOutcome::NotStored)
-                }
-                (Condition::IfSeq(_), None) => Some(PutOutcome::NotFound),
-                (Condition::IfSeq(s), Some(item)) if item.seq != s => Some(PutOutcome::Exists),
-                _ => None,
-            };
-            if let Some(result) = refuse {
-                return Ok(Written {
-                    result,
-                    ticket: SyncTicket::DURABLE,
-                });
-            }
+        if let Some(result) = self.inner.refusal(hash, key, cond)? {
+            return Ok(Written {
+                result,
+                ticket: SyncTicket::DURABLE,
+            });
         }
         let seq = self.inner.write_put(hash, key, value, meta)?;
         Ok(Written {
@@ -939,7 +948,7 @@ impl Engine {
         let ticket = match update {
             Update::Keep => SyncTicket::DURABLE,
             Update::Put { value, meta } => {
-                check_value(&value)?;
+                check_value_len(value.len(), &self.inner.opts)?;
                 SyncTicket(self.inner.write_put(hash, key, &value, meta)?)
             }
             Update::Delete if current.is_some() => SyncTicket(self.inner.write_delete(hash, key)?),
@@ -987,6 +996,22 @@ impl Engine {
             result: (),
             ticket: SyncTicket(seq),
         })
+    }
+
+    /// Starts a streaming write of a `len`-byte value under `key`: hand the
+    /// value to [`ValueWriter::write`] in chunks, then
+    /// [`ValueWriter::commit`] makes the record visible atomically (a
+    /// dropped writer leaves nothing). Values above
+    /// [`Options::stream_buffer_limit`] go into an HSTable of their own and
+    /// are never held in memory. Reading one back: `get` hands out the value
+    /// as a slice of the map; `item.value.chunks(n)` streams it.
+    pub fn put_stream(
+        &self,
+        key: &[u8],
+        len: usize,
+        meta: Meta,
+    ) -> Result<crate::ValueWriter, WriteError> {
+        crate::stream::begin(&self.inner, key, len, meta)
     }
 
     /// A consistent read view at the current sequence number: later writes

@@ -87,6 +87,10 @@ pub enum WriteError {
     /// The value is larger than the record format allows.
     #[error("value length {len} exceeds the maximum {max}")]
     ValueTooLarge { len: usize, max: usize },
+    /// A streaming write was committed with fewer or more bytes than it
+    /// declared; nothing was written.
+    #[error("streamed value has {got} bytes, {declared} were declared")]
+    StreamLength { declared: usize, got: usize },
     /// A read-modify-write found the current record corrupt.
     #[error(transparent)]
     Read(#[from] ReadError),

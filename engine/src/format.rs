@@ -236,6 +236,37 @@ pub fn encode_header_with(
     out
 }
 
+/// [`encode_header`] for a raw value of `value_len` bytes that is not in
+/// memory: `value_crc` has hashed exactly its bytes (a streaming write).
+pub fn encode_header_streamed(
+    key: &[u8],
+    value_len: usize,
+    value_crc: &crc32fast::Hasher,
+    flags: u32,
+    expiry: u32,
+    seq: u64,
+) -> [u8; RECORD_HEADER_LEN] {
+    let mut out = [0u8; RECORD_HEADER_LEN];
+    let h = RecordHeader {
+        crc: 0,
+        kind: RecordKind::Put,
+        encoding: ENCODING_RAW,
+        // NOTE: lengths are checked by the engine before encoding.
+        key_len: key.len() as u16,
+        value_len: value_len as u32,
+        flags,
+        expiry,
+        seq,
+    };
+    h.write_fields(&mut out);
+    let mut c = crc32fast::Hasher::new();
+    c.update(&out[4..]);
+    c.update(key);
+    c.combine(value_crc);
+    out[0..4].copy_from_slice(&c.finalize().to_le_bytes());
+    out
+}
+
 /// Encodes a whole record into a new buffer (tests and tools; the engine
 /// writes the parts straight into the file map).
 pub fn encode_record(

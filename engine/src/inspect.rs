@@ -66,7 +66,9 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<u32>, Vec<PathBuf>), OpenError> {
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(crate::compaction::TEMP_SUFFIX) {
+        if name.ends_with(crate::compaction::TEMP_SUFFIX)
+            || name.ends_with(crate::stream::TEMP_SUFFIX)
+        {
             temps.push(entry.path());
         } else if let Some(id) = name
             .strip_suffix(".hst")
@@ -118,7 +120,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, OpenError> {
         report.notes.push(Problem {
             file: t,
             offset: 0,
-            what: "unfinished compaction output; the next open deletes it".into(),
+            what: "unfinished compaction output or uncommitted streamed value; the next open deletes it".into(),
         });
     }
     for id in ids {

@@ -91,6 +91,7 @@ mod mmap;
 mod options;
 mod recovery;
 mod snapshot;
+mod stream;
 
 pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
@@ -101,3 +102,4 @@ pub use options::{
     DEFAULT_SYNC_INTERVAL, MIN_COMPRESS_LEN,
 };
 pub use snapshot::{Entry, Snapshot, SnapshotIter};
+pub use stream::ValueWriter;

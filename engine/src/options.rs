@@ -125,6 +125,14 @@ pub struct Options {
     pub verify_checksums: bool,
     /// Per-record value compression (default none).
     pub compression: Compression,
+    /// Largest value accepted (default and upper bound: 1 GiB - 1, what the
+    /// record format can hold).
+    pub max_value_size: usize,
+    /// A streaming write ([`crate::Engine::put_stream`]) of at most this many
+    /// bytes is gathered in memory and written as one record at commit;
+    /// a longer one is written straight into an HSTable of its own, chunk
+    /// by chunk, so no side holds it in memory. Default 1 MiB.
+    pub stream_buffer_limit: usize,
     /// Map HSTables with huge page-cache folios (`MADV_HUGEPAGE`; used where
     /// the file system supports large folios, e.g. ext4 on Linux 6.16+).
     /// Random reads then take one TLB entry per 2 MiB instead of per 4 KiB,
@@ -160,6 +168,8 @@ impl Default for Options {
             max_file_size: 64 << 20,
             verify_checksums: true,
             compression: Compression::None,
+            max_value_size: crate::format::MAX_VALUE_LEN,
+            stream_buffer_limit: 1 << 20,
             huge_pages: false,
             clock: unix_now,
             background_compaction: true,

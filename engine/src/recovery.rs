@@ -20,7 +20,8 @@
 //!   before them): a Put replaces the key's older version, a Delete removes
 //!   it, a Clear empties the index. A record present twice (a crash between
 //!   a compaction's rename and its unlink) is the same version twice.
-//! * `*.compacting` files are unfinished compaction outputs: deleted.
+//! * `*.compacting` files are unfinished compaction outputs, `*.streaming`
+//!   files uncommitted streamed values: deleted.
 //! * After a crash (some file had to be scanned) sequence numbers continue
 //!   2^32 past the highest one recovered, so the number of a write lost
 //!   with the torn tail (a CAS value a client may hold) is never reused.
@@ -76,8 +77,13 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(crate::compaction::TEMP_SUFFIX) {
-            info!(file = name, "deleting an unfinished compaction output");
+        if name.ends_with(crate::compaction::TEMP_SUFFIX)
+            || name.ends_with(crate::stream::TEMP_SUFFIX)
+        {
+            info!(
+                file = name,
+                "deleting an unfinished compaction output or streamed value"
+            );
             let p = entry.path();
             fs::remove_file(&p).map_err(|e| OpenError::io("removing", &p, e))?;
             removed_temp = true;
