@@ -11,7 +11,8 @@
 //!   arrive, its checksum computed chunk by chunk (CRC32 of header and key
 //!   combined with the value's at commit, when the sequence number is
 //!   known). Commit writes the header, seals the file (index + footer),
-//!   fdatasyncs it, renames it to `NNNNNNNN.hst`, fsyncs the directory, and
+//!   fdatasyncs it and the active file (so no earlier write can be lost
+//!   while this later one survives), renames it to `NNNNNNNN.hst`, fsyncs the directory, and
 //!   publishes the record in the index: only then is it visible. Such a
 //!   value is never in memory on the writer's side, and reads hand it out
 //!   as a slice of the map (`item.value.chunks(n)` gives slices of it).
@@ -243,6 +244,10 @@ fn commit_file(
     };
     let end = FILE_HEADER_LEN + rec_len;
     let sealed = seal(&file, tmp, end, &[entry], true)?;
+    // Everything written before this record must be on disk before it is:
+    // otherwise a machine crash could keep the streamed value and lose
+    // earlier writes, a state that never existed.
+    inner.sync_now()?;
     let path = file_path(&inner.dir, id);
     fs::rename(tmp, &path).map_err(|e| WriteError::io("renaming", tmp, e))?;
     sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;

@@ -41,11 +41,20 @@ fn options() -> Options {
         max_file_size: 256 << 10,
         compaction_interval: Duration::from_millis(1),
         compaction_threshold: 0.05,
+        stream_buffer_limit: 32 << 10,
         ..Options::default()
     }
 }
 
 const HOT: u64 = 20;
+/// Hot key 0 of each thread is written by streaming this many bytes.
+const STREAMED_LEN: usize = 100_000;
+
+fn hot_value(i: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("{i} ").into_bytes();
+    v.resize(len, b'h');
+    v
+}
 
 fn hot_key(t: u64, h: u64) -> Vec<u8> {
     format!("hot-{t}-{h}").into_bytes()
@@ -79,14 +88,26 @@ fn child(dir: &Path, start: u64) {
                         o.flush().expect("flush");
                     }
                     let h = j % HOT;
-                    let w = e
-                        .put(
+                    let w = if h == 0 {
+                        // A streamed value in a file of its own, so kills
+                        // also land in the middle of streaming writes.
+                        let v = hot_value(i, STREAMED_LEN);
+                        let mut s = e
+                            .put_stream(&hot_key(t, h), v.len(), Meta::default())
+                            .expect("begin stream");
+                        for c in v.chunks(16 << 10) {
+                            s.write(c).expect("stream chunk");
+                        }
+                        s.commit(Condition::Always).expect("commit stream")
+                    } else {
+                        e.put(
                             &hot_key(t, h),
-                            format!("{i} {}", "h".repeat(200)).as_bytes(),
+                            &hot_value(i, 200),
                             Meta::default(),
                             Condition::Always,
                         )
-                        .expect("put hot");
+                        .expect("put hot")
+                    };
                     e.wait_durable(w.ticket).expect("durable");
                     let mut o = out.lock().expect("stdout");
                     writeln!(o, "hot {t} {h} {i}").expect("print");
@@ -235,6 +256,8 @@ fn main() {
                 .and_then(|s| s.split(' ').next())
                 .and_then(|s| s.parse().ok())
                 .expect("a hot value");
+            let len = if h == 0 { STREAMED_LEN } else { 200 };
+            assert_eq!(&*item.value, &hot_value(got, len)[..], "hot key {t}/{h}");
             assert!(
                 got >= i,
                 "iteration {it} (seed {seed}): hot key {t}/{h} went back from {i} to {got}"

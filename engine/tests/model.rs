@@ -45,6 +45,14 @@ enum Op {
     Crash(u16),
     /// Full compaction (contents unchanged).
     Compact,
+    /// A streaming write in chunks of `chunk` bytes; abandoned (dropped
+    /// half way) when the flag says so.
+    Stream {
+        key: u8,
+        value: Vec<u8>,
+        chunk: usize,
+        abandon: bool,
+    },
     /// Take a snapshot (kept with the model state at that moment).
     Snapshot,
     /// Check the oldest live snapshot by get and by iteration, and drop it
@@ -75,6 +83,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Restart),
         2 => (0u16..=1000).prop_map(Op::Crash),
         2 => Just(Op::Compact),
+        2 => (0..KEYS, prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(any::<u8>(), 300..3000),
+            ], 1usize..700, any::<bool>())
+            .prop_map(|(key, value, chunk, abandon)| Op::Stream { key, value, chunk, abandon }),
         1 => Just(Op::Snapshot),
         2 => any::<bool>().prop_map(Op::CheckSnapshot),
     ]
@@ -92,6 +105,8 @@ fn options() -> Options {
         max_file_size: 4096,
         background_compaction: false,
         compaction_rate: 0,
+        // Longer streamed values get files of their own.
+        stream_buffer_limit: 256,
         ..Options::default()
     }
 }
@@ -269,6 +284,50 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     // file first (the replacing records must be durable).
                     durable = durable_point(dir.path(), e);
                     history = vec![model.clone()];
+                }
+            }
+            Op::Stream {
+                key: k,
+                value,
+                chunk,
+                abandon,
+            } => {
+                let mut w = e
+                    .put_stream(
+                        &key(k),
+                        value.len(),
+                        Meta {
+                            flags: 77,
+                            expiry: 0,
+                        },
+                    )
+                    .expect("begin stream");
+                let chunks: Vec<&[u8]> = value.chunks(chunk).collect();
+                let n = if abandon {
+                    chunks.len() / 2
+                } else {
+                    chunks.len()
+                };
+                for c in &chunks[..n] {
+                    w.write(c).expect("stream chunk");
+                }
+                if abandon {
+                    drop(w);
+                } else {
+                    let seq = match w.commit(Condition::Always).expect("commit").result {
+                        PutOutcome::Stored { seq } => seq,
+                        other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                    };
+                    let own_file = value.len() > 256;
+                    model.insert(k, (value, 77, seq));
+                    changed = true;
+                    if own_file {
+                        // Committing a value in a file of its own syncs
+                        // everything before it: a durable point.
+                        durable = durable_point(dir.path(), e);
+                        history = vec![model.clone()];
+                        changed = false;
+                    }
                 }
             }
             Op::Snapshot => snapshots.push((e.snapshot(), model.clone())),
