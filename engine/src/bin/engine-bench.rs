@@ -16,6 +16,24 @@
 //! ops/s understates the engine and this column does not.
 //! The durability-none runs map files with `Options::huge_pages` unless
 //! `--huge-pages false`.
+//!
+//! Lifecycle workloads:
+//!
+//! * readseq: iterate a snapshot of the fillseq store (every record once).
+//! * compact: after fillrandom + overwrite (background compaction off), one
+//!   full compaction; MB/s counts record bytes read from the old files.
+//!   The note gives the space amplification (disk bytes of the sealed
+//!   files and the used part of the active file, over live bytes) before
+//!   and after.
+//! * overwrite-bg: another overwrite pass while a thread compacts in a
+//!   loop (throttled at the default `compaction_rate`): compare its
+//!   ops/CPU-s with the overwrite row to see what compaction costs the
+//!   foreground; the note gives the space amplification at the end.
+//! * fillbig: fillrandom with 1 KB, 100 KB and 1 MB values, `--big-total`
+//!   bytes each (default 256 MiB).
+//!
+//! Background compaction is off in every other row, so they measure the
+//! write and read paths alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +50,7 @@ struct Args {
     benchmarks: Vec<String>,
     max_file_size: u64,
     huge_pages: bool,
+    big_total: u64,
 }
 
 const ALL: &[&str] = &[
@@ -41,12 +60,17 @@ const ALL: &[&str] = &[
     "readrandom",
     "fillrandom-interval",
     "fillrandom-always",
+    "readseq",
+    "compact",
+    "overwrite-bg",
+    "fillbig",
 ];
 
 fn usage() -> ! {
     eprintln!(
         "usage: engine-bench [--num N] [--value-size B] [--threads T] [--sync-num N] \
-         [--max-file-size BYTES] [--huge-pages true|false] [--dir PATH] [--benchmarks {}]",
+         [--max-file-size BYTES] [--huge-pages true|false] [--big-total BYTES] [--dir PATH] \
+         [--benchmarks {}]",
         ALL.join(",")
     );
     std::process::exit(2)
@@ -62,6 +86,7 @@ fn parse_args() -> Args {
         benchmarks: ALL.iter().map(|s| s.to_string()).collect(),
         max_file_size: 256 << 20,
         huge_pages: true,
+        big_total: 256 << 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +105,7 @@ fn parse_args() -> Args {
             "--threads" => a.threads = num(&v).max(1),
             "--sync-num" => a.sync_num = num(&v),
             "--max-file-size" => a.max_file_size = num(&v),
+            "--big-total" => a.big_total = num(&v),
             "--dir" => a.dir = PathBuf::from(v),
             "--huge-pages" => a.huge_pages = v.parse().unwrap_or_else(|_| usage()),
             "--benchmarks" => a.benchmarks = v.split(',').map(str::to_string).collect(),
@@ -166,6 +192,8 @@ struct Row {
     elapsed: Duration,
     index_per_key: f64,
     note: String,
+    /// Bytes per op for the MB/s column (key + value), if not the default.
+    bytes_per_op: Option<f64>,
 }
 
 fn open(dir: &Path, durability: Durability, max_file_size: u64, huge_pages: bool) -> Engine {
@@ -175,6 +203,7 @@ fn open(dir: &Path, durability: Durability, max_file_size: u64, huge_pages: bool
             durability,
             max_file_size,
             huge_pages,
+            background_compaction: false,
             ..Options::default()
         },
     )
@@ -265,6 +294,45 @@ fn read_random(e: &Engine, num: u64, seed: u64) -> (Duration, u64) {
     (elapsed, found)
 }
 
+/// Iterates a snapshot of the whole store; returns the time and the count.
+fn read_seq(e: &Engine) -> (Duration, u64) {
+    let start = Instant::now();
+    let snap = e.snapshot();
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    for entry in snap.iter() {
+        match entry {
+            Ok(x) => {
+                n += 1;
+                bytes += (x.key.len() + x.item.value.len()) as u64;
+            }
+            Err(err) => {
+                eprintln!("iteration failed: {err}");
+                std::process::exit(1);
+            }
+        }
+    }
+    std::hint::black_box(bytes);
+    (start.elapsed(), n)
+}
+
+/// Disk bytes (sealed files, and the used part of the preallocated active
+/// file) over live bytes.
+fn space_amp(dir: &Path, e: &Engine) -> f64 {
+    let s = e.stats();
+    let active = format!("{:08}.hst", s.active_file_id);
+    let mut disk = s.active_file_bytes;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for f in rd.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".hst") && name != active {
+                disk += f.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    disk as f64 / s.live_bytes.max(1) as f64
+}
+
 fn fresh(dir: &Path, name: &str) -> PathBuf {
     let d = dir.join(name);
     let _ = std::fs::remove_dir_all(&d);
@@ -303,6 +371,7 @@ fn main() {
                 elapsed: t,
                 index_per_key: index_per_key(&e),
                 note: String::new(),
+                bytes_per_op: None,
             });
         }
         if want("readrandom") {
@@ -316,12 +385,27 @@ fn main() {
                 elapsed: t,
                 index_per_key: index_per_key(&e),
                 note: format!("{found} of {} found", a.num),
+                bytes_per_op: None,
+            });
+        }
+        if want("readseq") {
+            let ((t, n), cpu) = on_cpu(|| read_seq(&e));
+            rows.push(Row {
+                name: "readseq",
+                cpu,
+                durability: none(),
+                threads: 1,
+                ops: n,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: "snapshot iterator".into(),
+                bytes_per_op: None,
             });
         }
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    if want("fillrandom") || want("overwrite") {
+    if want("fillrandom") || want("overwrite") || want("compact") || want("overwrite-bg") {
         let dir = fresh(&a.dir, "random");
         let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 2));
@@ -335,9 +419,10 @@ fn main() {
                 elapsed: t,
                 index_per_key: index_per_key(&e),
                 note: format!("{} distinct keys", e.stats().keys),
+                bytes_per_op: None,
             });
         }
-        if want("overwrite") {
+        if want("overwrite") || want("compact") || want("overwrite-bg") {
             let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 4));
             rows.push(Row {
                 name: "overwrite",
@@ -348,10 +433,94 @@ fn main() {
                 elapsed: t,
                 index_per_key: index_per_key(&e),
                 note: String::new(),
+                bytes_per_op: None,
+            });
+        }
+        if want("compact") {
+            let before = space_amp(&dir, &e);
+            let start = Instant::now();
+            let r = e.compact().unwrap_or_else(|err| {
+                eprintln!("compaction failed: {err}");
+                std::process::exit(1)
+            });
+            let t = start.elapsed();
+            rows.push(Row {
+                name: "compact",
+                cpu: None,
+                durability: none(),
+                threads: 1,
+                ops: r.records_moved + r.records_dropped,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!(
+                    "{} MB in, amp {before:.2}->{:.2}",
+                    r.bytes_in >> 20,
+                    space_amp(&dir, &e)
+                ),
+                bytes_per_op: Some(
+                    r.bytes_in as f64 / (r.records_moved + r.records_dropped).max(1) as f64,
+                ),
+            });
+        }
+        if want("overwrite-bg") {
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let ((t, cpu), compactions) = std::thread::scope(|s| {
+                let c = s.spawn(|| {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        match e.compact() {
+                            Ok(r) => n += r.files_in,
+                            Err(err) => {
+                                eprintln!("compaction failed: {err}");
+                                std::process::exit(1)
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    n
+                });
+                let out = on_cpu(|| fill(&e, a.num, a.value_size, true, 5));
+                stop.store(true, Ordering::Relaxed);
+                (out, c.join().unwrap_or(0))
+            });
+            rows.push(Row {
+                name: "overwrite-bg",
+                cpu,
+                durability: none(),
+                threads: 1,
+                ops: a.num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!(
+                    "{compactions} files compacted, amp {:.2}",
+                    space_amp(&dir, &e)
+                ),
+                bytes_per_op: None,
             });
         }
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+    if want("fillbig") {
+        for size in [1usize << 10, 100 << 10, 1 << 20] {
+            let num = (a.big_total / size as u64).max(1);
+            let dir = fresh(&a.dir, "big");
+            let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
+            let (t, cpu) = on_cpu(|| fill(&e, num, size, true, 6));
+            rows.push(Row {
+                name: "fillbig",
+                cpu,
+                durability: none(),
+                threads: 1,
+                ops: num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!("{} KB values", size >> 10),
+                bytes_per_op: Some((16 + size) as f64),
+            });
+            drop(e);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     for (bench, durability, num, wait) in [
         (
@@ -378,6 +547,7 @@ fn main() {
             elapsed: t,
             index_per_key: index_per_key(&e),
             note: format!("{} syncs", s.syncs),
+            bytes_per_op: None,
         });
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
@@ -404,7 +574,8 @@ fn main() {
     for r in rows {
         let secs = r.elapsed.as_secs_f64().max(1e-9);
         let ops = r.ops as f64 / secs;
-        let mb = r.ops as f64 * (16 + a.value_size) as f64 / secs / 1_048_576.0;
+        let per_op = r.bytes_per_op.unwrap_or((16 + a.value_size) as f64);
+        let mb = r.ops as f64 * per_op / secs / 1_048_576.0;
         let per_cpu = r.cpu.map_or_else(
             || "-".to_string(),
             |c| format!("{:.0}", r.ops as f64 / c.as_secs_f64().max(1e-9)),
