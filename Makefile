@@ -29,6 +29,12 @@ ENGINE_BENCH_ARGS ?=
 bench-engine:
 	$(CARGO) run --release -p engine --bin engine-bench -- $(ENGINE_BENCH_ARGS)
 
+# Offline tool over a data directory no server has open, e.g.
+# make kvtool ARGS="verify /var/lib/kv" (verify, stats, compact, dump [--values]).
+.PHONY: kvtool
+kvtool:
+	$(CARGO) run --release -p engine --bin kvtool -- $(ARGS)
+
 # kill -9 crash test of the engine, many more iterations than `make test`.
 CRASH_ITERATIONS ?= 300
 crash-loop:
