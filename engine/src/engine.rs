@@ -999,8 +999,8 @@ impl Engine {
     }
 
     /// Starts a streaming write of a `len`-byte value under `key`: hand the
-    /// value to [`ValueWriter::write`] in chunks, then
-    /// [`ValueWriter::commit`] makes the record visible atomically (a
+    /// value to [`crate::ValueWriter::write`] in chunks, then
+    /// [`crate::ValueWriter::commit`] makes the record visible atomically (a
     /// dropped writer leaves nothing). Values above
     /// [`Options::stream_buffer_limit`] go into an HSTable of their own and
     /// are never held in memory. Reading one back: `get` hands out the value
