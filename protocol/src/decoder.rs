@@ -13,11 +13,14 @@
 //! tokens is `ERROR`. `noreply` is recognised as the last token, before the
 //! other arguments are checked, and then silences errors too.
 //!
-//! Deliberate differences from memcached, both asked of this project:
-//! keys with control bytes (< 0x21, 0x7f) are rejected with
-//! `CLIENT_ERROR bad command line format` (memcached accepts `a\tb`), and a
-//! line longer than `max_line_len` closes the connection even if its newline
-//! is already buffered (memcached decides by what one `read` returned).
+//! A key is any run of bytes between spaces, up to `max_key_len`, as in
+//! memcached: control bytes are the client's business (protocol.txt asks
+//! clients not to send them, but memcached stores such keys, and memcaslap
+//! sends them), so rejecting them would turn real clients away.
+//!
+//! One deliberate difference from memcached: a line longer than
+//! `max_line_len` closes the connection even if its newline is already
+//! buffered (memcached decides by what one `read` returned).
 
 use crate::error::{ErrorKind, ProtocolError};
 use crate::limits::Limits;
@@ -122,7 +125,7 @@ impl<'a> Line<'a> {
 }
 
 fn key_ok(key: &[u8], limits: &Limits) -> bool {
-    key.len() <= limits.max_key_len && !key.iter().any(|&b| b < 0x21 || b == 0x7f)
+    key.len() <= limits.max_key_len
 }
 
 /// Does this buffer start like a multi-get (after at most 100 spaces)?

@@ -7,7 +7,7 @@
 pub enum ErrorKind {
     /// Unknown command, or a known one with the wrong number of tokens.
     UnknownCommand,
-    /// A malformed line: bad number, key too long or with control bytes.
+    /// A malformed line: bad number, key too long.
     BadCommandLine,
     /// `delete` with arguments other than `0` and `noreply`.
     BadDeleteUsage,

@@ -30,9 +30,10 @@ fn push(events: &mut Vec<Event>, e: Event) {
 fn check_key(key: &[u8], limits: &Limits) {
     assert!(!key.is_empty(), "empty key");
     assert!(key.len() <= limits.max_key_len, "key too long: {key:?}");
+    // Tokens split on spaces, lines end at `\n` and are cut at NUL.
     assert!(
-        key.iter().all(|&b| b > b' ' && b != 0x7f),
-        "key with whitespace or control byte: {key:?}"
+        !key.iter().any(|&b| matches!(b, b' ' | b'\n' | 0)),
+        "key with a space, line end or NUL: {key:?}"
     );
 }
 
@@ -140,7 +141,7 @@ fn run(input: &[u8], limits: Limits, step: usize) -> Vec<Event> {
 }
 
 /// Checks every decoder invariant on `input`: no panic, nothing consumed
-/// beyond the buffer, keys free of whitespace and control bytes and within
+/// beyond the buffer, keys free of spaces, line ends and NUL and within
 /// the limit, values of the announced length, and the same result whether
 /// the bytes arrive at once or a few at a time (so incomplete input is never
 /// mistaken for a complete or a bad request). Panics on a violation.

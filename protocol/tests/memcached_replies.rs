@@ -13,8 +13,7 @@ use protocol::{Decoder, Frame, Limits, Request};
 const MEMCACHED: &str = "/usr/bin/memcached";
 
 /// Inputs that memcached and our decoder both reject entirely (a data block
-/// read as a command included). Keys with control bytes are left out: there
-/// the project deliberately differs from memcached.
+/// read as a command included).
 fn inputs() -> Vec<Vec<u8>> {
     let long_key = "k".repeat(251);
     let mut v: Vec<Vec<u8>> = [
