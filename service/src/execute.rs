@@ -788,6 +788,9 @@ pub(crate) mod tests {
             "engine_files",
             "frontend_model test",
             "threads 1",
+            // Clients gate 1.6 behaviour on this; the package is reported apart.
+            "version 1.6.18\r\n",
+            "server_version ",
         ] {
             assert!(
                 general.contains(&format!("STAT {name}")),

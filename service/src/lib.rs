@@ -41,8 +41,15 @@ pub use flags::{
 pub use session::{Progress, Session, Step};
 pub use stats::{Counters, FrontendInfo, ServerStats, Totals};
 
-/// The version `version` and `stats` report.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version `version` and `stats` report: the memcached release whose
+/// text protocol the servers speak. Clients read it to decide what the server
+/// understands (libmemcached, for one, expects 1.6 behaviour only from a
+/// server that says it is 1.6 or later), so it names the protocol level, not
+/// this package; `stats` reports the package as `server_version`.
+pub const VERSION: &str = "1.6.18";
+
+/// This package's own version, reported by `stats` as `server_version`.
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Settings the service needs from the flags.
 #[derive(Clone, Debug)]

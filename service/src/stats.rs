@@ -272,6 +272,7 @@ pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Vec<u8>) {
     stat("uptime", &ctx.stats.uptime().as_secs());
     stat("time", &now);
     stat("version", &crate::VERSION);
+    stat("server_version", &crate::SERVER_VERSION);
     stat("pointer_size", &(usize::BITS));
     stat(
         "rusage_user",
