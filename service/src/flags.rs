@@ -247,12 +247,16 @@ pub fn init_logging(flags: &Flags) {
 
 /// The engine options the flags ask for.
 ///
-/// `--compression` is not passed on: the engine's `Options` has no
-/// compression setting yet, so the value is only recorded (it shows in
-/// `stats settings`).
+/// `--compression lz4` compresses each stored value of 64 bytes or more
+/// that LZ4 shrinks (the engine marks each record, so a data directory can
+/// switch back and forth).
 pub fn engine_options(flags: &Flags) -> engine::Options {
     engine::Options {
         durability: flags.durability.to_engine(),
+        compression: match flags.compression {
+            Compression::None => engine::Compression::None,
+            Compression::Lz4 => engine::Compression::Lz4,
+        },
         ..engine::Options::default()
     }
 }
@@ -329,6 +333,7 @@ mod tests {
         );
         assert_eq!(f.idle_timeout(), Some(Duration::from_secs(30)));
         assert_eq!(f.compression, Compression::Lz4);
+        assert_eq!(engine_options(&f).compression, engine::Compression::Lz4);
         assert_eq!(f.log_level, "debug");
         assert!(!parse(&["--pin", "off"]).expect("off").pin_or(true));
     }

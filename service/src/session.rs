@@ -3,14 +3,18 @@
 //! front-end needs: bytes in, reply bytes out, plus what to do next.
 //!
 //! Large values arrive as `ValueStart`/`ValueChunk`/`ValueEnd` frames so the
-//! front-end's input buffer stays small; the engine has no streaming write
-//! yet, so the session gathers the chunks (at most `max_item_size` bytes,
-//! which the decoder enforces) and stores the value at `ValueEnd`.
+//! front-end's input buffer stays small. For set, add, replace and cas each
+//! chunk goes straight into an engine streaming write
+//! ([`engine::Engine::put_stream`]), committed with the command's condition
+//! at `ValueEnd`: the session holds no copy of the value, and a connection
+//! that drops mid-value leaves nothing stored. append, prepend and meta `ms`
+//! (which read the old value or echo flags) gather the chunks (at most
+//! `max_item_size` bytes, which the decoder enforces) and run at `ValueEnd`.
 
 use std::sync::Arc;
 
-use engine::SyncTicket;
-use protocol::{Decoder, Frame};
+use engine::{Condition, Meta, PutOutcome, SyncTicket, ValueWriter};
+use protocol::{Decoder, Frame, StorageCommand, StorageHeader};
 
 use crate::execute::Effects;
 use crate::Service;
@@ -39,9 +43,90 @@ pub struct Progress {
 }
 
 /// A storage request whose value is arriving in chunks.
-struct PendingValue {
-    command: crate::execute::OwnedStore,
-    data: Vec<u8>,
+enum PendingValue {
+    /// Gathered, then executed like a request with its whole value.
+    Gather {
+        command: crate::execute::OwnedStore,
+        data: Vec<u8>,
+    },
+    /// Streamed into the engine as it arrives.
+    Stream {
+        writer: ValueWriter,
+        cond: Condition,
+        noreply: bool,
+    },
+}
+
+/// Starts an engine streaming write for a set/add/replace/cas whose value
+/// fits the item size; `None` for the other commands (or if the engine
+/// refuses to start one: the gathered path then reports its error).
+fn start_stream(service: &Service, h: &StorageHeader<'_>) -> Option<PendingValue> {
+    if h.meta.is_some() || service.limits.too_large(h.key.len(), h.flags, h.len) {
+        return None;
+    }
+    let cond = match h.command {
+        StorageCommand::Set => Condition::Always,
+        StorageCommand::Add => Condition::IfAbsent,
+        StorageCommand::Replace => Condition::IfPresent,
+        StorageCommand::Cas => Condition::IfSeq(h.cas),
+        StorageCommand::Append | StorageCommand::Prepend => return None,
+    };
+    let meta = Meta {
+        flags: h.flags,
+        expiry: service.expiry(h.exptime),
+    };
+    let writer = service.engine.put_stream(h.key, h.len, meta).ok()?;
+    Some(PendingValue::Stream {
+        writer,
+        cond,
+        noreply: h.noreply,
+    })
+}
+
+/// Commits a streamed value and replies as `exec_store` does for a value
+/// that came whole.
+fn finish_stream(
+    service: &Service,
+    writer: ValueWriter,
+    cond: Condition,
+    noreply: bool,
+    out: &mut Vec<u8>,
+    fx: &mut crate::execute::Effects,
+) {
+    use crate::stats::ServerStats;
+    let c = &service.stats().counters();
+    ServerStats::bump(&c.cmd_set);
+    let text: Vec<u8> = match writer.commit(cond) {
+        Ok(w) => {
+            fx.wrote(service, w.ticket);
+            let is_cas = matches!(cond, Condition::IfSeq(_));
+            match w.result {
+                PutOutcome::Stored { .. } => {
+                    ServerStats::bump(&c.total_items);
+                    if is_cas {
+                        ServerStats::bump(&c.cas_hits);
+                    }
+                    b"STORED\r\n".to_vec()
+                }
+                PutOutcome::NotStored => b"NOT_STORED\r\n".to_vec(),
+                PutOutcome::Exists => {
+                    ServerStats::bump(&c.cas_badval);
+                    b"EXISTS\r\n".to_vec()
+                }
+                PutOutcome::NotFound => {
+                    ServerStats::bump(&c.cas_misses);
+                    b"NOT_FOUND\r\n".to_vec()
+                }
+            }
+        }
+        Err(e) => {
+            let text = e.to_string().replace(['\r', '\n'], " ");
+            format!("SERVER_ERROR {text}\r\n").into_bytes()
+        }
+    };
+    if !noreply {
+        out.extend_from_slice(&text);
+    }
 }
 
 /// One connection's state. Not shared: each connection owns one.
@@ -92,26 +177,51 @@ impl Session {
                             self.service.execute(request, out, &mut fx);
                         }
                         Frame::ValueStart(header) => {
-                            let command = crate::execute::OwnedStore::from_header(&header);
-                            let capacity = command.len.min(self.service.config().max_item_size);
-                            self.pending = Some(PendingValue {
-                                command,
-                                data: Vec::with_capacity(capacity),
+                            self.pending = start_stream(&self.service, &header).or_else(|| {
+                                let command = crate::execute::OwnedStore::from_header(&header);
+                                let capacity = command.len.min(self.service.config().max_item_size);
+                                Some(PendingValue::Gather {
+                                    command,
+                                    data: Vec::with_capacity(capacity),
+                                })
                             });
                         }
-                        Frame::ValueChunk(chunk) => {
-                            if let Some(pending) = &mut self.pending {
-                                pending.data.extend_from_slice(chunk);
+                        Frame::ValueChunk(chunk) => match &mut self.pending {
+                            Some(PendingValue::Gather { data, .. }) => {
+                                data.extend_from_slice(chunk)
                             }
-                        }
+                            Some(PendingValue::Stream { writer, .. }) => {
+                                // A failed chunk write shows at commit (the
+                                // length will not match): the reply comes
+                                // at ValueEnd, in order.
+                                let _ = writer.write(chunk);
+                            }
+                            None => {}
+                        },
                         Frame::Discarded => {}
                         Frame::ValueEnd => {
                             executed += 1;
-                            if let Some(pending) = self.pending.take() {
-                                self.service.run_due_flush(&mut fx);
-                                pending
-                                    .command
-                                    .execute(&self.service, &pending.data, out, &mut fx);
+                            match self.pending.take() {
+                                Some(PendingValue::Gather { command, data }) => {
+                                    self.service.run_due_flush(&mut fx);
+                                    command.execute(&self.service, &data, out, &mut fx);
+                                }
+                                Some(PendingValue::Stream {
+                                    writer,
+                                    cond,
+                                    noreply,
+                                }) => {
+                                    self.service.run_due_flush(&mut fx);
+                                    finish_stream(
+                                        &self.service,
+                                        writer,
+                                        cond,
+                                        noreply,
+                                        out,
+                                        &mut fx,
+                                    );
+                                }
+                                None => {}
                             }
                         }
                     }
@@ -286,6 +396,38 @@ mod tests {
         assert_eq!(out, b"STORED\r\n");
         let item = s.engine().get(b"big").expect("get").expect("stored");
         assert_eq!((&item.value[..], item.flags), (&value[..], 3));
+    }
+
+    #[test]
+    fn streamed_values_keep_conditions_and_vanish_with_the_connection() {
+        let (s, _dir) = service(engine::Durability::None);
+        let value = vec![b'v'; 200_000];
+        let mut input = b"add big 1 0 200000\r\n".to_vec();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\nadd big 2 0 200000\r\n");
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\n");
+        let mut session = s.session();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < input.len() {
+            let end = (start + 50_000).min(input.len());
+            start += session
+                .process(&input[start..end], &mut out, usize::MAX)
+                .consumed;
+        }
+        assert_eq!(out, b"STORED\r\nNOT_STORED\r\n");
+        assert_eq!(s.engine().get(b"big").expect("get").expect("big").flags, 1);
+
+        // A connection that goes away mid-value stores nothing.
+        let mut session = s.session();
+        let mut input = b"set half 0 0 200000\r\n".to_vec();
+        input.extend_from_slice(&value[..120_000]);
+        let mut out = Vec::new();
+        let consumed = session.process(&input, &mut out, usize::MAX).consumed;
+        assert!(consumed > 100_000 && out.is_empty());
+        drop(session);
+        assert!(s.engine().get(b"half").expect("get").is_none());
     }
 
     #[test]
