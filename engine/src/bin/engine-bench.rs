@@ -33,8 +33,10 @@
 //!   to see what compaction costs the foreground; the note gives what
 //!   compaction did meanwhile and the space amplification at the end, and
 //!   a line after the table where it settles once compaction caught up.
-//! * fillbig: fillrandom with 1 KB, 100 KB and 1 MB values, `--big-total`
-//!   bytes each (default 256 MiB).
+//! * fillbig / readbig: fillrandom with 1 KB, 100 KB and 1 MB values,
+//!   `--big-total` bytes each (default 256 MiB), then as many random gets
+//!   (each touches its whole value). `--verify-checksums false` turns off
+//!   the per-read CRC in every store, to measure what it costs.
 //!
 //! Background compaction is off in every other row, so they measure the
 //! write and read paths alone.
@@ -75,7 +77,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: engine-bench [--num N] [--value-size B] [--threads T] [--sync-num N] \
          [--max-file-size BYTES] [--huge-pages true|false] [--big-total BYTES] \
-         [--compaction-file-size BYTES] [--dir PATH] \
+         [--compaction-file-size BYTES] [--verify-checksums true|false] [--dir PATH] \
          [--benchmarks {}]",
         ALL.join(",")
     );
@@ -116,6 +118,9 @@ fn parse_args() -> Args {
             "--compaction-file-size" => a.compaction_file_size = num(&v),
             "--dir" => a.dir = PathBuf::from(v),
             "--huge-pages" => a.huge_pages = v.parse().unwrap_or_else(|_| usage()),
+            "--verify-checksums" => {
+                VERIFY.store(v.parse().unwrap_or_else(|_| usage()), Ordering::Relaxed)
+            }
             "--benchmarks" => a.benchmarks = v.split(',').map(str::to_string).collect(),
             _ => usage(),
         }
@@ -204,6 +209,9 @@ struct Row {
     bytes_per_op: Option<f64>,
 }
 
+/// `--verify-checksums`: `Options::verify_checksums` of every store.
+static VERIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 fn open(dir: &Path, durability: Durability, max_file_size: u64, huge_pages: bool) -> Engine {
     Engine::open(
         dir,
@@ -212,6 +220,7 @@ fn open(dir: &Path, durability: Durability, max_file_size: u64, huge_pages: bool
             max_file_size,
             huge_pages,
             background_compaction: false,
+            verify_checksums: VERIFY.load(Ordering::Relaxed),
             ..Options::default()
         },
     )
@@ -288,7 +297,13 @@ fn read_random(e: &Engine, num: u64, seed: u64) -> (Duration, u64) {
         match e.get(&key) {
             Ok(Some(item)) => {
                 found += 1;
-                bytes += item.value.len() as u64;
+                // Touch every page of the value, as sending it would.
+                bytes += item
+                    .value
+                    .iter()
+                    .step_by(4096)
+                    .map(|&b| u64::from(b))
+                    .sum::<u64>();
             }
             Ok(None) => {}
             Err(err) => {
@@ -556,6 +571,26 @@ fn main() {
                 elapsed: t,
                 index_per_key: index_per_key(&e),
                 note: format!("{} KB values", size >> 10),
+                bytes_per_op: Some((16 + size) as f64),
+            });
+            let ((t, found), cpu) = on_cpu(|| read_random(&e, num, 7));
+            rows.push(Row {
+                name: "readbig",
+                cpu,
+                durability: none(),
+                threads: 1,
+                ops: num,
+                elapsed: t,
+                index_per_key: index_per_key(&e),
+                note: format!(
+                    "{} KB values, {found} found, checksums {}",
+                    size >> 10,
+                    if VERIFY.load(Ordering::Relaxed) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                ),
                 bytes_per_op: Some((16 + size) as f64),
             });
             drop(e);
