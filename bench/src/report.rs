@@ -134,6 +134,27 @@ impl RunData {
             .and_then(CellData::ok)
     }
 
+    /// A thread pool's workers when `conns` exceeds them: then only that
+    /// many connections are served at a time and the rest wait unanswered
+    /// in its accept queue, so its figures describe the served ones only.
+    pub fn starved(&self, frontend: &str, conns: usize) -> Option<usize> {
+        self.info
+            .matrix
+            .frontends
+            .iter()
+            .find(|f| f.name == frontend)
+            .and_then(|f| f.pool_workers())
+            .filter(|&w| conns > w)
+    }
+
+    /// `name` marked with a dagger when it starves connections at `conns`.
+    fn mark(&self, frontend: &str, conns: usize) -> String {
+        match self.starved(frontend, conns) {
+            Some(_) => format!("`{frontend}`\u{2020}"),
+            None => format!("`{frontend}`"),
+        }
+    }
+
     /// Front-end names in matrix order.
     pub fn frontend_names(&self) -> Vec<String> {
         self.info
@@ -429,11 +450,18 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
         });
         let (lead, ls) = measured[0];
         let mut line = format!(
-            "**{c} connection{}**: `{lead}` leads with {} ops/s (p99 {} ms)",
+            "**{c} connection{}**: {} leads with {} ops/s (p99 {} ms)",
             if c == 1 { "" } else { "s" },
+            d.mark(lead, c),
             thousands(ls.throughput_ops_per_s),
             ms(ls.total.latency_us.p99)
         );
+        if let Some(w) = d.starved(lead, c) {
+            let _ = write!(
+                line,
+                " while serving only {w} of the {c} connections at a time"
+            );
+        }
         if measured.len() == 1 {
             line.push_str(", the only front-end measured");
         } else {
@@ -441,8 +469,9 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                 .iter()
                 .map(|(f, s)| {
                     format!(
-                        "{} `{f}` ({} ops/s, p99 {} ms)",
+                        "{} {} ({} ops/s, p99 {} ms)",
                         ratio(ls.throughput_ops_per_s, s.throughput_ops_per_s),
+                        d.mark(f, c),
                         thousands(s.throughput_ops_per_s),
                         ms(s.total.latency_us.p99)
                     )
@@ -476,8 +505,10 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                 );
                 out.push(format!(
                     "`{}` queueing: {workers} workers, so from {a} connections on {} wait in the \
-                     accept queue. From {b} to {a} connections throughput goes {} -> {} ops/s \
-                     ({}), p99 {} -> {} ms ({}), p99.9 {} -> {} ms, timeouts {} -> {}.",
+                     accept queue, unanswered, while the workers serve the others; its figures \
+                     there describe the served connections only (marked \u{2020}). From {b} to \
+                     {a} connections throughput goes {} -> {} ops/s ({}), p99 {} -> {} ms ({}), \
+                     p99.9 {} -> {} ms, timeouts {} -> {}.",
                     f.name,
                     a - workers,
                     thousands(sb.throughput_ops_per_s),
@@ -543,8 +574,8 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                             .total_cmp(&b.1.throughput_ops_per_s)
                     })?;
                 Some(format!(
-                    "{c}: `{}` ({} ops/s)",
-                    best.0.name,
+                    "{c}: {} ({} ops/s)",
+                    d.mark(&best.0.name, c),
                     thousands(best.1.throughput_ops_per_s)
                 ))
             })
@@ -611,19 +642,32 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                 let mut p99 = Vec::new();
                 let mut meets = 0;
                 let mut both = 0;
+                let mut any = 0;
+                let mut skipped = 0;
                 for &c in &conns {
                     if let (Some(s), Some(r)) =
                         (d.measured(&w.name, f, c), d.measured(&w.name, mname, c))
                     {
-                        both += 1;
+                        let starved = d.starved(f, c).is_some();
+                        let label = if starved {
+                            format!("{c}\u{2020}")
+                        } else {
+                            c.to_string()
+                        };
                         tput.push(format!(
-                            "{c}: {}",
+                            "{label}: {}",
                             ratio(s.throughput_ops_per_s, r.throughput_ops_per_s)
                         ));
                         p99.push(format!(
-                            "{c}: {}",
+                            "{label}: {}",
                             ratio(s.total.latency_us.p99 as f64, r.total.latency_us.p99 as f64)
                         ));
+                        any += 1;
+                        if starved {
+                            skipped += 1;
+                            continue;
+                        }
+                        both += 1;
                         if s.throughput_ops_per_s >= r.throughput_ops_per_s
                             && s.total.latency_us.p99 <= r.total.latency_us.p99
                         {
@@ -631,13 +675,21 @@ pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
                         }
                     }
                 }
-                if both == 0 {
+                if any == 0 {
                     continue;
                 }
+                let scope = if skipped > 0 {
+                    format!(
+                        "{both} connection counts at which it serves every connection \
+                         (\u{2020}: {skipped} at which it does not)"
+                    )
+                } else {
+                    format!("{both} connection counts")
+                };
                 out.push(format!(
                     "`{f}` vs memcached, by connections: throughput {}; p99 {} (below 1 is \
                      lower latency); at least equal throughput with no worse p99 at {meets} \
-                     of {both} connection counts.",
+                     of {scope}.",
                     tput.join(", "),
                     p99.join(", ")
                 ));
@@ -706,8 +758,20 @@ fn workload_section(o: &mut String, d: &RunData, w: &Workload, charts: &[PathBuf
             d.closed(&w.name).filter(|c| c.cell.frontend == f).collect();
         cells.sort_by_key(|c| c.cell.connections);
         for c in cells {
-            let _ = writeln!(o, "{}", table_row(c));
+            let _ = writeln!(o, "{}", table_row(d, c));
         }
+    }
+    if d.closed(&w.name)
+        .any(|c| d.starved(&c.cell.frontend, c.cell.connections).is_some())
+    {
+        let _ = writeln!(
+            o,
+            "\n\u{2020} More connections than the thread pool has workers: only as many \
+             connections as workers are served at a time and the others wait in its accept \
+             queue without a reply, so ops/s and latency describe the served connections; \
+             the waiting ones show only as timeouts, when their wait outlasts the timeout \
+             within the run."
+        );
     }
     o.push('\n');
     chart_link(
@@ -724,8 +788,17 @@ fn workload_section(o: &mut String, d: &RunData, w: &Workload, charts: &[PathBuf
     );
 }
 
-fn table_row(c: &CellData) -> String {
-    let head = format!("| `{}` | {} ", c.cell.frontend, c.cell.connections);
+fn table_row(d: &RunData, c: &CellData) -> String {
+    let head = format!(
+        "| `{}` | {}{} ",
+        c.cell.frontend,
+        c.cell.connections,
+        if d.starved(&c.cell.frontend, c.cell.connections).is_some() {
+            "\u{2020}"
+        } else {
+            ""
+        }
+    );
     match (&c.record, c.ok()) {
         (Some(r), Some(s)) => {
             let l = &s.total.latency_us;
