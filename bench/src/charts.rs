@@ -90,8 +90,12 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
                     .filter(|r| r.percentile < 1.0 && r.value_ms > 0.0)
                     .map(|r| (1.0 / (1.0 - r.percentile), r.value_ms))
                     .collect();
+                let name = match d.starved(f, spectrum_conns) {
+                    Some(w) => format!("{f} (serves {w} of {spectrum_conns} at a time)"),
+                    None => f.clone(),
+                };
                 (!points.is_empty()).then(|| Series {
-                    name: f.clone(),
+                    name,
                     colour: colour(i),
                     points,
                 })
