@@ -6,9 +6,9 @@
 //! buffer never grows (a large value reaches the session in chunks, so it is
 //! consumed as it arrives, and an oversized one is swallowed), and the reply
 //! buffer is flushed whenever it passes a high-water mark and shrunk back
-//! after a burst. What remains is the session's own: a value up to
-//! `--max-item-size` gathered before it is stored, and the replies to one
-//! request (a multi-key get of large values).
+//! after a burst. What remains is the session's own: an append or prepend
+//! value (up to `--max-item-size`) gathered before it is applied, and the
+//! replies to one request (a multi-key get of large values).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
