@@ -6,6 +6,8 @@
 //!  pick sealed files: (dead - pinned) / record bytes >= threshold
 //!  ├─ for each record of each picked file (from its sealed index):
 //!  │     Put, index still points here ─► copy  (expired and droppable ─► drop)
+//!  │       (checked under the key's stripe lock: a record appended but not
+//!  │        yet published counts as live)
 //!  │     Put, index points elsewhere   ─► drop (dead)
 //!  │     Delete / Clear                ─► keep only if another file may hold
 //!  │                                      an older version (seq >= min_seq of
@@ -419,6 +421,11 @@ fn compact_group(
             };
             let keep = match e.kind {
                 RecordKind::Put => {
+                    // Under the key's stripe lock: a writer holds it from
+                    // before its append until after its publish, so a record
+                    // appended (and sealed into this file) but not yet
+                    // published is seen as live, not dropped as dead.
+                    let _key = inner.stripe(e.hash);
                     let live = inner
                         .index
                         .read(e.hash)
@@ -443,7 +450,12 @@ fn compact_group(
                         true
                     }
                 }
-                RecordKind::Delete | RecordKind::Clear => e.seq >= min_other,
+                RecordKind::Delete => e.seq >= min_other,
+                RecordKind::Clear => {
+                    // A clear holds every stripe until the index is empty.
+                    drop(inner.stripe(0));
+                    e.seq >= min_other
+                }
             };
             if !keep {
                 report.records_dropped += 1;
