@@ -49,7 +49,7 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The line sent to a connection refused by the connection limit.
     fn reject_reply(&self) -> &'static [u8] {
-        b"SERVER_ERROR too many open connections\r\n"
+        service::TOO_MANY_CONNECTIONS
     }
 
     /// A connection was accepted and is being served.

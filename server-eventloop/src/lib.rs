@@ -46,7 +46,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use handler::{DurableCallback, Handler, Processed};
-pub use listen::{raise_open_file_limit, AcceptMode, FileLimit, Listeners, BACKLOG};
+pub use listen::{AcceptMode, Listeners, BACKLOG};
 pub use memcached::{run, settings_from_flags};
 pub use shutdown::{install_signal_handlers, Shutdown, FORCED_EXIT_CODE};
 

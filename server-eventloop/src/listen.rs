@@ -137,81 +137,6 @@ fn probe(addr: SocketAddr) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// The open-file limit after [`raise_open_file_limit`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileLimit {
-    /// The soft limit now in force.
-    pub soft: u64,
-    /// The hard limit (the ceiling an unprivileged process can raise to).
-    pub hard: u64,
-    /// What was asked for.
-    pub needed: u64,
-}
-
-impl FileLimit {
-    /// Whether the limit now covers what was needed.
-    pub fn is_enough(&self) -> bool {
-        self.soft >= self.needed
-    }
-}
-
-/// Raises this process's RLIMIT_NOFILE soft limit to `needed`, or as close as
-/// the hard limit allows (trying to raise the hard limit too, which works
-/// with CAP_SYS_RESOURCE). Never lowers it.
-pub fn raise_open_file_limit(needed: u64) -> io::Result<FileLimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct we pass, which is valid and
-    // properly aligned for the duration of the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if limit.rlim_cur >= needed {
-        return Ok(FileLimit {
-            soft: limit.rlim_cur,
-            hard: limit.rlim_max,
-            needed,
-        });
-    }
-    if limit.rlim_max < needed {
-        let wanted = libc::rlimit {
-            rlim_cur: needed,
-            rlim_max: needed,
-        };
-        // SAFETY: setrlimit only reads the struct we pass.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) };
-        if rc == 0 {
-            return Ok(FileLimit {
-                soft: needed,
-                hard: needed,
-                needed,
-            });
-        }
-        // Not privileged: settle for the hard limit below.
-    }
-    let target = needed.min(limit.rlim_max);
-    let wanted = libc::rlimit {
-        rlim_cur: target,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit only reads the struct we pass.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(FileLimit {
-        soft: target,
-        hard: limit.rlim_max,
-        needed,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,12 +196,5 @@ mod tests {
             assert_eq!(mode.to_string().parse::<AcceptMode>(), Ok(mode));
         }
         assert!("both".parse::<AcceptMode>().is_err());
-    }
-
-    #[test]
-    fn raising_to_the_current_limit_is_a_no_op() {
-        let now = raise_open_file_limit(1).expect("getrlimit");
-        assert!(now.is_enough());
-        assert!(now.soft >= 1);
     }
 }

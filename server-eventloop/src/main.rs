@@ -10,14 +10,9 @@ use anyhow::Context;
 use clap::Parser;
 use engine::Engine;
 use server_eventloop::{
-    install_signal_handlers, raise_open_file_limit, run, settings_from_flags, AcceptMode,
-    Listeners, Shutdown, MODEL,
+    install_signal_handlers, run, settings_from_flags, AcceptMode, Listeners, Shutdown, MODEL,
 };
 use service::{engine_options, init_logging, Flags, FrontendInfo, Service, ServiceConfig};
-
-/// File descriptors the process needs besides its connections: listeners,
-/// epoll and eventfd per loop, the engine's files, logging.
-const RESERVED_FDS: u64 = 256;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,7 +47,7 @@ fn main() -> ExitCode {
 
 fn serve(cli: &Cli) -> anyhow::Result<()> {
     let flags = &cli.flags;
-    check_open_file_limit(flags.max_connections);
+    service::prepare_open_file_limit(flags.max_connections, 0);
 
     let config = ServiceConfig::from_flags(flags);
     let settings = settings_from_flags(flags, &config.limits());
@@ -95,44 +90,4 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
     closed.context("closing the engine")?;
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Raises RLIMIT_NOFILE to what `--max-connections` needs, or says clearly
-/// that it cannot.
-fn check_open_file_limit(max_connections: usize) {
-    let needed = if max_connections == 0 {
-        // No limit asked: take whatever the hard limit allows.
-        u64::MAX
-    } else {
-        u64::try_from(max_connections)
-            .unwrap_or(u64::MAX)
-            .saturating_add(RESERVED_FDS)
-    };
-    match raise_open_file_limit(needed) {
-        Ok(limit) if limit.is_enough() => {
-            tracing::debug!(
-                soft = limit.soft,
-                "open-file limit is enough for --max-connections"
-            );
-        }
-        Ok(limit) if max_connections == 0 => {
-            tracing::info!(
-                soft = limit.soft,
-                "open-file limit raised to the hard limit"
-            );
-        }
-        Ok(limit) => {
-            let usable = limit.soft.saturating_sub(RESERVED_FDS);
-            tracing::warn!(
-                soft = limit.soft,
-                hard = limit.hard,
-                needed = limit.needed,
-                "the open-file limit is too low for --max-connections {max_connections}: \
-                 only about {usable} connections can be open at once (raise the hard limit, \
-                 e.g. `ulimit -Hn {}`, or lower --max-connections)",
-                limit.needed
-            );
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
-    }
 }

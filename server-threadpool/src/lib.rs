@@ -48,8 +48,7 @@ pub const MODEL: &str = "threadpool";
 /// KingServer's pool size, the default `--threads`.
 pub const DEFAULT_WORKERS: usize = 150;
 
-/// The line a connection over `--max-connections` gets before it is closed.
-pub const TOO_MANY_CONNECTIONS: &[u8] = b"SERVER_ERROR too many open connections\r\n";
+pub use service::TOO_MANY_CONNECTIONS;
 
 /// How long shutdown waits for workers to finish the requests in hand before
 /// it cuts their connections (a client that never reads its replies would
@@ -323,7 +322,7 @@ mod tests {
             workers,
             pin: false,
             max_connections,
-            reject_reply: b"SERVER_ERROR too many open connections\r\n",
+            reject_reply: TOO_MANY_CONNECTIONS,
             grace: Duration::from_secs(2),
         };
         let thread = {

@@ -3,7 +3,7 @@
 //! opens the engine, binds, runs until SIGINT/SIGTERM, exits 0 once the
 //! engine is closed.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -45,7 +45,9 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
 
     let options = Options::from_flags(flags);
     let config = ServiceConfig::from_flags(flags);
-    raise_open_file_limit(flags.max_connections, options.workers);
+    // Each connection a worker serves holds a second descriptor, kept so that
+    // shutdown can interrupt its read.
+    service::prepare_open_file_limit(flags.max_connections, options.workers as u64);
     let engine = Arc::new(
         Engine::open(&flags.data_dir, engine_options(flags)).with_context(|| {
             format!(
@@ -80,63 +82,4 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     run(listener, service, &options, &shutdown)?;
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Descriptors the process needs besides its connections: listener, engine
-/// files, logging, signal pipe.
-const RESERVED_FDS: u64 = 256;
-
-/// Raises the soft open-file limit towards what `--max-connections` needs
-/// (each connection a worker serves holds a second descriptor, kept so that
-/// shutdown can interrupt its read), up to the hard limit, and warns when that
-/// is not enough. Without it, a default soft limit of 1024 would turn
-/// connections away with EMFILE long before `--max-connections`.
-fn raise_open_file_limit(max_connections: usize, workers: usize) {
-    let needed = if max_connections == 0 {
-        u64::MAX
-    } else {
-        (max_connections as u64)
-            .saturating_add(workers as u64)
-            .saturating_add(RESERVED_FDS)
-    };
-    match set_soft_file_limit(needed) {
-        Ok((soft, _)) if soft >= needed => {}
-        Ok((soft, hard)) if max_connections != 0 => tracing::warn!(
-            soft,
-            hard,
-            needed,
-            "the open-file limit is below what --max-connections {max_connections} needs; \
-             raise the hard limit (ulimit -Hn) or lower --max-connections"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
-    }
-}
-
-/// Sets the soft RLIMIT_NOFILE to `min(needed, hard)` if it is lower;
-/// returns the resulting (soft, hard).
-#[allow(unsafe_code)]
-fn set_soft_file_limit(needed: u64) -> io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only the struct passed, which is valid and
-    // aligned for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let target = needed.min(limit.rlim_max);
-    if limit.rlim_cur >= target {
-        return Ok((limit.rlim_cur, limit.rlim_max));
-    }
-    let wanted = libc::rlimit {
-        rlim_cur: target,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit only reads the struct passed.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((target, limit.rlim_max))
 }

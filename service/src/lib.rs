@@ -20,6 +20,7 @@
 
 pub mod arith;
 pub mod conformance;
+mod connection_limit;
 mod execute;
 mod flags;
 mod meta;
@@ -33,6 +34,9 @@ use std::time::Duration;
 
 use engine::Engine;
 
+pub use connection_limit::{
+    prepare_open_file_limit, raise_open_file_limit, FileLimit, RESERVED_FDS, TOO_MANY_CONNECTIONS,
+};
 pub use execute::StoreMode;
 pub use flags::{
     engine_options, init_logging, parse_size, Compression, DurabilityFlag, FlagError, Flags,
