@@ -1,5 +1,4 @@
-//! Listening sockets for the two accept modes, and the open-file limit that
-//! the connection limit needs.
+//! Listening sockets for the two accept modes.
 //!
 //! * [`AcceptMode::ReusePort`] (nginx's `reuseport`): one listening socket per
 //!   loop, all bound to the same address with SO_REUSEPORT; the kernel hashes
