@@ -381,7 +381,7 @@ fn main() {
     let mut settled_amp: Option<f64> = None;
     let none = || "none".to_string();
 
-    if want("fillseq") || want("readrandom") {
+    if want("fillseq") || want("readrandom") || want("readseq") {
         let dir = fresh(&a.dir, "seq");
         let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, false, 1));
