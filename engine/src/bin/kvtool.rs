@@ -201,9 +201,19 @@ fn dump(dir: &Path, values: bool) -> Result<ExitCode, Box<dyn std::error::Error>
             escape(&i.value, &mut line);
         }
         line.push(b'\n');
-        out.write_all(&line)?;
+        if let Err(e) = out.write_all(&line) {
+            // The reader went away (`kvtool dump dir | head`): not an error.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
     }
-    out.flush()?;
+    if let Err(e) = out.flush() {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
     drop(snap);
     e.close()?;
     Ok(if bad == 0 {
