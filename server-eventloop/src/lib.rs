@@ -48,7 +48,8 @@ use std::time::Duration;
 pub use handler::{DurableCallback, Handler, Processed};
 pub use listen::{AcceptMode, Listeners, BACKLOG};
 pub use memcached::{run, settings_from_flags};
-pub use shutdown::{install_signal_handlers, Shutdown, FORCED_EXIT_CODE};
+pub use service::FORCED_EXIT_CODE;
+pub use shutdown::Shutdown;
 
 use dispatch::Acceptor;
 use event_loop::EventLoop;

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use engine::Engine;
-use server_eventloop::{
-    install_signal_handlers, run, settings_from_flags, AcceptMode, Listeners, Shutdown, MODEL,
-};
+use server_eventloop::{run, settings_from_flags, AcceptMode, Listeners, Shutdown, MODEL};
 use service::{engine_options, init_logging, Flags, FrontendInfo, Service, ServiceConfig};
 
 #[derive(Parser, Debug)]
@@ -66,7 +64,11 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
     };
     let service = Arc::new(Service::new(Arc::clone(&engine), config, frontend));
     let shutdown = Shutdown::new();
-    install_signal_handlers(shutdown.clone()).context("cannot install signal handlers")?;
+    let stop = shutdown.clone();
+    service::install_signal_handlers(move || {
+        stop.trigger();
+    })
+    .context("cannot install signal handlers")?;
 
     // Scripts and tests read the bound address (port 0 picks one) here.
     let addr = listeners.local_addr();

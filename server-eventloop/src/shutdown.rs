@@ -1,5 +1,5 @@
-//! The shutdown handle, the signals that pull it, and what happens when a
-//! loop dies.
+//! The shutdown handle (the binary connects SIGINT/SIGTERM to it through
+//! `service::install_signal_handlers`), and what happens when a loop dies.
 //!
 //! [`Shutdown`] is a cloneable flag that also knows every loop's mio
 //! [`Waker`]: pulling it wakes each loop out of `poll` so it stops accepting
@@ -8,16 +8,10 @@
 //! stops and [`crate::run`] reports the failure: never a half-alive server
 //! with one core's connections silently gone.
 
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::Waker;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-
-/// Exit status when a second signal cuts a graceful shutdown short.
-pub const FORCED_EXIT_CODE: i32 = 1;
 
 /// A request to stop, shared by the loops, the acceptor and whoever started
 /// the server.
@@ -110,32 +104,6 @@ impl Drop for PanicGuard {
             ));
         }
     }
-}
-
-/// Routes SIGINT and SIGTERM to `shutdown` from a dedicated thread: the first
-/// starts a graceful stop, the second exits the process with
-/// [`FORCED_EXIT_CODE`] without waiting for anything.
-pub fn install_signal_handlers(shutdown: Shutdown) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut seen = 0u32;
-            for signal in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    tracing::info!(
-                        signal,
-                        "signal received: stopping (send it again to exit at once)"
-                    );
-                    shutdown.trigger();
-                } else {
-                    tracing::warn!(signal, "second signal: exiting at once");
-                    std::process::exit(FORCED_EXIT_CODE);
-                }
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ use service::{Flags, FrontendInfo, Service};
 
 pub use accept::{bind, BACKLOG};
 pub use pool::{Observer, Serve};
-pub use shutdown::{install_signal_handlers, Shutdown, FORCED_EXIT_CODE};
+pub use service::FORCED_EXIT_CODE;
+pub use shutdown::Shutdown;
 
 use accept::Acceptor;
 use pool::{PoolConfig, Registry, WorkerShared};

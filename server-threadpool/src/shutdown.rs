@@ -1,21 +1,13 @@
-//! The shutdown handle and the signals that pull it.
+//! The shutdown handle.
 //!
 //! [`Shutdown`] is a cloneable flag: the accept thread polls it between
 //! accepts, workers check it before taking a queued connection, and tests pull
-//! it to stop an in-process server. [`install_signal_handlers`] connects
-//! SIGINT/SIGTERM to it: the first signal asks for a graceful stop, a second
-//! one ends the process at once (an operator who presses Ctrl-C twice means it).
+//! it to stop an in-process server. The binary connects SIGINT/SIGTERM to it
+//! through `service::install_signal_handlers`.
 
-use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-
-/// Exit status when a second signal cuts a graceful shutdown short.
-pub const FORCED_EXIT_CODE: i32 = 1;
 
 /// A request to stop, shared by everyone who must notice it.
 #[derive(Clone, Debug, Default)]
@@ -75,32 +67,6 @@ impl Shutdown {
             .wait_timeout_while(guard, timeout, |_| !self.is_triggered());
         self.is_triggered()
     }
-}
-
-/// Routes SIGINT and SIGTERM to `shutdown` from a dedicated thread: the first
-/// triggers a graceful stop, the second exits the process with
-/// [`FORCED_EXIT_CODE`] without waiting for anything.
-pub fn install_signal_handlers(shutdown: Shutdown) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut seen = 0u32;
-            for signal in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    tracing::info!(
-                        signal,
-                        "signal received: stopping (send it again to exit at once)"
-                    );
-                    shutdown.trigger();
-                } else {
-                    tracing::warn!(signal, "second signal: exiting at once");
-                    std::process::exit(FORCED_EXIT_CODE);
-                }
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod execute;
 mod flags;
 mod meta;
 mod session;
+mod signals;
 mod stats;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub use flags::{
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
 };
 pub use session::{Progress, Session, Step};
+pub use signals::{install_signal_handlers, FORCED_EXIT_CODE};
 pub use stats::{Counters, FrontendInfo, ServerStats, Totals};
 
 /// The version `version` and `stats` report: the memcached release whose
