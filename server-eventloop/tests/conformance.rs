@@ -4,15 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::InProcess;
 use engine::Durability;
 use server_eventloop::AcceptMode;
 use service::conformance::{run_with, RunOptions};
-
-/// The ASCII tests memccapable 1.x runs.
-const MEMCCAPABLE_TESTS: usize = 27;
 
 #[test]
 fn conformance_suite_in_reuseport_mode() {
@@ -33,54 +28,21 @@ fn conformance_suite_in_dispatch_mode_with_durability_always() {
     server.stop();
 }
 
-fn memccapable() -> Option<&'static str> {
-    ["memccapable", "memcapable"]
-        .into_iter()
-        .find(|name| Command::new(name).arg("-h").output().is_ok())
-}
-
 #[test]
 fn memccapable_ascii_passes_in_both_modes() {
-    let Some(tool) = memccapable() else {
+    if service::memccapable::tool().is_none() {
         eprintln!("skipped: memccapable not installed (apt-get install libmemcached-tools)");
         return;
-    };
+    }
     for (mode, durability) in [
         (AcceptMode::ReusePort, Durability::None),
         (AcceptMode::Dispatch, Durability::Always),
     ] {
         let server = InProcess::start(mode, durability);
-        let output = Command::new(tool)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.addr.port().to_string(),
-                "-a",
-                "-t",
-                "10",
-            ])
-            .output()
+        let report = service::memccapable::run(server.addr, 10)
+            .expect("tool found above")
             .expect("run memccapable");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        let passed = text
-            .lines()
-            .filter(|l| l.trim_end().ends_with("[pass]"))
-            .count();
-        let failed: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains("[FAIL]") || l.contains("[fail]"))
-            .collect();
-        assert!(
-            failed.is_empty() && passed == MEMCCAPABLE_TESTS,
-            "memccapable ({mode}): {passed}/{MEMCCAPABLE_TESTS} passed, failed: {failed:?}\n{text}"
-        );
-        assert!(
-            output.status.success(),
-            "memccapable exit: {:?}\n{text}",
-            output.status
-        );
+        assert!(report.ok(), "{mode}: {report}");
         server.stop();
     }
 }

@@ -23,6 +23,7 @@ pub mod conformance;
 mod connection_limit;
 mod execute;
 mod flags;
+pub mod memccapable;
 mod meta;
 mod session;
 mod signals;
