@@ -156,6 +156,10 @@ struct Sock {
     pending: VecDeque<Pending>,
     /// Already on the thread's flush list.
     dirty: bool,
+    /// Load phase: a request was queued on this slot (over any of its connections).
+    load_sent: bool,
+    /// Load phase: a reply completed on this slot.
+    load_answered: bool,
 }
 
 /// One of the `--connections`.
@@ -254,6 +258,8 @@ impl Driver {
                         in_len: 0,
                         pending: VecDeque::new(),
                         dirty: false,
+                        load_sent: false,
+                        load_answered: false,
                     })
                     .collect(),
                 rng: Rng::new(cfg.seed, id as u64),
@@ -489,9 +495,18 @@ impl Driver {
             }
             for s in &mut c.socks {
                 for p in s.pending.drain(..) {
-                    if p.measured {
-                        counters.op(p.kind).unfinished += 1;
+                    if p.preload {
+                        // Already counted in the preload's `failed`.
+                        continue;
                     }
+                    let oc = counters.op(p.kind);
+                    oc.unanswered_at_end += 1;
+                    if p.measured {
+                        oc.unfinished += 1;
+                    }
+                }
+                if s.load_sent && !s.load_answered {
+                    counters.connections_never_answered += 1;
                 }
             }
             c.in_flight = 0;
@@ -632,6 +647,7 @@ impl Driver {
             (Keys::One(_), OpKind::Delete) => wire::encode_delete(&self.key_buf, &mut sock.out),
         }
         let measured = self.phase == Phase::Load && intended >= self.sched.measure_start;
+        sock.load_sent |= self.phase == Phase::Load;
         sock.pending.push_back(Pending {
             kind,
             keys,
@@ -794,7 +810,9 @@ impl Driver {
         for p in sock.pending.drain(..) {
             if p.preload {
                 self.preload_failed += 1;
-            } else if p.measured {
+            } else if !p.measured {
+                self.cur.counters.op(p.kind).warmup_lost += 1;
+            } else {
                 let oc = self.cur.counters.op(p.kind);
                 match how {
                     LostAs::Timeout => oc.timeouts += 1,
@@ -953,6 +971,7 @@ impl Driver {
                             break;
                         };
                         freed += 1;
+                        sock.load_answered |= !p.preload;
                         settle(
                             &mut self.cur,
                             &mut self.preload_done,

@@ -107,6 +107,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Summary, Error> {
         errors: counters.errors,
         errors_total: counters.errors.total(),
         unsent: counters.unsent,
+        connections_never_answered: counters.connections_never_answered,
         verify_failures: failures,
         warmup_completed,
         preload: None,
@@ -126,6 +127,7 @@ fn add_summary_counters(c: &mut Counters, s: &Summary) {
     let mut other = Counters {
         errors: s.errors,
         unsent: s.unsent,
+        connections_never_answered: s.connections_never_answered,
         ..Counters::default()
     };
     for k in OpKind::ALL {

@@ -121,6 +121,15 @@ pub struct OpCounters {
     pub timeouts: u64,
     /// Requests lost when their connection closed, or still in flight at the end.
     pub unfinished: u64,
+    /// Requests of any phase (warm-up or measured) still without a reply when
+    /// the run ended. The measured ones are also in `unfinished`; this one
+    /// also shows what the warm-up sent and never got an answer to.
+    #[serde(default)]
+    pub unanswered_at_end: u64,
+    /// Requests sent during the warm-up that timed out or were lost with
+    /// their connection (measured ones count as `timeouts` / `unfinished`).
+    #[serde(default)]
+    pub warmup_lost: u64,
     /// get/mget: keys found. delete: DELETED. set: STORED.
     pub hits: u64,
     /// get/mget: keys not found. delete: NOT_FOUND. set: NOT_STORED.
@@ -128,12 +137,15 @@ pub struct OpCounters {
 }
 
 impl OpCounters {
-    fn add(&mut self, o: &OpCounters) {
+    /// Adds another set of counters.
+    pub fn add(&mut self, o: &OpCounters) {
         self.requests += o.requests;
         self.completed += o.completed;
         self.errors += o.errors;
         self.timeouts += o.timeouts;
         self.unfinished += o.unfinished;
+        self.unanswered_at_end += o.unanswered_at_end;
+        self.warmup_lost += o.warmup_lost;
         self.hits += o.hits;
         self.misses += o.misses;
     }
@@ -199,6 +211,9 @@ pub struct Counters {
     /// Open loop: requests due before the end that never found a free slot
     /// (their kind was never drawn, so they are not in any operation's counts).
     pub unsent: u64,
+    /// Connections (one per client and server) that were sent requests during
+    /// the load phase and never received a single reply in it.
+    pub connections_never_answered: u64,
 }
 
 impl Counters {
@@ -209,6 +224,7 @@ impl Counters {
         }
         self.errors.add(&o.errors);
         self.unsent += o.unsent;
+        self.connections_never_answered += o.connections_never_answered;
     }
 
     /// Per-kind counters.

@@ -280,6 +280,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
         errors: counters.errors,
         errors_total: counters.errors.total(),
         unsent: counters.unsent,
+        connections_never_answered: counters.connections_never_answered,
         verify_failures: failures,
         warmup_completed,
         preload: cfg.preload.then_some(preload),

@@ -195,6 +195,10 @@ pub struct Summary {
     pub errors_total: u64,
     /// Open loop: requests due before the end that never found a free slot.
     pub unsent: u64,
+    /// Connections that were sent requests and never received a single reply
+    /// during the load phase (e.g. left waiting in a server's accept queue).
+    #[serde(default)]
+    pub connections_never_answered: u64,
     /// The first wrong values, with their keys (the count is in `errors.verify_failures`).
     pub verify_failures: Vec<VerifyFailure>,
     /// Completed requests recorded during the warm-up (not in any histogram).
@@ -230,13 +234,7 @@ pub fn operations(
         // Equal bounds: addition cannot fail.
         let _ = all_lat.add(&h.latency);
         let _ = all_svc.add(&h.service);
-        total_counters.requests += c.requests;
-        total_counters.completed += c.completed;
-        total_counters.errors += c.errors;
-        total_counters.timeouts += c.timeouts;
-        total_counters.unfinished += c.unfinished;
-        total_counters.hits += c.hits;
-        total_counters.misses += c.misses;
+        total_counters.add(&c);
         ops.insert(
             kind.name().to_string(),
             OpSummary {
@@ -287,6 +285,13 @@ pub fn table(s: &Summary) -> String {
         );
     }
     let e = &s.errors;
+    if s.total.counters.unanswered_at_end > 0 || s.connections_never_answered > 0 {
+        let _ = writeln!(
+            t,
+            "unanswered at the end: {} requests (warm-up ones included); connections never answered: {}",
+            s.total.counters.unanswered_at_end, s.connections_never_answered
+        );
+    }
     let _ = writeln!(
         t,
         "throughput: {:.0} ops/s over {:.2} s; errors: {} (timeouts {}, server {}, client {}, error {}, bad replies {}, closed {}, connect failed {}, wrong values {}), reconnects {}",

@@ -404,3 +404,52 @@ fn open_loop_against_a_silent_server_ends_on_time_and_counts_what_was_due() {
     assert_eq!(s.total.counters.completed, 0);
     assert!(s.unsent >= 190 && s.unsent <= 200, "unsent {}", s.unsent);
 }
+
+#[test]
+fn requests_a_server_never_answers_are_counted_whatever_phase_sent_them() {
+    // Two "workers": of six connections, four wait in the accept queue for
+    // the whole run, and their requests, sent in the warm-up, never get a
+    // reply. The timeout is longer than the run, so none of them times out.
+    let server = TestServer::start();
+    server.serve_at_most(2);
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "6",
+            "--pipeline",
+            "2",
+            "--warmup",
+            "300ms",
+            "--duration",
+            "700ms",
+            "--timeout",
+            "10s",
+            "--mix",
+            "get=1",
+        ],
+    );
+    let started = Instant::now();
+    let outcome = run(c).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let s = &outcome.summary;
+    let get = op(s, "get");
+    assert!(get.counters.completed > 0, "two connections are served");
+    assert_eq!(s.errors.timeouts, 0);
+    assert_eq!(s.connections_never_answered, 4, "{s:?}");
+    // Four connections x two in flight, all sent in the warm-up; at most two
+    // more in flight on each served connection when the run ended.
+    let never = get.counters.unanswered_at_end;
+    assert!((8..=12).contains(&never), "unanswered at end {never}");
+    assert!(
+        never - get.counters.unfinished >= 8,
+        "the warm-up's unanswered requests: {:?}",
+        get.counters
+    );
+    assert_eq!(s.total.counters.unanswered_at_end, never);
+    // And summary.json carries the fields.
+    let json = serde_json::to_value(s).unwrap();
+    assert_eq!(json["connections_never_answered"], 4);
+    assert_eq!(json["operations"]["get"]["unanswered_at_end"], never);
+    assert!(json["total"].get("warmup_lost").is_some());
+}

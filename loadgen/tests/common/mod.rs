@@ -35,6 +35,9 @@ struct State {
     open_connections: AtomicUsize,
     /// Bumped to make every open connection close (before its next reply).
     kick: AtomicU64,
+    /// Serve at most this many connections at a time, like a thread pool
+    /// with this many workers: the others wait in the accept queue.
+    max_served: AtomicUsize,
 }
 
 pub struct TestServer {
@@ -48,11 +51,21 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            max_served: AtomicUsize::new(usize::MAX),
+            ..State::default()
+        });
         let st = Arc::clone(&state);
         let accept = std::thread::spawn(move || {
             let mut workers = Vec::new();
             while !st.stop.load(Ordering::Relaxed) {
+                if st.open_connections.load(Ordering::SeqCst)
+                    >= st.max_served.load(Ordering::SeqCst)
+                {
+                    // Every worker is busy: leave the connection in the queue.
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let st = Arc::clone(&st);
@@ -106,6 +119,12 @@ impl TestServer {
     /// Closes every connection open now (each at its next request).
     pub fn close_connections(&self) {
         self.state.kick.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Serves at most `n` connections at a time; the rest wait unanswered
+    /// in the accept queue until a served one closes.
+    pub fn serve_at_most(&self, n: usize) {
+        self.state.max_served.store(n, Ordering::SeqCst);
     }
 
     pub fn go_silent(&self) {
