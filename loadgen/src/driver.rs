@@ -156,6 +156,8 @@ struct Sock {
     pending: VecDeque<Pending>,
     /// Already on the thread's flush list.
     dirty: bool,
+    /// Counts the connections opened on this slot (in the low bits of the token).
+    generation: u32,
     /// Load phase: a request was queued on this slot (over any of its connections).
     load_sent: bool,
     /// Load phase: a reply completed on this slot.
@@ -209,8 +211,22 @@ pub struct Driver {
     tx: Sender<Report>,
 }
 
-fn token_of(client: usize, server: usize, nservers: usize) -> Token {
-    Token(client * nservers + server)
+/// Index of a client's socket to one server, as used on the flush list.
+fn slot_of(client: usize, server: usize, nservers: usize) -> usize {
+    client * nservers + server
+}
+
+/// The mio token of connection number `generation` of a slot. Each reopen
+/// gets a new token, so an event of a closed connection that is still in the
+/// batch being handled is recognised as stale instead of being applied to
+/// the connection that replaced it.
+fn token_of(slot: usize, generation: u32) -> Token {
+    Token((generation as usize) << 32 | slot)
+}
+
+/// Slot and generation of a token.
+fn untoken(t: Token) -> (usize, u32) {
+    (t.0 & 0xFFFF_FFFF, (t.0 >> 32) as u32)
 }
 
 /// Runs one client thread to the end; every outcome is sent on `tx`.
@@ -258,6 +274,7 @@ impl Driver {
                         in_len: 0,
                         pending: VecDeque::new(),
                         dirty: false,
+                        generation: 0,
                         load_sent: false,
                         load_answered: false,
                     })
@@ -665,7 +682,7 @@ impl Driver {
         }
         if !sock.dirty {
             sock.dirty = true;
-            self.dirty.push(token_of(c, server, self.nservers).0);
+            self.dirty.push(slot_of(c, server, self.nservers));
         }
     }
 
@@ -708,9 +725,10 @@ impl Driver {
     fn handle(&mut self, events: &Events) {
         let now = Instant::now();
         for ev in events.iter() {
-            let t = ev.token().0;
+            let (t, generation) = untoken(ev.token());
             let (c, s) = (t / self.nservers, t % self.nservers);
-            if c >= self.clients.len() {
+            if c >= self.clients.len() || self.clients[c].socks[s].generation != generation {
+                // A connection closed earlier in this batch: its events are void.
                 continue;
             }
             if self.clients[c].socks[s].state == SockState::Connecting {
@@ -737,8 +755,9 @@ impl Driver {
 
     fn connect(&mut self, c: usize, s: usize, now: Instant) {
         let addr = self.shared.addrs[s];
-        let token = token_of(c, s, self.nservers);
         let sock = &mut self.clients[c].socks[s];
+        sock.generation = sock.generation.wrapping_add(1);
+        let token = token_of(slot_of(c, s, self.nservers), sock.generation);
         match TcpStream::connect(addr) {
             Ok(mut stream) => {
                 let _ = stream.set_nodelay(true);
@@ -890,7 +909,6 @@ impl Driver {
                 let grow = sock.inbuf.len();
                 sock.inbuf.resize(grow * 2, 0);
             }
-            let space = sock.inbuf.len() - sock.in_len;
             match stream.read(&mut sock.inbuf[sock.in_len..]) {
                 Ok(0) => {
                     self.lost(c, s, now, Loss::Closed);
@@ -901,12 +919,11 @@ impl Driver {
                     if !self.parse(c, s, now) {
                         return;
                     }
-                    // A short read drained the socket: epoll reports the next
-                    // arrival as a new edge, so the read that would only say
-                    // WouldBlock is saved (one syscall per reply batch).
-                    if n < space {
-                        return;
-                    }
+                    // Edge-triggered readiness is only re-armed by a read
+                    // that says WouldBlock (epoll(7)); a short read is not
+                    // taken as proof that the socket is drained, since a
+                    // socket left with unread bytes or an unread EOF may
+                    // never be reported again.
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1143,5 +1160,21 @@ fn settle(
                 _ => e.error += 1,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopened_connection_gets_a_token_of_its_own() {
+        let slot = slot_of(70_000, 1, 2);
+        let first = token_of(slot, 1);
+        let second = token_of(slot, 2);
+        assert_ne!(first, second, "events of the old connection must not match");
+        assert_eq!(untoken(first), (slot, 1));
+        assert_eq!(untoken(second), (slot, 2));
+        assert_eq!(untoken(token_of(slot, u32::MAX)), (slot, u32::MAX));
     }
 }

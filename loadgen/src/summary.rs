@@ -285,11 +285,15 @@ pub fn table(s: &Summary) -> String {
         );
     }
     let e = &s.errors;
-    if s.total.counters.unanswered_at_end > 0 || s.connections_never_answered > 0 {
+    // A closed loop always ends with requests in flight; only say so when
+    // some of them point at connections or a warm-up that got no answers.
+    if s.connections_never_answered > 0 || s.total.counters.warmup_lost > 0 {
         let _ = writeln!(
             t,
-            "unanswered at the end: {} requests (warm-up ones included); connections never answered: {}",
-            s.total.counters.unanswered_at_end, s.connections_never_answered
+            "unanswered: {} connections never answered; {} requests without a reply at the end (warm-up ones included), {} warm-up requests lost",
+            s.connections_never_answered,
+            s.total.counters.unanswered_at_end,
+            s.total.counters.warmup_lost
         );
     }
     let _ = writeln!(
