@@ -24,60 +24,27 @@ PIPELINE=${PIPELINE:-1}
 DEEP=${DEEP:-8}
 ROUNDS=${ROUNDS:-3}
 
-for tool in memcached memcaslap taskset "$LOADGEN"; do
-    command -v "$tool" >/dev/null || { echo "bench-loadgen: $tool not found" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
+bench_name=bench-loadgen bench_status=1
+# shellcheck source=SCRIPTDIR/../../bench/scripts/memcaslap-common.sh
+. "$(dirname "$0")/../../bench/scripts/memcaslap-common.sh"
+need_tools memcached memcaslap taskset "$LOADGEN"
+set_pins "$SERVER_CORE" "$CLIENT_CORE"
 OUT=${OUT:-$work/loadgen}
-mc_pid=
-cleanup() {
-    if [ -n "$mc_pid" ]; then kill "$mc_pid" 2>/dev/null || true; wait "$mc_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for _ in $(seq 1 50); do
-    candidate=$((20000 + RANDOM % 20000))
-    if port_free "$candidate"; then port=$candidate; break; fi
-done
-[ -n "$port" ] || { echo "bench-loadgen: no free port" >&2; exit 1; }
+start_memcached "$MEMCACHED_THREADS" 4096
 
-user_flag=()
-[ "$(id -u)" = 0 ] && user_flag=(-u nobody)
-taskset -c "$SERVER_CORE" memcached -l 127.0.0.1 -p "$port" -U 0 -t "$MEMCACHED_THREADS" \
-    -m 1024 -c 4096 "${user_flag[@]}" &
-mc_pid=$!
-for _ in $(seq 1 100); do
-    port_free "$port" || break
-    sleep 0.05
-done
+echo "memcached 127.0.0.1:$mc_port (pid $mc_pid, $MEMCACHED_THREADS thread(s), core $SERVER_CORE); clients on core $CLIENT_CORE; ${DURATION}s per run, $ROUNDS rounds"
 
-cat >"$work/memcaslap.cfg" <<'CFG'
-key
-16 16 1
-value
-32 32 1
-cmd
-0 0.1
-1 0.9
-CFG
-
-echo "memcached 127.0.0.1:$port (pid $mc_pid, $MEMCACHED_THREADS thread(s), core $SERVER_CORE); clients on core $CLIENT_CORE; ${DURATION}s per run, $ROUNDS rounds"
-
-run_memcaslap() {
-    taskset -c "$CLIENT_CORE" memcaslap -s "127.0.0.1:$port" -T 1 -c 50 -t "${DURATION}s" \
-        -F "$work/memcaslap.cfg" >"$work/memcaslap.txt" 2>&1
-    rate=$(grep -o 'TPS: [0-9]*' "$work/memcaslap.txt" | tail -1 | awk '{print $2}')
-    [ -n "$rate" ] || { cat "$work/memcaslap.txt" >&2; echo "bench-loadgen: no TPS from memcaslap" >&2; exit 1; }
+measure_memcaslap() {
+    run_memcaslap "$mc_port" 50 "${DURATION}s"
+    rate=$(memcaslap_stat TPS)
+    [ -n "$rate" ] || { cat "$work/run.out" >&2; bench_fail "no TPS from memcaslap"; }
 }
 
 # run_loadgen DEPTH ROUND: output in $OUT/pipeline-DEPTH-ROUND.
 run_loadgen() {
     local dir="$OUT/pipeline-$1-$2"
-    taskset -c "$CLIENT_CORE" "$LOADGEN" run --server "127.0.0.1:$port" --threads 1 \
+    "${pin_client[@]}" "$LOADGEN" run --server "127.0.0.1:$mc_port" --threads 1 \
         --connections 50 --pipeline "$1" --duration "${DURATION}s" --warmup 1s \
         --keys 100000 --key-size 16 --value-size 32 --mix get=90,set=10 --preload \
         --quiet --out "$dir" >"$work/loadgen.txt"
@@ -90,7 +57,7 @@ best_ms=0
 best_lg=0
 best_deep=0
 for round in $(seq 1 "$ROUNDS"); do
-    run_memcaslap
+    measure_memcaslap
     best_ms=$(max "$best_ms" "$rate")
     printf 'round %s: memcaslap %.0f ops/s' "$round" "$rate"
     run_loadgen "$PIPELINE" "$round"

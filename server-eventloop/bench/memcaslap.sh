@@ -32,36 +32,14 @@ ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-10000}
 DURABILITY=${DURABILITY:-none}
 
-cpus=$(nproc)
-if [ "$cpus" -ge 2 ]; then
-    SERVER_CPUS=${SERVER_CPUS:-0}
-    CLIENT_CPUS=${CLIENT_CPUS:-1-$((cpus - 1))}
-fi
-cpu_count() { # counts the CPUs in a taskset list such as "0", "0-3" or "0,2"
-    local n=0 part
-    IFS=, read -ra parts <<<"$1"
-    for part in "${parts[@]}"; do
-        if [[ $part == *-* ]]; then n=$((n + ${part#*-} - ${part%-*} + 1)); else n=$((n + 1)); fi
-    done
-    echo "$n"
-}
+bench_hint="apt-get install libmemcached-tools memcached"
+# shellcheck source=SCRIPTDIR/../../bench/scripts/memcaslap-common.sh
+. "$root/bench/scripts/memcaslap-common.sh"
+default_cpus
 THREADS=${THREADS:-$(if [ -n "${SERVER_CPUS:-}" ]; then cpu_count "$SERVER_CPUS"; else echo "$cpus"; fi)}
+set_pins "${SERVER_CPUS:-}" "${CLIENT_CPUS:-}"
 
-pin() { # pin <cpu list or empty> command...
-    local list=$1
-    shift
-    if [ -n "$list" ] && command -v taskset >/dev/null; then taskset -c "$list" "$@"; else "$@"; fi
-}
-# Servers start in the background straight from this shell (not through a
-# function, which would run in a subshell) so that $! is the server's own PID:
-# taskset execs the server, keeping its PID, which is what VmRSS is read from
-# and what is stopped at the end.
-server_pin=()
-if [ -n "${SERVER_CPUS:-}" ] && command -v taskset >/dev/null; then server_pin=(taskset -c "$SERVER_CPUS"); fi
-
-for tool in memcaslap memcached; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install libmemcached-tools memcached)" >&2; exit 2; }
-done
+need_tools memcaslap memcached
 
 target=${CARGO_TARGET_DIR:-$root/target}
 (cd "$root" && cargo build --release -q -p server-eventloop --bin server-eventloop --example idle_rss)
@@ -71,38 +49,12 @@ IDLE_RSS=$target/release/examples/idle_rss
 # The client side of the idle measurement holds IDLE sockets.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 20000))
-        if port_is_free "$port"; then echo "$port"; return; fi
-    done
-    echo "bench: no free port found" >&2
-    exit 2
-}
-wait_listening() {
-    for _ in $(seq 1 100); do
-        if ! port_is_free "$1"; then return; fi
-        sleep 0.1
-    done
-    echo "bench: nothing listens on port $1" >&2
-    exit 2
-}
-
+# Each server starts in the background straight from a shell that is not a
+# subshell (start_eventloop is called directly), so that $! is its own PID.
 start_eventloop() { # start_eventloop <name> <accept mode>; sets port_<name> and pid_<name>
     local port
     port=$(free_port)
-    "${server_pin[@]}" "$BIN" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" \
+    "${pin_server[@]}" "$BIN" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" \
         --threads "$THREADS" --accept "$2" --durability "$DURABILITY" \
         --max-connections $((IDLE + 1024)) --log-level warn >"$work/$1.log" 2>&1 &
     pids+=($!)
@@ -113,30 +65,15 @@ start_eventloop() { # start_eventloop <name> <accept mode>; sets port_<name> and
 start_eventloop reuseport reuseport
 start_eventloop dispatch dispatch
 
-port_memcached=$(free_port)
-mc_user=()
-[ "$(id -u)" -eq 0 ] && mc_user=(-u nobody)
-"${server_pin[@]}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$port_memcached" -U 0 \
-    -t "$THREADS" -c $((IDLE + 1024)) -m 1024 >"$work/memcached.log" 2>&1 &
-pids+=($!)
-pid_memcached=$!
-wait_listening "$port_memcached"
-
-cat >"$work/load.cfg" <<'CFG'
-key
-16 16 1
-value
-32 32 1
-cmd
-0 0.1
-1 0.9
-CFG
+start_memcached "$THREADS" $((IDLE + 1024))
+port_memcached=$mc_port pid_memcached=$mc_pid
 
 # Prints the ops/s of one memcaslap run ("... TPS: 38448 Net_rate: ...").
 measure() { # measure <port> <connections>
-    pin "${CLIENT_CPUS:-}" memcaslap -s "127.0.0.1:$1" -F "$work/load.cfg" -t "$DURATION" \
-        -T 1 -c "$2" >"$work/run.out" 2>&1 || true
-    awk '/TPS:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") tps = $(i + 1) } END { print (tps == "" ? 0 : tps) }' "$work/run.out"
+    local tps
+    run_memcaslap "$1" "$2" "$DURATION"
+    tps=$(memcaslap_stat TPS)
+    echo "${tps:-0}"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
