@@ -209,6 +209,31 @@ struct Row {
     bytes_per_op: Option<f64>,
 }
 
+impl Row {
+    /// A row of one thread writing or reading with durability none, the
+    /// shape of most db_bench workloads.
+    fn one_thread(
+        name: &'static str,
+        cpu: Option<Duration>,
+        ops: u64,
+        elapsed: Duration,
+        e: &Engine,
+        note: String,
+    ) -> Row {
+        Row {
+            name,
+            cpu,
+            durability: "none".to_string(),
+            threads: 1,
+            ops,
+            elapsed,
+            index_per_key: index_per_key(e),
+            note,
+            bytes_per_op: None,
+        }
+    }
+}
+
 /// `--verify-checksums`: `Options::verify_checksums` of every store.
 static VERIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
@@ -379,52 +404,35 @@ fn main() {
     );
     let mut rows = Vec::new();
     let mut settled_amp: Option<f64> = None;
-    let none = || "none".to_string();
 
     if want("fillseq") || want("readrandom") || want("readseq") {
         let dir = fresh(&a.dir, "seq");
         let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, false, 1));
         if want("fillseq") {
-            rows.push(Row {
-                name: "fillseq",
-                cpu,
-                durability: none(),
-                threads: 1,
-                ops: a.num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: String::new(),
-                bytes_per_op: None,
-            });
+            rows.push(Row::one_thread("fillseq", cpu, a.num, t, &e, String::new()));
         }
         if want("readrandom") {
             let ((t, found), cpu) = on_cpu(|| read_random(&e, a.num, 3));
-            rows.push(Row {
-                name: "readrandom",
+            rows.push(Row::one_thread(
+                "readrandom",
                 cpu,
-                durability: none(),
-                threads: 1,
-                ops: a.num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!("{found} of {} found", a.num),
-                bytes_per_op: None,
-            });
+                a.num,
+                t,
+                &e,
+                format!("{found} of {} found", a.num),
+            ));
         }
         if want("readseq") {
             let ((t, n), cpu) = on_cpu(|| read_seq(&e));
-            rows.push(Row {
-                name: "readseq",
+            rows.push(Row::one_thread(
+                "readseq",
                 cpu,
-                durability: none(),
-                threads: 1,
-                ops: n,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: "snapshot iterator".into(),
-                bytes_per_op: None,
-            });
+                n,
+                t,
+                &e,
+                "snapshot iterator".into(),
+            ));
         }
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
@@ -434,31 +442,25 @@ fn main() {
         let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
         let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 2));
         if want("fillrandom") {
-            rows.push(Row {
-                name: "fillrandom",
+            rows.push(Row::one_thread(
+                "fillrandom",
                 cpu,
-                durability: none(),
-                threads: 1,
-                ops: a.num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!("{} distinct keys", e.stats().keys),
-                bytes_per_op: None,
-            });
+                a.num,
+                t,
+                &e,
+                format!("{} distinct keys", e.stats().keys),
+            ));
         }
         if want("overwrite") {
             let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 4));
-            rows.push(Row {
-                name: "overwrite",
+            rows.push(Row::one_thread(
+                "overwrite",
                 cpu,
-                durability: none(),
-                threads: 1,
-                ops: a.num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: String::new(),
-                bytes_per_op: None,
-            });
+                a.num,
+                t,
+                &e,
+                String::new(),
+            ));
         }
         drop(e);
         let _ = std::fs::remove_dir_all(&dir);
@@ -471,17 +473,14 @@ fn main() {
         let e = open(&dir, Durability::None, fs, a.huge_pages);
         fill(&e, a.num, a.value_size, true, 2);
         let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 4));
-        rows.push(Row {
-            name: "overwrite",
+        rows.push(Row::one_thread(
+            "overwrite",
             cpu,
-            durability: none(),
-            threads: 1,
-            ops: a.num,
-            elapsed: t,
-            index_per_key: index_per_key(&e),
-            note: format!("{} MiB files, no compaction", fs >> 20),
-            bytes_per_op: None,
-        });
+            a.num,
+            t,
+            &e,
+            format!("{} MiB files, no compaction", fs >> 20),
+        ));
         if want("compact") {
             let before = space_amp(&dir, &e);
             let start = Instant::now();
@@ -490,22 +489,15 @@ fn main() {
                 std::process::exit(1)
             });
             let t = start.elapsed();
+            let records = r.records_moved + r.records_dropped;
+            let note = format!(
+                "{} MB in, amp {before:.2}->{:.2}",
+                r.bytes_in >> 20,
+                space_amp(&dir, &e)
+            );
             rows.push(Row {
-                name: "compact",
-                cpu: None,
-                durability: none(),
-                threads: 1,
-                ops: r.records_moved + r.records_dropped,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!(
-                    "{} MB in, amp {before:.2}->{:.2}",
-                    r.bytes_in >> 20,
-                    space_amp(&dir, &e)
-                ),
-                bytes_per_op: Some(
-                    r.bytes_in as f64 / (r.records_moved + r.records_dropped).max(1) as f64,
-                ),
+                bytes_per_op: Some(r.bytes_in as f64 / records.max(1) as f64),
+                ..Row::one_thread("compact", None, records, t, &e, note)
             });
         }
         drop(e);
@@ -528,22 +520,13 @@ fn main() {
             let before = e.stats();
             let (t, cpu) = on_cpu(|| fill(&e, a.num, a.value_size, true, 5));
             let s = e.stats();
-            rows.push(Row {
-                name: "overwrite-bg",
-                cpu,
-                durability: none(),
-                threads: 1,
-                ops: a.num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!(
-                    "{} rounds, {} MB rewritten, amp {:.2}",
-                    s.compactions - before.compactions,
-                    (s.compacted_bytes - before.compacted_bytes) >> 20,
-                    space_amp(&dir, &e)
-                ),
-                bytes_per_op: None,
-            });
+            let note = format!(
+                "{} rounds, {} MB rewritten, amp {:.2}",
+                s.compactions - before.compactions,
+                (s.compacted_bytes - before.compacted_bytes) >> 20,
+                space_amp(&dir, &e)
+            );
+            rows.push(Row::one_thread("overwrite-bg", cpu, a.num, t, &e, note));
             // Let compaction catch up, then report where space settles.
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut amp = space_amp(&dir, &e);
@@ -562,36 +545,24 @@ fn main() {
             let dir = fresh(&a.dir, "big");
             let e = open(&dir, Durability::None, a.max_file_size, a.huge_pages);
             let (t, cpu) = on_cpu(|| fill(&e, num, size, true, 6));
+            let note = format!("{} KB values", size >> 10);
             rows.push(Row {
-                name: "fillbig",
-                cpu,
-                durability: none(),
-                threads: 1,
-                ops: num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!("{} KB values", size >> 10),
                 bytes_per_op: Some((16 + size) as f64),
+                ..Row::one_thread("fillbig", cpu, num, t, &e, note)
             });
             let ((t, found), cpu) = on_cpu(|| read_random(&e, num, 7));
+            let checksums = if VERIFY.load(Ordering::Relaxed) {
+                "on"
+            } else {
+                "off"
+            };
+            let note = format!(
+                "{} KB values, {found} found, checksums {checksums}",
+                size >> 10
+            );
             rows.push(Row {
-                name: "readbig",
-                cpu,
-                durability: none(),
-                threads: 1,
-                ops: num,
-                elapsed: t,
-                index_per_key: index_per_key(&e),
-                note: format!(
-                    "{} KB values, {found} found, checksums {}",
-                    size >> 10,
-                    if VERIFY.load(Ordering::Relaxed) {
-                        "on"
-                    } else {
-                        "off"
-                    }
-                ),
                 bytes_per_op: Some((16 + size) as f64),
+                ..Row::one_thread("readbig", cpu, num, t, &e, note)
             });
             drop(e);
             let _ = std::fs::remove_dir_all(&dir);
