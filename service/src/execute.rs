@@ -16,7 +16,7 @@ use engine::{Condition, Meta, PutOutcome, SyncTicket, Update, WriteError};
 use protocol::{MetaFlags, Request, StorageCommand, StorageHeader, Tokens};
 
 use crate::arith::{self, Direction};
-use crate::stats::ServerStats;
+use crate::stats::{Counters, ServerStats};
 use crate::Service;
 
 /// What executing requests left for the front-end besides reply bytes.
@@ -56,9 +56,33 @@ fn reply(out: &mut Vec<u8>, noreply: bool, bytes: &[u8]) {
     }
 }
 
+/// The reply to a storage command's outcome, counted as memcached counts it.
+/// Shared by values that arrive whole and values streamed in chunks.
+pub(crate) fn store_outcome(c: &Counters, outcome: PutOutcome, is_cas: bool) -> &'static [u8] {
+    match outcome {
+        PutOutcome::Stored { .. } => {
+            ServerStats::bump(&c.total_items);
+            if is_cas {
+                ServerStats::bump(&c.cas_hits);
+            }
+            b"STORED\r\n"
+        }
+        PutOutcome::NotStored => b"NOT_STORED\r\n",
+        PutOutcome::Exists => {
+            ServerStats::bump(&c.cas_badval);
+            b"EXISTS\r\n"
+        }
+        PutOutcome::NotFound => {
+            ServerStats::bump(&c.cas_misses);
+            b"NOT_FOUND\r\n"
+        }
+    }
+}
+
 /// memcached answers a failed write with `SERVER_ERROR <reason>`; the reason
-/// is one line.
-fn server_error(out: &mut Vec<u8>, what: &dyn std::fmt::Display) {
+/// is one line. Sent even with `noreply`: a client must learn that a write
+/// it did not wait for was lost.
+pub(crate) fn server_error(out: &mut Vec<u8>, what: &dyn std::fmt::Display) {
     let text = what.to_string().replace(['\r', '\n'], " ");
     let _ = write!(out, "SERVER_ERROR {text}\r\n");
 }
@@ -412,25 +436,9 @@ impl Service {
             }
         };
         fx.wrote(self, ticket);
-        let is_cas = matches!(mode, StoreMode::Cas(_));
         let text: &[u8] = match result {
             None => b"SERVER_ERROR out of memory storing object\r\n",
-            Some(PutOutcome::Stored { .. }) => {
-                ServerStats::bump(&c.total_items);
-                if is_cas {
-                    ServerStats::bump(&c.cas_hits);
-                }
-                b"STORED\r\n"
-            }
-            Some(PutOutcome::NotStored) => b"NOT_STORED\r\n",
-            Some(PutOutcome::Exists) => {
-                ServerStats::bump(&c.cas_badval);
-                b"EXISTS\r\n"
-            }
-            Some(PutOutcome::NotFound) => {
-                ServerStats::bump(&c.cas_misses);
-                b"NOT_FOUND\r\n"
-            }
+            Some(outcome) => store_outcome(c, outcome, matches!(mode, StoreMode::Cas(_))),
         };
         reply(out, noreply, text);
     }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use engine::{Condition, Meta, PutOutcome, SyncTicket, ValueWriter};
+use engine::{Condition, Meta, SyncTicket, ValueWriter};
 use protocol::{Decoder, Frame, StorageCommand, StorageHeader};
 
 use crate::execute::Effects;
@@ -96,36 +96,16 @@ fn finish_stream(
     use crate::stats::ServerStats;
     let c = &service.stats().counters();
     ServerStats::bump(&c.cmd_set);
-    let text: Vec<u8> = match writer.commit(cond) {
+    match writer.commit(cond) {
         Ok(w) => {
             fx.wrote(service, w.ticket);
-            let is_cas = matches!(cond, Condition::IfSeq(_));
-            match w.result {
-                PutOutcome::Stored { .. } => {
-                    ServerStats::bump(&c.total_items);
-                    if is_cas {
-                        ServerStats::bump(&c.cas_hits);
-                    }
-                    b"STORED\r\n".to_vec()
-                }
-                PutOutcome::NotStored => b"NOT_STORED\r\n".to_vec(),
-                PutOutcome::Exists => {
-                    ServerStats::bump(&c.cas_badval);
-                    b"EXISTS\r\n".to_vec()
-                }
-                PutOutcome::NotFound => {
-                    ServerStats::bump(&c.cas_misses);
-                    b"NOT_FOUND\r\n".to_vec()
-                }
+            let text =
+                crate::execute::store_outcome(c, w.result, matches!(cond, Condition::IfSeq(_)));
+            if !noreply {
+                out.extend_from_slice(text);
             }
         }
-        Err(e) => {
-            let text = e.to_string().replace(['\r', '\n'], " ");
-            format!("SERVER_ERROR {text}\r\n").into_bytes()
-        }
-    };
-    if !noreply {
-        out.extend_from_slice(&text);
+        Err(e) => crate::execute::server_error(out, &e),
     }
 }
 
@@ -446,6 +426,31 @@ mod tests {
         }
         assert_eq!(out, b"SERVER_ERROR object too large for cache\r\nEND\r\n");
         assert_eq!(s.stats().totals().store_too_large, 1);
+    }
+
+    #[test]
+    fn streamed_cas_replies_and_counts_as_a_whole_one() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let big = |cmd: &str| {
+            let mut input = format!("{cmd}\r\n").into_bytes();
+            input.resize(input.len() + 200_000, b'v');
+            input.extend_from_slice(b"\r\n");
+            input
+        };
+        let mut input = big("cas nope 0 0 200000 1");
+        input.extend(big("set big 0 0 200000"));
+        input.extend(big("cas big 0 0 200000 12345"));
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < input.len() {
+            let progress = session.process(&input[start..], &mut out, usize::MAX);
+            assert!(progress.consumed > 0);
+            start += progress.consumed;
+        }
+        assert_eq!(out, b"NOT_FOUND\r\nSTORED\r\nEXISTS\r\n");
+        let t = s.stats().totals();
+        assert_eq!((t.cas_misses, t.cas_badval, t.total_items), (1, 1, 1));
     }
 
     #[test]
