@@ -252,6 +252,39 @@ impl fmt::Display for Mix {
     }
 }
 
+/// The request protocol: memcached's classic text commands, or its meta
+/// commands (`mg`, `ms`, `md`, `mn`), which memcached answers to pipelined
+/// requests with one write per batch instead of one per reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `get`, `set`, `delete`; a multi-get is one `get k1 ... kK`.
+    #[default]
+    Classic,
+    /// `mg <key> k v`, `ms <key> <len>`, `md <key>`; a multi-get is K quiet
+    /// `mg <key> k v q` followed by `mn`.
+    Meta,
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "classic" => Ok(Protocol::Classic),
+            "meta" => Ok(Protocol::Meta),
+            _ => Err(format!("bad protocol {s:?}: classic or meta")),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Classic => "classic",
+            Protocol::Meta => "meta",
+        })
+    }
+}
+
 fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -323,6 +356,11 @@ pub struct RunConfig {
     #[arg(long, default_value = "get=90,set=10")]
     #[serde(serialize_with = "ser_display")]
     pub mix: Mix,
+
+    /// Request protocol: classic (get/set/delete) or meta (mg/ms/md/mn).
+    #[arg(long, default_value = "classic")]
+    #[serde(serialize_with = "ser_display")]
+    pub protocol: Protocol,
 
     /// Keys per multi-get (`mget` in the mix).
     #[arg(long, default_value_t = 10)]
@@ -481,5 +519,13 @@ mod tests {
         assert_eq!(m.pick(2), OpKind::Mget);
         assert!("get=0".parse::<Mix>().is_err());
         assert!("put=1".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn protocols() {
+        for p in [Protocol::Classic, Protocol::Meta] {
+            assert_eq!(p.to_string().parse::<Protocol>().unwrap(), p);
+        }
+        assert!("binary".parse::<Protocol>().is_err());
     }
 }

@@ -132,8 +132,9 @@ struct Pending {
     values: u32,
     /// Next requested key a returned value may match (mget: in order).
     cursor: usize,
-    /// An error reply or a wrong value arrived for it.
-    failed: bool,
+    /// Its first value answers it whole (a meta get of one key): no `END`
+    /// or `MN` follows.
+    value_ends: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -647,11 +648,14 @@ impl Driver {
                     all.extend_from_slice(&self.key_buf);
                 }
                 let refs: Vec<&[u8]> = all.chunks(ksz).collect();
-                wire::encode_get(&refs, &mut self.val_buf, &mut sock.out);
+                wire::encode_get(cfg.protocol, &refs, &mut self.val_buf, &mut sock.out);
             }
-            (Keys::One(_), OpKind::Get | OpKind::Mget) => {
-                wire::encode_get(&[&self.key_buf], &mut self.val_buf, &mut sock.out)
-            }
+            (Keys::One(_), OpKind::Get | OpKind::Mget) => wire::encode_get(
+                cfg.protocol,
+                &[&self.key_buf],
+                &mut self.val_buf,
+                &mut sock.out,
+            ),
             (Keys::One(_), OpKind::Set) => {
                 self.version += 1;
                 let len = shared.values.size(&mut client.rng);
@@ -659,10 +663,18 @@ impl Driver {
                 shared
                     .values
                     .write(&self.key_buf, self.version, len, &mut self.val_buf);
-                wire::encode_set(&self.key_buf, &self.val_buf, &mut sock.out);
+                wire::encode_set(cfg.protocol, &self.key_buf, &self.val_buf, &mut sock.out);
             }
-            (Keys::One(_), OpKind::Delete) => wire::encode_delete(&self.key_buf, &mut sock.out),
+            (Keys::One(_), OpKind::Delete) => {
+                wire::encode_delete(cfg.protocol, &self.key_buf, &mut sock.out)
+            }
         }
+        let key_count = match &keys {
+            Keys::One(_) => 1,
+            Keys::Many(v) => v.len(),
+        };
+        let value_ends = matches!(kind, OpKind::Get | OpKind::Mget)
+            && wire::value_ends_get(cfg.protocol, key_count);
         let measured = self.phase == Phase::Load && intended >= self.sched.measure_start;
         sock.load_sent |= self.phase == Phase::Load;
         sock.pending.push_back(Pending {
@@ -674,7 +686,7 @@ impl Driver {
             preload: self.phase == Phase::Preload,
             values: 0,
             cursor: 0,
-            failed: false,
+            value_ends,
         });
         client.in_flight += 1;
         if measured {
@@ -963,13 +975,9 @@ impl Driver {
                     broken = true;
                     break;
                 };
-                match on_reply(&shared, p, &reply, &mut self.key_buf) {
-                    Outcome::More => {}
-                    Outcome::BadKey => {
-                        broken = true;
-                        break;
-                    }
-                    Outcome::WrongValue(detail) => {
+                let outcome = match on_reply(&shared, p, &reply, &mut self.key_buf) {
+                    Ok(outcome) => outcome,
+                    Err(WrongValue(detail)) => {
                         // Counted in every phase: a wrong value is never ignored.
                         self.cur.counters.errors.verify_failures += 1;
                         let key = String::from_utf8_lossy(reply_key(&reply)).into_owned();
@@ -982,6 +990,14 @@ impl Driver {
                                 detail,
                             });
                         }
+                        value_outcome(p)
+                    }
+                };
+                match outcome {
+                    Outcome::More => {}
+                    Outcome::BadKey => {
+                        broken = true;
+                        break;
                     }
                     Outcome::Done(result) => {
                         let Some(p) = sock.pending.pop_front() else {
@@ -1045,8 +1061,6 @@ enum Outcome {
     More,
     /// A value for a key we did not ask for: the stream is out of step.
     BadKey,
-    /// A value that failed verification (the request goes on).
-    WrongValue(String),
     /// The request is answered.
     Done(Ending),
 }
@@ -1058,9 +1072,18 @@ fn reply_key<'a>(r: &Reply<'a>) -> &'a [u8] {
     }
 }
 
-/// Applies one reply to the request at the head of the queue.
-fn on_reply(shared: &Shared, p: &mut Pending, reply: &Reply<'_>, key_buf: &mut Vec<u8>) -> Outcome {
-    match (p.kind, reply) {
+/// A value that failed verification: what is wrong with it.
+struct WrongValue(String);
+
+/// Applies one reply to the request at the head of the queue. A wrong value
+/// is an `Err`, counted as a value of the request all the same.
+fn on_reply(
+    shared: &Shared,
+    p: &mut Pending,
+    reply: &Reply<'_>,
+    key_buf: &mut Vec<u8>,
+) -> Result<Outcome, WrongValue> {
+    Ok(match (p.kind, reply) {
         (_, Reply::Error) => Outcome::Done(Ending::Error),
         (_, Reply::ClientError) => Outcome::Done(Ending::ClientError),
         (_, Reply::ServerError) => Outcome::Done(Ending::ServerError),
@@ -1080,25 +1103,34 @@ fn on_reply(shared: &Shared, p: &mut Pending, reply: &Reply<'_>, key_buf: &mut V
                 }
             }
             if !found {
-                return Outcome::BadKey;
+                return Ok(Outcome::BadKey);
             }
             p.values += 1;
             if shared.values.verifying() {
                 if let Err(e) = shared.values.check(key, data) {
-                    p.failed = true;
-                    return Outcome::WrongValue(e.to_string());
+                    return Err(WrongValue(e.to_string()));
                 }
             }
-            Outcome::More
+            value_outcome(p)
         }
         (OpKind::Get | OpKind::Mget, Reply::End) => Outcome::Done(Ending::Hit),
-        (OpKind::Set, Reply::Stored) => Outcome::Done(Ending::Hit),
+        (OpKind::Set, Reply::Stored | Reply::Done) => Outcome::Done(Ending::Hit),
         (OpKind::Set, Reply::NotStored | Reply::Exists | Reply::NotFound) => {
             Outcome::Done(Ending::Miss)
         }
-        (OpKind::Delete, Reply::Deleted) => Outcome::Done(Ending::Hit),
+        (OpKind::Delete, Reply::Deleted | Reply::Done) => Outcome::Done(Ending::Hit),
         (OpKind::Delete, Reply::NotFound) => Outcome::Done(Ending::Miss),
         _ => Outcome::BadKey,
+    })
+}
+
+/// What a value (right or wrong) means for the get it answers: the end of
+/// a meta get of one key, a part of any other.
+fn value_outcome(p: &Pending) -> Outcome {
+    if p.value_ends {
+        Outcome::Done(Ending::Hit)
+    } else {
+        Outcome::More
     }
 }
 

@@ -1,28 +1,34 @@
 //! The few memcached requests and replies the generator uses, as a thin
 //! adapter over the `protocol` crate's client side (its request encoder and
-//! reply decoder), so the driver speaks in its own small vocabulary.
+//! reply decoder), so the driver speaks in its own small vocabulary whichever
+//! protocol, classic or meta, is on the wire.
 
-use protocol::{Request, Response, StorageCommand, StorageHeader, Tokens};
+use protocol::{MetaFlags, MetaStatus, Request, Response, StorageCommand, StorageHeader, Tokens};
+
+use crate::config::Protocol;
 
 /// A reply, as far as the driver cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply<'a> {
-    /// `VALUE <key> <flags> <bytes>` and its data block.
+    /// `VALUE <key> <flags> <bytes>` and its data block; in meta, `VA <bytes>
+    /// k<key>` and its data block.
     Value {
         /// The key the server returned.
         key: &'a [u8],
         /// The data block (without CRLF).
         data: &'a [u8],
     },
-    /// `END`
+    /// `END`; in meta, `EN` (a miss) and `MN` (the end of a multi-get).
     End,
     /// `STORED`
     Stored,
-    /// `NOT_STORED`
+    /// Meta `HD`: a store or delete that succeeded.
+    Done,
+    /// `NOT_STORED`, meta `NS`
     NotStored,
-    /// `EXISTS`
+    /// `EXISTS`, meta `EX`
     Exists,
-    /// `NOT_FOUND`
+    /// `NOT_FOUND`, meta `NF`
     NotFound,
     /// `DELETED`
     Deleted,
@@ -40,9 +46,26 @@ pub enum Reply<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadReply(pub String);
 
-/// Appends `get <k1> [<k2> ...]`. Several keys are written space-separated
-/// into `scratch` first, the shape `protocol`'s key list takes.
-pub fn encode_get(keys: &[&[u8]], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+/// Appends a get of `keys`. Classic: `get <k1> [<k2> ...]`, the keys
+/// written space-separated into `scratch` first, the shape `protocol`'s key
+/// list takes. Meta: `mg <key> k v` for one key, answered by `VA` or `EN`;
+/// for several, a quiet `mg <key> k v q` each (misses are not answered) and
+/// `mn`, whose `MN` ends the reply as `END` does a classic one.
+pub fn encode_get(proto: Protocol, keys: &[&[u8]], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    if proto == Protocol::Meta {
+        let flags: &[u8] = if keys.len() == 1 { b"k v" } else { b"k v q" };
+        for &key in keys {
+            let flags = MetaFlags {
+                tokens: Some(Tokens::new(flags)),
+                ..MetaFlags::default()
+            };
+            protocol::encode_request(&Request::MetaGet { key, flags }, out);
+        }
+        if keys.len() > 1 {
+            protocol::encode_request(&Request::MetaNoop, out);
+        }
+        return;
+    }
     let raw: &[u8] = if let [one] = keys {
         one
     } else {
@@ -63,8 +86,14 @@ pub fn encode_get(keys: &[&[u8]], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
     );
 }
 
-/// Appends `set <key> 0 0 <len>` and the value.
-pub fn encode_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
+/// True when a get of `keys` keys is answered by its value alone (meta, one
+/// key), with no `END` or `MN` after it.
+pub fn value_ends_get(proto: Protocol, keys: usize) -> bool {
+    proto == Protocol::Meta && keys == 1
+}
+
+/// Appends `set <key> 0 0 <len>` (meta: `ms <key> <len>`) and the value.
+pub fn encode_set(proto: Protocol, key: &[u8], value: &[u8], out: &mut Vec<u8>) {
     let header = StorageHeader {
         command: StorageCommand::Set,
         key,
@@ -73,7 +102,7 @@ pub fn encode_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
         len: value.len(),
         cas: 0,
         noreply: false,
-        meta: None,
+        meta: (proto == Protocol::Meta).then(MetaFlags::default),
     };
     protocol::encode_request(
         &Request::Store {
@@ -84,15 +113,19 @@ pub fn encode_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
     );
 }
 
-/// Appends `delete <key>`.
-pub fn encode_delete(key: &[u8], out: &mut Vec<u8>) {
-    protocol::encode_request(
-        &Request::Delete {
+/// Appends `delete <key>` (meta: `md <key>`).
+pub fn encode_delete(proto: Protocol, key: &[u8], out: &mut Vec<u8>) {
+    let req = match proto {
+        Protocol::Classic => Request::Delete {
             key,
             noreply: false,
         },
-        out,
-    );
+        Protocol::Meta => Request::MetaDelete {
+            key,
+            flags: MetaFlags::default(),
+        },
+    };
+    protocol::encode_request(&req, out);
 }
 
 /// Decodes one reply from the front of `buf`: `Ok(None)` when incomplete.
@@ -112,9 +145,34 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, BadReply> {
         Response::Error => Reply::Error,
         Response::ClientError(_) => Reply::ClientError,
         Response::ServerError(_) => Reply::ServerError,
+        Response::Meta {
+            status,
+            flags,
+            data,
+        } => match (status, data) {
+            (MetaStatus::Va, Some(data)) => Reply::Value {
+                key: returned_key(flags),
+                data,
+            },
+            (MetaStatus::En | MetaStatus::Mn, _) => Reply::End,
+            (MetaStatus::Hd, _) => Reply::Done,
+            (MetaStatus::Ns, _) => Reply::NotStored,
+            (MetaStatus::Ex, _) => Reply::Exists,
+            (MetaStatus::Nf, _) => Reply::NotFound,
+            _ => Reply::Other,
+        },
         _ => Reply::Other,
     };
     Ok(Some((reply, used)))
+}
+
+/// The key a meta reply returns with the `k` flag (`k<key>` among its
+/// flags); empty without one, which matches no requested key.
+fn returned_key(flags: &[u8]) -> &[u8] {
+    flags
+        .split(|&b| b == b' ')
+        .find_map(|t| t.strip_prefix(b"k"))
+        .unwrap_or(b"")
 }
 
 #[cfg(test)]
@@ -125,13 +183,65 @@ mod tests {
     fn requests_on_the_wire() {
         let mut out = Vec::new();
         let mut scratch = Vec::new();
-        encode_get(&[b"k1"], &mut scratch, &mut out);
-        encode_get(&[b"k1", b"k2"], &mut scratch, &mut out);
-        encode_set(b"k1", b"abc", &mut out);
-        encode_delete(b"k1", &mut out);
+        let c = Protocol::Classic;
+        encode_get(c, &[b"k1"], &mut scratch, &mut out);
+        encode_get(c, &[b"k1", b"k2"], &mut scratch, &mut out);
+        encode_set(c, b"k1", b"abc", &mut out);
+        encode_delete(c, b"k1", &mut out);
         assert_eq!(
             out,
             b"get k1\r\nget k1 k2\r\nset k1 0 0 3\r\nabc\r\ndelete k1\r\n"
+        );
+    }
+
+    #[test]
+    fn meta_requests_on_the_wire() {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        let m = Protocol::Meta;
+        encode_get(m, &[b"k1"], &mut scratch, &mut out);
+        encode_get(m, &[b"k1", b"k2"], &mut scratch, &mut out);
+        encode_set(m, b"k1", b"abc", &mut out);
+        encode_delete(m, b"k1", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "mg k1 k v\r\nmg k1 k v q\r\nmg k2 k v q\r\nmn\r\nms k1 3\r\nabc\r\nmd k1\r\n"
+        );
+        assert!(value_ends_get(m, 1));
+        assert!(!value_ends_get(m, 2));
+        assert!(!value_ends_get(Protocol::Classic, 1));
+    }
+
+    #[test]
+    fn meta_replies_in_sequence() {
+        let buf = b"VA 3 k1\r\nabc\r\nEN\r\nVA 2 f0 kk2 c9\r\nxy\r\nMN\r\nHD\r\nNS\r\nNF\r\nVA 1\r\nz\r\n";
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Some((r, n)) = decode(&buf[at..]).unwrap() {
+            got.push(r);
+            at += n;
+        }
+        assert_eq!(
+            got,
+            vec![
+                Reply::Value {
+                    key: b"1",
+                    data: b"abc"
+                },
+                Reply::End,
+                Reply::Value {
+                    key: b"k2",
+                    data: b"xy"
+                },
+                Reply::End,
+                Reply::Done,
+                Reply::NotStored,
+                Reply::NotFound,
+                Reply::Value {
+                    key: b"",
+                    data: b"z"
+                },
+            ]
         );
     }
 

@@ -1,6 +1,7 @@
 //! An in-process memcached test server for loadgen's tests: std threads, one
-//! per connection, speaking get (one or many keys), set and delete, with
-//! knobs to corrupt a value, stall once, or stop answering. 127.0.0.1 only.
+//! per connection, speaking get (one or many keys), set and delete, and their
+//! meta forms (mg with k, v and q, ms, md, mn), with knobs to corrupt a value,
+//! stall once, or stop answering. 127.0.0.1 only.
 
 #![allow(dead_code)]
 
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Requests the server saw, by kind (a `get` with several keys is an mget).
+/// Requests the server saw, by kind (a `get` with several keys, or quiet
+/// `mg`s ended by `mn`, is an mget).
 #[derive(Debug, Default)]
 pub struct Counts {
     pub get: AtomicU64,
@@ -184,15 +186,8 @@ fn serve(stream: TcpStream, st: &State) {
                     &st.counts.get
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let store = st.store.lock().unwrap();
-                let corrupt = st.corrupt.lock().unwrap().clone();
                 for k in &words[1..] {
-                    if let Some(v) = store.get(k.as_bytes()) {
-                        let mut v = v.clone();
-                        if corrupt.as_deref() == Some(k.as_bytes()) && !v.is_empty() {
-                            let last = v.len() - 1;
-                            v[last] ^= 0x20;
-                        }
+                    if let Some(v) = lookup(st, k) {
                         out.extend_from_slice(format!("VALUE {k} 0 {}\r\n", v.len()).as_bytes());
                         out.extend_from_slice(&v);
                         out.extend_from_slice(b"\r\n");
@@ -200,8 +195,33 @@ fn serve(stream: TcpStream, st: &State) {
                 }
                 out.extend_from_slice(b"END\r\n");
             }
-            Some("set") if words.len() >= 5 => {
-                let Ok(n) = words[4].parse::<usize>() else {
+            Some("mg") if words.len() > 1 => {
+                let flags = &words[2..];
+                let quiet = flags.contains(&"q");
+                if !quiet {
+                    st.counts.get.fetch_add(1, Ordering::SeqCst);
+                }
+                match lookup(st, words[1]) {
+                    Some(v) => {
+                        out.extend_from_slice(format!("VA {}", v.len()).as_bytes());
+                        if flags.contains(&"k") {
+                            out.extend_from_slice(format!(" k{}", words[1]).as_bytes());
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        out.extend_from_slice(&v);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    None if !quiet => out.extend_from_slice(b"EN\r\n"),
+                    None => {}
+                }
+            }
+            Some("mn") => {
+                st.counts.mget.fetch_add(1, Ordering::SeqCst);
+                out.extend_from_slice(b"MN\r\n");
+            }
+            Some(cmd @ ("set" | "ms")) if words.len() >= if cmd == "ms" { 3 } else { 5 } => {
+                let meta = cmd == "ms";
+                let Ok(n) = words[if meta { 2 } else { 4 }].parse::<usize>() else {
                     return;
                 };
                 let mut data = vec![0; n + 2];
@@ -214,9 +234,9 @@ fn serve(stream: TcpStream, st: &State) {
                     .lock()
                     .unwrap()
                     .insert(words[1].as_bytes().to_vec(), data);
-                out.extend_from_slice(b"STORED\r\n");
+                out.extend_from_slice(if meta { b"HD\r\n" } else { b"STORED\r\n" });
             }
-            Some("delete") if words.len() >= 2 => {
+            Some(cmd @ ("delete" | "md")) if words.len() >= 2 => {
                 st.counts.delete.fetch_add(1, Ordering::SeqCst);
                 let found = st
                     .store
@@ -224,10 +244,11 @@ fn serve(stream: TcpStream, st: &State) {
                     .unwrap()
                     .remove(words[1].as_bytes())
                     .is_some();
-                out.extend_from_slice(if found {
-                    b"DELETED\r\n"
-                } else {
-                    b"NOT_FOUND\r\n"
+                out.extend_from_slice(match (cmd == "md", found) {
+                    (false, true) => b"DELETED\r\n",
+                    (false, false) => b"NOT_FOUND\r\n",
+                    (true, true) => b"HD\r\n",
+                    (true, false) => b"NF\r\n",
                 });
             }
             _ => out.extend_from_slice(b"ERROR\r\n"),
@@ -246,6 +267,16 @@ fn serve(stream: TcpStream, st: &State) {
             return;
         }
     }
+}
+
+/// The stored value of `key`, with one byte flipped if it is the key to corrupt.
+fn lookup(st: &State, key: &str) -> Option<Vec<u8>> {
+    let mut v = st.store.lock().unwrap().get(key.as_bytes())?.clone();
+    if st.corrupt.lock().unwrap().as_deref() == Some(key.as_bytes()) && !v.is_empty() {
+        let last = v.len() - 1;
+        v[last] ^= 0x20;
+    }
+    Some(v)
 }
 
 /// Reads one line; false at end of stream. Read timeouts only re-check `stop`.
