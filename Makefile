@@ -66,9 +66,10 @@ bench-threadpool:
 	bash server-threadpool/bench/memcaslap.sh
 
 # loadgen vs memcaslap against one memcached (1 client thread, 50 connections,
-# get/set 9:1, 32-byte values; server and client on different cores): prints
-# both request rates and the ratio. PIPELINE=1 by default, DEEP=8 for a second
-# loadgen run with pipelined requests.
+# get/set 9:1, 32-byte values; server and client on different cores): the
+# median request rate and client CPU per request of memcaslap, of loadgen
+# under the same load, and of loadgen with DEEP (8) requests in flight per
+# connection in classic and meta protocol, with ratios. ROUNDS=, DURATION=.
 .PHONY: bench-loadgen
 bench-loadgen:
 	$(CARGO) build --release -p loadgen

@@ -3,16 +3,23 @@
 # same load for both: one client thread, 50 connections, get/set 9:1, 16-byte
 # keys, 32-byte values. memcached and the client run on different cores.
 #
-# memcaslap keeps one request in flight per connection, so the like-for-like
-# figure is loadgen with --pipeline 1. A second loadgen run with DEEP requests
-# in flight per connection shows the highest rate loadgen itself reaches.
+# Each round runs, one after the other:
+#   memcaslap            one request in flight per connection (all it can do)
+#   loadgen classic 1    the same load: classic get/set, pipeline 1
+#   loadgen classic DEEP classic get/set, DEEP requests in flight per connection
+#   loadgen meta DEEP    meta mg/ms, DEEP requests in flight per connection
+# memcached answers every classic reply with its own write, pipelined or not,
+# so the classic runs measure memcached's ceiling as much as the client's; it
+# batches meta replies, so the meta run shows the highest rate loadgen reaches.
+# Client CPU per request (user + system, from the shell's `times`) compares
+# the clients' own cost whichever side is the bottleneck.
 #
-# The three runs are repeated ROUNDS times, interleaved so that other load on
-# the machine falls on all of them alike, and the best rate of each is compared.
+# The runs are repeated ROUNDS times, interleaved so that other load on the
+# machine falls on all of them alike; the report gives the median of each.
 #
 # Environment: LOADGEN (binary), DURATION (seconds, 10), ROUNDS (3),
-# SERVER_CORE (0), CLIENT_CORE (1), MEMCACHED_THREADS (1), PIPELINE (1),
-# DEEP (8; 0 skips), OUT (directory for loadgen's outputs; temporary by default).
+# SERVER_CORE (0), CLIENT_CORE (1), MEMCACHED_THREADS (1), DEEP (8),
+# OUT (directory for loadgen's outputs; temporary by default).
 set -euo pipefail
 
 LOADGEN=${LOADGEN:-target/release/loadgen}
@@ -20,7 +27,6 @@ DURATION=${DURATION:-10}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 MEMCACHED_THREADS=${MEMCACHED_THREADS:-1}
-PIPELINE=${PIPELINE:-1}
 DEEP=${DEEP:-8}
 ROUNDS=${ROUNDS:-3}
 
@@ -33,48 +39,74 @@ OUT=${OUT:-$work/loadgen}
 
 start_memcached "$MEMCACHED_THREADS" 4096
 
-echo "memcached 127.0.0.1:$mc_port (pid $mc_pid, $MEMCACHED_THREADS thread(s), core $SERVER_CORE); clients on core $CLIENT_CORE; ${DURATION}s per run, $ROUNDS rounds"
+echo "memcached $(memcached -V | awk '{ print $2 }') on 127.0.0.1:$mc_port (pid $mc_pid, $MEMCACHED_THREADS thread(s), core $SERVER_CORE); clients on core $CLIENT_CORE; ${DURATION}s per run, $ROUNDS rounds"
 
-measure_memcaslap() {
-    run_memcaslap "$mc_port" 50 "${DURATION}s"
-    rate=$(memcaslap_stat TPS)
-    [ -n "$rate" ] || { cat "$work/run.out" >&2; bench_fail "no TPS from memcaslap"; }
+# timed <output file> <command...>: runs the command with its output in the
+# file; sets status, and cpu_s to the CPU seconds (user + system) it used.
+timed() {
+    local out=$1 report
+    shift
+    report=$({
+        status=0
+        "$@" >"$out" 2>&1 || status=$?
+        echo "$status"
+        times
+    })
+    status=$(sed -n 1p <<<"$report")
+    # `times` prints the shell's own user/system times, then its children's.
+    cpu_s=$(sed -n 3p <<<"$report" | awk '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] }
+        print t }')
 }
 
-# run_loadgen DEPTH ROUND: output in $OUT/pipeline-DEPTH-ROUND.
-run_loadgen() {
-    local dir="$OUT/pipeline-$1-$2"
-    "${pin_client[@]}" "$LOADGEN" run --server "127.0.0.1:$mc_port" --threads 1 \
-        --connections 50 --pipeline "$1" --duration "${DURATION}s" --warmup 1s \
-        --keys 100000 --key-size 16 --value-size 32 --mix get=90,set=10 --preload \
-        --quiet --out "$dir" >"$work/loadgen.txt"
-    rate=$(grep -m1 '"throughput_ops_per_s"' "$dir/summary.json" | tr -dc '0-9.')
-    p99=$(grep -m1 '"p99"' "$dir/summary.json" | sed 's/[^:]*: *//; s/,//')
+# measure NAME: one run of the client NAME; sets rate and cpu_us (client CPU
+# per request, in microseconds).
+measure() {
+    local name=$1 ops
+    case $name in
+    memcaslap)
+        timed /dev/null run_memcaslap "$mc_port" 50 "${DURATION}s"
+        rate=$(memcaslap_stat TPS)
+        ops=$(memcaslap_stat Ops)
+        [ -n "$rate" ] || { cat "$work/run.out" >&2; bench_fail "no TPS from memcaslap"; }
+        ;;
+    *)
+        local protocol=${name%-*} depth=${name#*-} dir="$OUT/$name-$round"
+        timed "$work/loadgen.txt" "${pin_client[@]}" "$LOADGEN" run --server "127.0.0.1:$mc_port" \
+            --threads 1 --connections 50 --protocol "$protocol" --pipeline "$depth" \
+            --duration "${DURATION}s" --warmup 1s --keys 100000 --key-size 16 \
+            --value-size 32 --mix get=90,set=10 --preload --quiet --out "$dir"
+        [ "$status" -eq 0 ] || { cat "$work/loadgen.txt" >&2; bench_fail "loadgen $name failed"; }
+        rate=$(grep -m1 '"throughput_ops_per_s"' "$dir/summary.json" | tr -dc '0-9.')
+        # Every request the client sent, warm-up and preload included, for
+        # the CPU it used on all of them.
+        ops=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN { printf "%.0f", r * d }')
+        ops=$((ops + $(grep -m1 '"warmup_completed"' "$dir/summary.json" | tr -dc '0-9') + 100000))
+        ;;
+    esac
+    cpu_us=$(awk -v c="$cpu_s" -v n="$ops" 'BEGIN { printf "%.2f", c * 1e6 / n }')
 }
 
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-best_ms=0
-best_lg=0
-best_deep=0
+clients=(memcaslap "classic-1" "classic-$DEEP" "meta-$DEEP")
+declare -A rates cpus
 for round in $(seq 1 "$ROUNDS"); do
-    measure_memcaslap
-    best_ms=$(max "$best_ms" "$rate")
-    printf 'round %s: memcaslap %.0f ops/s' "$round" "$rate"
-    run_loadgen "$PIPELINE" "$round"
-    best_lg=$(max "$best_lg" "$rate")
-    printf ', loadgen pipeline %s %.0f ops/s (p99 %s us)' "$PIPELINE" "$rate" "$p99"
-    if [ "$DEEP" -gt 0 ]; then
-        run_loadgen "$DEEP" "$round"
-        best_deep=$(max "$best_deep" "$rate")
-        printf ', loadgen pipeline %s %.0f ops/s (p99 %s us)' "$DEEP" "$rate" "$p99"
-    fi
-    echo
+    line="round $round:"
+    for c in "${clients[@]}"; do
+        measure "$c"
+        rates[$c]+="$rate "
+        cpus[$c]+="$cpu_us "
+        line+=$(printf ' %s %.0f ops/s (%s us CPU/op);' "$c" "$rate" "$cpu_us")
+    done
+    echo "${line%;}"
 done
 
-printf 'memcaslap best:              %.0f ops/s\n' "$best_ms"
-printf 'loadgen best, pipeline %s:    %.0f ops/s\n' "$PIPELINE" "$best_lg"
-awk -v a="$best_lg" -v b="$best_ms" 'BEGIN { printf "ratio loadgen/memcaslap, same load (one request in flight per connection): %.2f\n", a / b }'
-if [ "$DEEP" -gt 0 ]; then
-    printf 'loadgen best, pipeline %s:    %.0f ops/s\n' "$DEEP" "$best_deep"
-    awk -v a="$best_deep" -v b="$best_ms" 'BEGIN { printf "ratio loadgen/memcaslap, highest rate: %.2f\n", a / b }'
-fi
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+base=$(median "${rates[memcaslap]}")
+echo
+printf '%-22s %12s %10s %16s\n' client "ops/s" "vs memcaslap" "client CPU us/op"
+for c in "${clients[@]}"; do
+    r=$(median "${rates[$c]}")
+    printf '%-22s %12.0f %9.2fx %16s\n' "$c" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN { print a / b }')" "$(median "${cpus[$c]}")"
+done
+echo "(medians of $ROUNDS rounds; classic-1 is memcaslap's load, meta-$DEEP the highest rate)"
