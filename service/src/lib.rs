@@ -14,7 +14,8 @@
 //! * [`Session`]: one per connection: the protocol decoder and a large value
 //!   being received.
 //! * [`Flags`]: the command-line flags both binaries flatten.
-//! * [`conformance`]: the suite every front-end is tested with.
+//! * [`conformance`]: the suite every front-end is tested with; [`reference`]
+//!   starts memcached itself for the tests that hold our code to it.
 
 #![deny(unsafe_code)]
 
@@ -25,6 +26,7 @@ mod execute;
 mod flags;
 pub mod memccapable;
 mod meta;
+pub mod reference;
 mod session;
 mod signals;
 mod stats;
