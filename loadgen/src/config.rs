@@ -407,7 +407,24 @@ fn ser_dur<S: Serializer>(d: &Dur, s: S) -> Result<S::Ok, S::Error> {
 /// Bytes of the value header under `--verify`: version (8) and checksum (8).
 pub const VERIFY_HEADER: usize = 16;
 
+/// `RunConfig` as a whole command line, for [`RunConfig::from_args`].
+#[derive(clap::Parser)]
+#[command(name = "loadgen run")]
+struct RunArgs {
+    #[command(flatten)]
+    run: RunConfig,
+}
+
 impl RunConfig {
+    /// The configuration the flags `args` give on the command line of
+    /// `loadgen run` (without the program and subcommand names); unset flags
+    /// take their defaults. Not yet validated: [`crate::run::run`] does that.
+    pub fn from_args(args: &[&str]) -> Result<RunConfig, clap::Error> {
+        use clap::Parser;
+        let argv = std::iter::once("loadgen run").chain(args.iter().copied());
+        Ok(RunArgs::try_parse_from(argv)?.run)
+    }
+
     /// Checks the combinations clap cannot, with messages a user can act on.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));

@@ -221,18 +221,9 @@ pub fn pick_op(cfg: &RunConfig, rng: &mut Rng) -> OpKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunConfig,
-    }
 
     fn cfg(args: &[&str]) -> RunConfig {
-        let mut v = vec!["t"];
-        v.extend_from_slice(args);
-        Cli::parse_from(v).run
+        RunConfig::from_args(args).unwrap()
     }
 
     #[test]

@@ -5,7 +5,6 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use clap::Parser;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use loadgen::config::{OpKind, RunConfig};
 use loadgen::hgrm::{write_percentile_distribution, HGRM_SCALE};
@@ -96,12 +95,6 @@ fn merge_of_two_logs_equals_the_combined_histogram() {
     );
 }
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    run: RunConfig,
-}
-
 #[test]
 fn merge_of_two_concurrent_runs_adds_their_counts() {
     let server = common::TestServer::start();
@@ -115,7 +108,6 @@ fn merge_of_two_concurrent_runs_adds_their_counts() {
             .map(|(i, out)| {
                 let seed = (i + 1).to_string();
                 let args = [
-                    "loadgen",
                     "--quiet",
                     "--server",
                     &addr,
@@ -127,9 +119,9 @@ fn merge_of_two_concurrent_runs_adds_their_counts() {
                     &seed,
                     "--out",
                     out.to_str().unwrap(),
-                ]
-                .map(String::from);
-                scope.spawn(move || loadgen::run::run(Cli::parse_from(args).run).unwrap())
+                ];
+                let cfg = RunConfig::from_args(&args).unwrap();
+                scope.spawn(move || loadgen::run::run(cfg).unwrap())
             })
             .collect();
         handles

@@ -5,24 +5,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use common::TestServer;
 use loadgen::config::RunConfig;
 use loadgen::run::run;
 use loadgen::summary::Summary;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    run: RunConfig,
-}
-
 fn cfg(server: &TestServer, args: &[&str]) -> RunConfig {
-    let mut v = vec!["loadgen", "--quiet", "--server"];
     let addr = server.addr_string();
-    v.push(&addr);
+    let mut v = vec!["--quiet", "--server", &addr];
     v.extend_from_slice(args);
-    Cli::parse_from(v).run
+    RunConfig::from_args(&v).expect("flags parse")
 }
 
 fn op<'a>(s: &'a Summary, name: &str) -> &'a loadgen::summary::OpSummary {
@@ -265,15 +257,8 @@ fn closed_port_is_a_connect_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let c = Cli::parse_from([
-        "loadgen",
-        "--quiet",
-        "--server",
-        &format!("127.0.0.1:{port}"),
-        "--duration",
-        "1s",
-    ])
-    .run;
+    let addr = format!("127.0.0.1:{port}");
+    let c = RunConfig::from_args(&["--quiet", "--server", &addr, "--duration", "1s"]).unwrap();
     let err = run(c).unwrap_err();
     assert!(matches!(err, loadgen::Error::Connect { .. }), "{err}");
 }
@@ -315,8 +300,7 @@ fn keys_spread_over_two_servers_and_are_found_where_they_were_put() {
     let a = TestServer::start();
     let b = TestServer::start();
     let (aa, ba) = (a.addr_string(), b.addr_string());
-    let c = Cli::parse_from([
-        "loadgen",
+    let c = RunConfig::from_args(&[
         "--quiet",
         "--server",
         &aa,
@@ -339,7 +323,7 @@ fn keys_spread_over_two_servers_and_are_found_where_they_were_put() {
         "--preload",
         "--verify",
     ])
-    .run;
+    .unwrap();
     let outcome = run(c).unwrap();
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     let s = &outcome.summary;
