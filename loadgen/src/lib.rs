@@ -12,9 +12,12 @@
 //!   live line and writes the output directory.
 //! * [`hgrm`], [`hlog`], [`summary`], [`output`]: the output formats; [`merge`]
 //!   combines the interval logs of several runs.
+//! * [`check`]: a short verified run in each protocol, which the tests run
+//!   against both front-ends and memcached.
 //!
 //! The output files are described in `OUTPUT.md`.
 
+pub mod check;
 pub mod config;
 pub mod driver;
 pub mod hgrm;
