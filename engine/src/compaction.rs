@@ -178,6 +178,8 @@ fn garbage(f: &MappedFile) -> (u64, u64) {
 /// configured threshold.
 pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, WriteError> {
     let _one = lock(&inner.compaction.run);
+    // Full files still waiting for their seal are candidates too.
+    inner.roller.drain();
     let mut report = CompactionReport::default();
     let victims: Vec<Arc<MappedFile>> = {
         // The writer lock keeps the active file from changing while the
@@ -188,7 +190,9 @@ pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, Wri
         let mut v: Vec<_> = files
             .iter()
             .flatten()
-            .filter(|f| f.id() != active)
+            // The active file, and full ones the roller has not sealed yet,
+            // have no sealed index to read.
+            .filter(|f| f.id() != active && f.sealed.load(Ordering::Acquire))
             .filter(|f| {
                 let (g, data) = garbage(f);
                 if full {
@@ -315,6 +319,7 @@ impl Output {
         mapped.min_seq.store(self.min_seq, Ordering::Relaxed);
         mapped.dead.store(self.pinned, Ordering::Relaxed);
         mapped.pinned.store(self.pinned, Ordering::Relaxed);
+        mapped.sealed.store(true, Ordering::Relaxed);
         Ok(Arc::new(mapped))
     }
 }

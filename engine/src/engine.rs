@@ -227,6 +227,9 @@ pub(crate) struct Writer {
     pub entries: Vec<IndexEntry>,
     pub last_seq: u64,
     pub next_file_id: u32,
+    /// A preallocated file of `max_file_size` bytes for the next roll-over,
+    /// made ahead by the roller.
+    pub spare: Option<Arc<MappedFile>>,
     /// Set by close: nothing may be appended any more.
     pub closed: bool,
 }
@@ -244,6 +247,10 @@ pub(crate) struct Inner {
     pub files: RwLock<FileTable>,
     pub writer: Mutex<Writer>,
     pub sync: SyncShared,
+    /// Rolled files whose records may not be on disk yet (durabilities that
+    /// sync): a group commit syncs them before it counts them durable.
+    pub rolled: Mutex<Vec<Arc<MappedFile>>>,
+    pub roller: crate::roller::Roller,
     pub closed: AtomicBool,
     pub counters: Counters,
     lock_file: Mutex<Option<File>>,
@@ -480,32 +487,34 @@ impl Inner {
         Ok((seq, loc))
     }
 
-    /// Seals the active file and starts the next one, big enough for a
-    /// record of `need` bytes.
+    /// Makes the next file active (the spare, or one made now if there is
+    /// none or the record of `need` bytes needs a bigger one) and hands the
+    /// full one to the roller to seal: see `roller.rs`.
     fn roll(&self, w: &mut Writer, need: usize) -> Result<(), WriteError> {
-        let capacity = (self.opts.max_file_size as usize)
-            .max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
-        let id = w.next_file_id;
-        // Create the next file first: if the disk is full this fails cleanly
-        // and the current file stays active (and unsealed).
+        let standard = self.opts.max_file_size as usize;
+        let capacity = standard.max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
+        // Fails like a full disk would; the current file stays active.
         if self.fail_next_create.swap(false, Ordering::AcqRel) {
             return Err(WriteError::io(
                 "preallocating",
-                file_path(&self.dir, id),
+                file_path(&self.dir, w.next_file_id),
                 std::io::Error::from_raw_os_error(libc::ENOSPC),
             ));
         }
-        let next = create_file(&self.dir, id, capacity, self.opts.huge_pages)?;
-        let old = &w.active;
-        let sync = self.opts.durability != Durability::None;
-        if let Err(e) = seal(old.file(), old.path(), w.tail, &w.entries, sync) {
-            self.sync.poison(&e);
-            return Err(e);
-        }
-        if sync {
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            self.sync.advance(w.last_seq);
-        }
+        let next = match w.spare.take() {
+            Some(spare) if capacity == standard => spare,
+            spare => {
+                // No spare yet (or a record too big for one): make the file
+                // here. If the disk is full this fails cleanly and the
+                // current file stays active (and unsealed).
+                w.spare = spare;
+                let id = w.next_file_id;
+                let file = create_file(&self.dir, id, capacity, self.opts.huge_pages)?;
+                w.next_file_id += 1;
+                file
+            }
+        };
+        let id = next.id();
         {
             let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
             if files.len() <= id as usize {
@@ -514,12 +523,21 @@ impl Inner {
             files[id as usize] = Some(next.clone());
         }
         self.counters.files.fetch_add(1, Ordering::Relaxed);
-        self.compaction.wake();
-        w.active = next;
+        let full = std::mem::replace(&mut w.active, next);
+        if self.opts.durability != Durability::None {
+            lock(&self.rolled).push(full.clone());
+        }
+        self.roller.seal(crate::roller::SealJob {
+            file: full,
+            data_end: w.tail,
+            entries: std::mem::take(&mut w.entries),
+        });
+        if w.spare.is_none() {
+            self.roller.want_spare(w.next_file_id, standard);
+            w.next_file_id += 1;
+        }
         w.tail = FILE_HEADER_LEN;
         w.capacity = capacity;
-        w.entries.clear();
-        w.next_file_id = id + 1;
         Ok(())
     }
 
@@ -719,29 +737,30 @@ impl Inner {
         if let Some(e) = self.sync.poisoned() {
             return Err(e);
         }
-        let (file, upto) = {
+        let (active, rolled, upto) = {
             let w = lock(&self.writer);
-            (w.active.clone(), w.last_seq)
+            (w.active.clone(), lock(&self.rolled).clone(), w.last_seq)
         };
         if upto <= self.sync.synced() {
             return Ok(());
         }
-        // fdatasync writes back the pages dirtied through the shared map
-        // too: they are the file's page cache.
-        let result = self.sync.fault_or(|| file.file().sync_data());
-        match result {
-            Ok(()) => {
-                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-                self.sync.advance(upto);
-                Ok(())
-            }
-            Err(e) => {
+        // Rolled files the roller has not synced yet hold records up to
+        // `upto` too: they go first. fdatasync writes back the pages dirtied
+        // through the shared map too: they are the file's page cache.
+        for file in rolled.iter().chain(std::iter::once(&active)) {
+            if let Err(e) = self.sync.fault_or(|| file.file().sync_data()) {
                 let err = WriteError::io("syncing", file.path(), e);
                 tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
                 self.sync.poison(&err);
-                Err(err)
+                return Err(err);
             }
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
+        if !rolled.is_empty() {
+            lock(&self.rolled).retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
+        }
+        self.sync.advance(upto);
+        Ok(())
     }
 }
 
@@ -830,9 +849,12 @@ impl Engine {
                 entries: Vec::new(),
                 last_seq: rec.last_seq,
                 next_file_id: next_id + 1,
+                spare: None,
                 closed: false,
             }),
             sync: SyncShared::new(rec.last_seq),
+            rolled: Mutex::new(Vec::new()),
+            roller: crate::roller::Roller::default(),
             closed: AtomicBool::new(false),
             counters,
             lock_file: Mutex::new(Some(lock_file)),
@@ -849,6 +871,12 @@ impl Engine {
             "engine opened"
         );
         let mut threads = Vec::new();
+        {
+            let i = inner.clone();
+            threads.push(spawn("engine-roll", move || {
+                crate::roller::roller_loop(&i)
+            })?);
+        }
         match options.durability {
             Durability::None => {}
             Durability::Always => {
@@ -1110,6 +1138,8 @@ impl Engine {
         // Stop compaction first and wait for a round in progress to give up.
         self.inner.compaction.stop();
         drop(lock(&self.inner.compaction.run));
+        // Full files queued for sealing are sealed (and synced) first.
+        self.inner.roller.drain();
         let result = self.seal_active();
         self.stop_threads();
         self.inner.sync.shut_down();
@@ -1120,6 +1150,9 @@ impl Engine {
     fn seal_active(&self) -> Result<(), WriteError> {
         let mut w = lock(&self.inner.writer);
         w.closed = true;
+        if let Some(spare) = w.spare.take() {
+            crate::roller::discard(&self.inner, &spare);
+        }
         if let Some(e) = self.inner.sync.poisoned() {
             // Sealing would need another sync; leave the file to recovery.
             return Err(e);
@@ -1154,6 +1187,7 @@ impl Engine {
 
     fn stop_threads(&self) {
         self.inner.sync.stop();
+        self.inner.roller.stop();
         self.inner.compaction.stop();
         for t in lock(&self.threads).drain(..) {
             let _ = t.join();
@@ -1189,6 +1223,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn fail_next_roll_over_for_tests(&self) {
         self.inner.fail_next_create.store(true, Ordering::Release);
+    }
+
+    /// Holds (true) or releases (false) the sealing of full files and the
+    /// preallocation of the next one, for tests of roll-over.
+    #[doc(hidden)]
+    pub fn hold_roll_over_for_tests(&self, held: bool) {
+        self.inner.roller.hold(held);
     }
 
     /// The data directory.

@@ -25,7 +25,13 @@
 //! [`Engine::wait_durable`] blocks, [`Engine::on_durable`] calls back (an
 //! event loop wakes itself from the callback and never blocks). Under
 //! [`Durability::Interval`] a thread syncs on a timer; under
-//! [`Durability::None`] only roll-over and close sync.
+//! [`Durability::None`] only close (and compaction) syncs.
+//!
+//! Roll-over does not stop writers either: the writer that finds the active
+//! file full swaps in a spare preallocated ahead of time, and a roller
+//! thread seals the full file (index, footer, fdatasync) in the background.
+//! Until the roller has synced it, a group commit syncs the full file too,
+//! so a ticket still means its record is on disk.
 //!
 //! Preallocation is also how disk-full stays clean: the space of a file is
 //! reserved when it is created, so a full disk is an `ENOSPC` error from the
@@ -137,6 +143,7 @@ pub mod inspect;
 mod mmap;
 mod options;
 mod recovery;
+mod roller;
 mod snapshot;
 mod stream;
 

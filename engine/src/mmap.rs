@@ -41,7 +41,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -61,6 +61,9 @@ pub struct MappedFile {
     /// none yet). Compaction drops a tombstone only when every other file
     /// holds newer records only.
     pub min_seq: AtomicU64,
+    /// The file has its index and footer (always, but for the active file
+    /// and a full one the roller has not sealed yet).
+    pub sealed: AtomicBool,
     /// Dead bytes compaction had to keep (tombstones an older version in
     /// another file still needs); not counted as garbage when picking files,
     /// so such a file is not rewritten again and again for nothing.
@@ -101,6 +104,7 @@ impl MappedFile {
             records_end: AtomicU64::new(0),
             min_seq: AtomicU64::new(u64::MAX),
             pinned: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
         })
     }
 

@@ -277,6 +277,9 @@ fn load_file(
         // NOTE: len fits usize on 64-bit targets.
         let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
             .map_err(|e| OpenError::io("mapping", &path, e))?;
+        mapped
+            .sealed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         return Ok(Some((Arc::new(mapped), entries)));
     }
 
@@ -314,6 +317,9 @@ fn load_file(
     );
     let mapped = MappedFile::map(file, sealed_len as usize, path.clone(), id, opts.huge_pages)
         .map_err(|e| OpenError::io("mapping", &path, e))?;
+    mapped
+        .sealed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some((Arc::new(mapped), entries)))
 }
 
