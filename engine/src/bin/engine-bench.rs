@@ -71,7 +71,14 @@ const ALL: &[&str] = &[
     "compact",
     "overwrite-bg",
     "fillbig",
+    "rollover",
 ];
+
+/// `rollover`: the servers' defaults (64 MiB files, fdatasync every 50 ms),
+/// where a put that rolls the file over must not stall the writer.
+const ROLLOVER_FILE_SIZE: u64 = 64 << 20;
+/// Puts slower than this are counted by `rollover`.
+const SLOW_PUT: Duration = Duration::from_millis(1);
 
 fn usage() -> ! {
     eprintln!(
@@ -278,6 +285,28 @@ fn fill(e: &Engine, num: u64, value_size: usize, random: bool, seed: u64) -> Dur
         }
     }
     start.elapsed()
+}
+
+/// One thread putting `num` random keys, timing every put: the elapsed
+/// time, the slowest put and the number slower than [`SLOW_PUT`].
+fn fill_timed(e: &Engine, num: u64, value_size: usize) -> (Duration, Duration, u64) {
+    let mut rng = Rng(5);
+    let mut values = Values::new(value_size, 11);
+    let mut key = [0u8; 16];
+    let (mut slowest, mut slow) = (Duration::ZERO, 0u64);
+    let start = Instant::now();
+    for _ in 0..num {
+        format_key(rng.next() % num, &mut key);
+        let t = Instant::now();
+        if let Err(err) = e.put(&key, values.next(), Meta::default(), Condition::Always) {
+            eprintln!("put failed: {err}");
+            std::process::exit(1);
+        }
+        let took = t.elapsed();
+        slowest = slowest.max(took);
+        slow += u64::from(took > SLOW_PUT);
+    }
+    (start.elapsed(), slowest, slow)
 }
 
 fn fill_threads(e: &Engine, num: u64, threads: u64, value_size: usize, wait: bool) -> Duration {
@@ -593,6 +622,32 @@ fn main() {
             elapsed: t,
             index_per_key: index_per_key(&e),
             note: format!("{} syncs", s.syncs),
+            bytes_per_op: None,
+        });
+        drop(e);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if want("rollover") {
+        let dir = fresh(&a.dir, "rollover");
+        let durability = Durability::Interval(Duration::from_millis(50));
+        let e = open(&dir, durability, ROLLOVER_FILE_SIZE, false);
+        // Enough puts to fill several files.
+        let num = a.num * 2;
+        let (t, slowest, slow) = fill_timed(&e, num, a.value_size);
+        rows.push(Row {
+            name: "rollover",
+            cpu: None,
+            durability: durability.to_string(),
+            threads: 1,
+            ops: num,
+            elapsed: t,
+            index_per_key: index_per_key(&e),
+            note: format!(
+                "{} files; slowest put {:.2} ms, {slow} over {} ms",
+                e.stats().files,
+                slowest.as_secs_f64() * 1e3,
+                SLOW_PUT.as_millis()
+            ),
             bytes_per_op: None,
         });
         drop(e);
