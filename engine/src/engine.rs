@@ -230,6 +230,8 @@ pub(crate) struct Writer {
     /// A preallocated file of `max_file_size` bytes for the next roll-over,
     /// made ahead by the roller.
     pub spare: Option<Arc<MappedFile>>,
+    /// The roller was asked for a spare that has not arrived yet.
+    pub spare_asked: bool,
     /// Set by close: nothing may be appended any more.
     pub closed: bool,
 }
@@ -479,6 +481,13 @@ impl Inner {
         if w.active.min_seq.load(Ordering::Relaxed) == u64::MAX {
             w.active.min_seq.store(seq, Ordering::Relaxed);
         }
+        if w.tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
+            // Half full: the next file gets made while this one fills.
+            self.roller
+                .want_spare(w.next_file_id, self.opts.max_file_size as usize);
+            w.next_file_id += 1;
+            w.spare_asked = true;
+        }
         let loc = index::pack(w.active.id(), off as u64);
         drop(w);
         self.counters
@@ -532,10 +541,6 @@ impl Inner {
             data_end: w.tail,
             entries: std::mem::take(&mut w.entries),
         });
-        if w.spare.is_none() {
-            self.roller.want_spare(w.next_file_id, standard);
-            w.next_file_id += 1;
-        }
         w.tail = FILE_HEADER_LEN;
         w.capacity = capacity;
         Ok(())
@@ -850,6 +855,7 @@ impl Engine {
                 last_seq: rec.last_seq,
                 next_file_id: next_id + 1,
                 spare: None,
+                spare_asked: false,
                 closed: false,
             }),
             sync: SyncShared::new(rec.last_seq),

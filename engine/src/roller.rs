@@ -174,6 +174,7 @@ fn make_spare(inner: &Inner, id: u32, capacity: usize) {
     match create_file(&inner.dir, id, capacity, inner.opts.huge_pages) {
         Ok(file) => {
             let mut w = lock(&inner.writer);
+            w.spare_asked = false;
             if w.closed || w.spare.is_some() {
                 drop(w);
                 discard(inner, &file);
@@ -182,8 +183,11 @@ fn make_spare(inner: &Inner, id: u32, capacity: usize) {
             }
         }
         // The next roll-over creates its file itself and reports the error
-        // to its writer if it fails again.
-        Err(e) => warn!(error = %e, "could not preallocate the next HSTable"),
+        // to its writer if it fails again; the file after asks again.
+        Err(e) => {
+            warn!(error = %e, "could not preallocate the next HSTable");
+            lock(&inner.writer).spare_asked = false;
+        }
     }
 }
 
