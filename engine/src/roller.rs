@@ -108,9 +108,9 @@ impl Roller {
         self.work.notify_all();
     }
 
-    /// The next job, or `None` once stopped. Seals come first: a writer may
-    /// wait for one (a group commit syncs the rolled file meanwhile, but
-    /// compaction waits for the seal).
+    /// The next job, or `None` once stopped. Seals come first: compaction
+    /// and close wait for them, and until a rolled file's seal has synced
+    /// it, every group commit must sync it too.
     fn next(&self) -> Option<Job> {
         let mut st = lock(&self.state);
         st.busy = false;
