@@ -264,11 +264,21 @@ impl SnapshotIter<'_> {
             self.file += 1;
             self.pos = 0;
             self.entries.clear();
-            if f.id() == snap.active.0 {
-                // The then-active file: walk records up to its end at the
-                // snapshot (all published, so written).
+            let walk_to = if f.id() == snap.active.0 {
+                // The then-active file: up to its end at the snapshot.
+                Some(snap.active.1)
+            } else if !f.sealed.load(Ordering::Acquire) {
+                // A full file the roller has not sealed yet (if it has by
+                // now, its records are where they were): all of it.
+                Some(f.records_end.load(Ordering::Acquire))
+            } else {
+                None
+            };
+            if let Some(end) = walk_to {
+                // No sealed index to read: walk the records (all published
+                // at the snapshot, so written).
                 let mut off = FILE_HEADER_LEN;
-                let end = snap.active.1 as usize;
+                let end = end as usize;
                 while off + RECORD_HEADER_LEN <= end {
                     let Ok(h) = RecordHeader::decode(f.bytes(off, RECORD_HEADER_LEN)) else {
                         break;
