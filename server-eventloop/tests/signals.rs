@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
 use common::{connect, round_trip, ServerProcess};
@@ -50,6 +50,15 @@ fn a_second_signal_exits_at_once() {
             Err(e) => panic!("write: {e}"),
         }
     }
+    // Wait for the first reply to start: the server has then parsed a
+    // batch of gets whose replies (100 KB each) cannot all fit in the socket
+    // buffers. Signalling earlier races a slow server, which may not have
+    // read any request yet and then rightly has nothing to wait for.
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut first = [0u8; 5];
+    c.read_exact(&mut first).expect("the first reply starts");
+    assert_eq!(&first, b"VALUE");
     server.signal(libc::SIGTERM);
     assert!(
         server.wait_exit(Duration::from_millis(500)).is_none(),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{Client, ServerProcess};
@@ -27,7 +27,15 @@ fn second_signal_exits_at_once_while_a_reply_is_stuck() {
         .stream()
         .write_all("get big\r\n".repeat(GETS).as_bytes())
         .expect("send gets");
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait for the first reply to start, so a worker holds the rest of the
+    // replies (which the socket buffers cannot take) when the signal comes;
+    // a fixed sleep raced a slow machine.
+    let mut first = [0u8; 5];
+    stuck
+        .stream()
+        .read_exact(&mut first)
+        .expect("the first reply starts");
+    assert_eq!(&first, b"VALUE");
 
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(500));
