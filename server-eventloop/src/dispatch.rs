@@ -13,7 +13,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::event_loop::LoopShared;
-use crate::shutdown::Shutdown;
+use service::Shutdown;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -42,7 +42,7 @@ impl Acceptor {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        shutdown.register(waker);
+        crate::event_loop::wake_on_shutdown(&shutdown, waker);
         Ok(Self {
             poll,
             listener,

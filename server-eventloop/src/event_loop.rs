@@ -30,8 +30,19 @@ use slab::Slab;
 
 use crate::connection::Connection;
 use crate::handler::Handler;
-use crate::shutdown::Shutdown;
+use service::Shutdown;
+
 use crate::Settings;
+
+/// Wakes `waker`'s poll when the stop is asked for, so the loop (or the
+/// acceptor) leaves `poll` at once instead of at its next timeout.
+pub(crate) fn wake_on_shutdown(shutdown: &Shutdown, waker: Arc<Waker>) {
+    // A loop that already exited has dropped its Poll; waking it fails
+    // harmlessly.
+    shutdown.on_trigger(move || {
+        let _ = waker.wake();
+    });
+}
 
 /// The loop's own listening socket (reuseport mode).
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
@@ -173,7 +184,7 @@ impl<H: Handler> EventLoop<H> {
             None => None,
         };
         let shared = Arc::new(LoopShared::new(Arc::clone(&waker)));
-        shutdown.register(waker);
+        wake_on_shutdown(&shutdown, waker);
         Ok(Self {
             poll,
             listener,
@@ -594,5 +605,28 @@ impl<H: Handler> Context<H> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shutdown_wakes_a_registered_poll() {
+        let mut poll = Poll::new().expect("poll");
+        let waker = Arc::new(Waker::new(poll.registry(), Token(7)).expect("waker"));
+        let shutdown = Shutdown::new();
+        wake_on_shutdown(&shutdown, waker);
+        let remote = shutdown.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            remote.trigger();
+        });
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(10)))
+            .expect("poll");
+        assert!(events.iter().any(|e| e.token() == Token(7)));
+        t.join().expect("trigger thread");
     }
 }

@@ -25,7 +25,8 @@
 //! `service` (behind [`Handler`]), which the thread-pool front-end shares, so
 //! the two reply byte for byte the same. See [`event_loop`] for one loop's
 //! turn, [`connection`] for buffers and the idle footprint, [`listen`] for the
-//! accept modes and the open-file limit, [`shutdown`] for signals and panics.
+//! accept modes and the open-file limit, [`Shutdown`] (shared with the thread
+//! pool, from `service`) for signals and panics.
 //!
 //! The loop never blocks, with one documented exception: a read of cold data
 //! is a page fault on the engine's memory map.
@@ -34,7 +35,6 @@ pub mod connection;
 pub mod event_loop;
 pub mod handler;
 pub mod listen;
-pub mod shutdown;
 
 mod dispatch;
 mod memcached;
@@ -48,8 +48,8 @@ use std::time::Duration;
 pub use handler::{DurableCallback, Handler, Processed};
 pub use listen::{AcceptMode, Listeners, BACKLOG};
 pub use memcached::{run, settings_from_flags};
+pub use service::Shutdown;
 pub use service::FORCED_EXIT_CODE;
-pub use shutdown::Shutdown;
 
 use dispatch::Acceptor;
 use event_loop::EventLoop;
@@ -191,7 +191,7 @@ pub fn serve_with<H: Handler>(
         let spawned = std::thread::Builder::new()
             .name(format!("eventloop-{index}"))
             .spawn(move || {
-                let guard = shutdown::PanicGuard {
+                let guard = service::PanicGuard {
                     shutdown: guard_shutdown,
                     thread: thread_name,
                 };
@@ -221,7 +221,7 @@ pub fn serve_with<H: Handler>(
             let spawned = std::thread::Builder::new()
                 .name("acceptor".into())
                 .spawn(move || {
-                    let guard = shutdown::PanicGuard {
+                    let guard = service::PanicGuard {
                         shutdown: guard_shutdown,
                         thread: "the acceptor".into(),
                     };

@@ -12,8 +12,8 @@ use service::{Flags, Service, Session, Step};
 
 use crate::handler::{DurableCallback, Handler, Processed};
 use crate::listen::Listeners;
-use crate::shutdown::Shutdown;
 use crate::{default_loops, serve_with, Error, Settings};
+use service::Shutdown;
 
 /// Input a connection may buffer beyond what one request can need: a line
 /// plus a value below the streaming threshold. Generous, because reaching it

@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::pool::{Admission, Observer, Queued};
-use crate::shutdown::Shutdown;
+use service::Shutdown;
 
 /// Pending-connection backlog for the listening socket; the kernel caps it at
 /// `net.core.somaxconn`.

@@ -25,7 +25,6 @@
 mod accept;
 mod connection;
 mod pool;
-mod shutdown;
 
 use std::io;
 use std::net::TcpListener;
@@ -37,8 +36,8 @@ use service::{Flags, FrontendInfo, Service};
 
 pub use accept::{bind, BACKLOG};
 pub use pool::{Observer, Serve};
+pub use service::Shutdown;
 pub use service::FORCED_EXIT_CODE;
-pub use shutdown::Shutdown;
 
 use accept::Acceptor;
 use pool::{PoolConfig, Registry, WorkerShared};

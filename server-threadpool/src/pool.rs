@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use slab::Slab;
 
-use crate::shutdown::Shutdown;
+use service::Shutdown;
 
 /// Serves one connection from its first byte until the client leaves, the
 /// connection fails, or its read side is shut down by the pool. Runs on a

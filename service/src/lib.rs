@@ -14,7 +14,7 @@
 //! * [`Session`]: one per connection: the protocol decoder and a large value
 //!   being received.
 //! * [`Flags`]: the command-line flags both binaries flatten.
-//! * [`conformance`]: the suite every front-end is tested with; [`reference`]
+//! * [`conformance`]: the suite every front-end is tested with; [`reference`](mod@reference)
 //!   starts memcached itself for the tests that hold our code to it.
 
 #![deny(unsafe_code)]
@@ -28,6 +28,7 @@ pub mod memccapable;
 mod meta;
 pub mod reference;
 mod session;
+mod shutdown;
 mod signals;
 mod stats;
 
@@ -47,6 +48,7 @@ pub use flags::{
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
 };
 pub use session::{Progress, Session, Step};
+pub use shutdown::{PanicGuard, Shutdown};
 pub use signals::{install_signal_handlers, FORCED_EXIT_CODE};
 pub use stats::{Counters, FrontendInfo, ServerStats, Totals};
 
