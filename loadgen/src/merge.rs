@@ -16,7 +16,7 @@ use crate::config::OpKind;
 use crate::hlog::{self, Measure};
 use crate::output::{summary_with_files, write_outputs};
 use crate::record::{Counters, Histograms};
-use crate::summary::{operations, Machine, Summary, SCHEMA};
+use crate::summary::{Measured, Summary};
 use crate::Error;
 
 /// Merges `inputs` and writes the result into `out`; returns the summary.
@@ -86,34 +86,21 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Summary, Error> {
         warmup_completed = 0;
     }
     let duration_s = if last > first { last - first } else { 0.0 };
-    let (total, ops) = operations(&hists, &counters.ops, duration_s);
     let kinds: Vec<OpKind> = OpKind::ALL
         .into_iter()
         .filter(|k| seen[*k as usize])
         .collect();
-    let mut summary = Summary {
-        schema: SCHEMA.into(),
-        kind: "merge".into(),
-        loadgen_version: env!("CARGO_PKG_VERSION").into(),
-        config: None,
-        mode: "merged".into(),
-        machine: Machine::current(),
-        histogram: Default::default(),
+    let mut summary = Summary::measured(Measured {
+        kind: "merge",
+        mode: "merged",
         started_at_unix_s: if first.is_finite() { first } else { 0.0 },
         duration_s,
-        throughput_ops_per_s: total.throughput_ops_per_s,
-        total,
-        operations: ops,
-        errors: counters.errors,
-        errors_total: counters.errors.total(),
-        unsent: counters.unsent,
-        connections_never_answered: counters.connections_never_answered,
+        hists: &hists,
+        counters: &counters,
         verify_failures: failures,
         warmup_completed,
-        preload: None,
-        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
-        files: Vec::new(),
-    };
+    });
+    summary.inputs = inputs.iter().map(|p| p.display().to_string()).collect();
     std::fs::create_dir_all(out).map_err(|e| Error::Io {
         path: out.display().to_string(),
         source: e,

@@ -23,7 +23,7 @@ use crate::driver::{run_thread, IntervalReport, Report, Schedule, Shared};
 use crate::hlog;
 use crate::output::{summary_with_files, write_outputs};
 use crate::record::{new_histogram, Counters, Histograms, VerifyFailure};
-use crate::summary::{operations, Machine, PreloadSummary, Summary, SCHEMA};
+use crate::summary::{Measured, PreloadSummary, Summary};
 use crate::workload::{KeySpace, Values};
 use crate::Error;
 
@@ -263,30 +263,18 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     }
 
     let duration_s = cfg.duration.0.as_secs_f64();
-    let (total, ops) = operations(&totals, &counters.ops, duration_s);
-    let mut summary = Summary {
-        schema: SCHEMA.into(),
-        kind: "run".into(),
-        loadgen_version: env!("CARGO_PKG_VERSION").into(),
-        config: serde_json::to_value(&cfg).ok(),
-        mode: if cfg.rate.is_some() { "open" } else { "closed" }.into(),
-        machine: Machine::current(),
-        histogram: Default::default(),
+    let mut summary = Summary::measured(Measured {
+        kind: "run",
+        mode: if cfg.rate.is_some() { "open" } else { "closed" },
         started_at_unix_s: unix_s(measure_start_wall),
         duration_s,
-        throughput_ops_per_s: total.throughput_ops_per_s,
-        total,
-        operations: ops,
-        errors: counters.errors,
-        errors_total: counters.errors.total(),
-        unsent: counters.unsent,
-        connections_never_answered: counters.connections_never_answered,
+        hists: &totals,
+        counters: &counters,
         verify_failures: failures,
         warmup_completed,
-        preload: cfg.preload.then_some(preload),
-        inputs: Vec::new(),
-        files: Vec::new(),
-    };
+    });
+    summary.config = serde_json::to_value(&cfg).ok();
+    summary.preload = cfg.preload.then_some(preload);
     if let Some(dir) = &out_dir {
         write_outputs(
             dir,

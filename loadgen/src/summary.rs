@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OpKind;
 use crate::record::{
-    new_histogram, ErrorCounts, Histograms, OpCounters, VerifyFailure, HIGHEST_US, LOWEST_US,
-    SIGFIG,
+    new_histogram, Counters, ErrorCounts, Histograms, OpCounters, VerifyFailure, HIGHEST_US,
+    LOWEST_US, SIGFIG,
 };
 
 /// Identifies the schema; bumped only when a field changes meaning or goes away.
@@ -209,6 +209,52 @@ pub struct Summary {
     pub inputs: Vec<String>,
     /// Files written next to this one: `.hgrm` per operation and measure, and the `.hlog`.
     pub files: Vec<String>,
+}
+
+/// What a run and a merge measured, the part of [`Summary`] they build
+/// alike.
+pub struct Measured<'a> {
+    /// "run" or "merge".
+    pub kind: &'static str,
+    /// "closed", "open" or "merged".
+    pub mode: &'static str,
+    pub started_at_unix_s: f64,
+    pub duration_s: f64,
+    pub hists: &'a Histograms,
+    pub counters: &'a Counters,
+    pub verify_failures: Vec<VerifyFailure>,
+    pub warmup_completed: u64,
+}
+
+impl Summary {
+    /// The summary of `m` on this machine; `config`, `preload`, `inputs`
+    /// and `files` are left for the caller.
+    pub fn measured(m: Measured<'_>) -> Summary {
+        let (total, operations) = operations(m.hists, &m.counters.ops, m.duration_s);
+        Summary {
+            schema: SCHEMA.into(),
+            kind: m.kind.into(),
+            loadgen_version: env!("CARGO_PKG_VERSION").into(),
+            config: None,
+            mode: m.mode.into(),
+            machine: Machine::current(),
+            histogram: HistogramInfo::default(),
+            started_at_unix_s: m.started_at_unix_s,
+            duration_s: m.duration_s,
+            throughput_ops_per_s: total.throughput_ops_per_s,
+            total,
+            operations,
+            errors: m.counters.errors,
+            errors_total: m.counters.errors.total(),
+            unsent: m.counters.unsent,
+            connections_never_answered: m.counters.connections_never_answered,
+            verify_failures: m.verify_failures,
+            warmup_completed: m.warmup_completed,
+            preload: None,
+            inputs: Vec::new(),
+            files: Vec::new(),
+        }
+    }
 }
 
 /// Builds the per-operation and total sections from histograms and counters.
