@@ -41,6 +41,29 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
+/// One series per front-end (in matrix order, so colours stay put), its
+/// points from `points_of` sorted by x; front-ends without points are left
+/// out.
+fn per_frontend(
+    names: &[String],
+    mut points_of: impl FnMut(&String) -> Vec<(f64, f64)>,
+) -> Vec<Series> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut points = points_of(f);
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: f.clone(),
+                colour: colour(i),
+                points,
+            }
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
 /// Draws every chart of the run; returns their paths relative to the run directory.
 pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
     let dir = d.dir.join("charts");
@@ -50,24 +73,12 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
     let spectrum_conns = d.spectrum_connections();
     for w in &d.info.matrix.workloads {
         // Throughput vs connections.
-        let series: Vec<Series> = names
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let mut points: Vec<(f64, f64)> = d
-                    .closed(&w.name)
-                    .filter(|c| &c.cell.frontend == f)
-                    .filter_map(|c| Some((c.cell.connections as f64, c.ok()?.throughput_ops_per_s)))
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series {
-                    name: f.clone(),
-                    colour: colour(i),
-                    points,
-                }
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let series = per_frontend(&names, |f| {
+            d.closed(&w.name)
+                .filter(|c| &c.cell.frontend == f)
+                .filter_map(|c| Some((c.cell.connections as f64, c.ok()?.throughput_ops_per_s)))
+                .collect()
+        });
         if !series.is_empty() {
             let name = format!("throughput-{}.svg", w.name);
             throughput_chart(&dir.join(&name), &w.name, &series)?;
@@ -114,28 +125,16 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
         }
 
         // Latency vs offered load.
-        let series: Vec<Series> = names
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let mut points: Vec<(f64, f64)> = d
-                    .open(&w.name)
-                    .filter(|c| &c.cell.frontend == f)
-                    .filter_map(|c| {
-                        let s = c.ok()?;
-                        let rate = c.record.as_ref()?.rate?;
-                        Some((rate, (s.total.latency_us.p99 as f64 / 1000.0).max(0.001)))
-                    })
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series {
-                    name: f.clone(),
-                    colour: colour(i),
-                    points,
-                }
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let series = per_frontend(&names, |f| {
+            d.open(&w.name)
+                .filter(|c| &c.cell.frontend == f)
+                .filter_map(|c| {
+                    let s = c.ok()?;
+                    let rate = c.record.as_ref()?.rate?;
+                    Some((rate, (s.total.latency_us.p99 as f64 / 1000.0).max(0.001)))
+                })
+                .collect()
+        });
         if !series.is_empty() {
             let name = format!("load-{}.svg", w.name);
             load_chart(&dir.join(&name), &w.name, &series)?;
