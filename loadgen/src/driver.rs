@@ -51,6 +51,10 @@ const MAX_FAILURES_REPORTED: usize = 100;
 /// Requests in flight per client during the preload.
 const PRELOAD_DEPTH: usize = 16;
 
+/// How long a run waits after its measured window for the replies still in
+/// flight (at most the timeout).
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// What every client thread shares, read-only.
 #[derive(Debug)]
 pub struct Shared {
@@ -488,27 +492,31 @@ impl Driver {
             self.poll.poll(&mut events, Some(wait))?;
             self.handle(&events);
         }
+        self.drain(&mut events)?;
         // Whatever is still in flight was measured but never answered; in the
         // open loop, so were requests that were due but had no free slot.
+        // Each counts as a censored sample at how long it had waited when the
+        // run ended.
         let end = self.sched.end;
+        let stop = Instant::now().max(end);
         let measure_start = self.sched.measure_start;
         let mut counters = Counters::default();
         let mut due = 0u64;
+        let cur = &mut self.cur;
         for c in &mut self.clients {
             if let Some(period) = self.period {
-                let first = c.next_intended;
-                if first < end {
-                    // Slots first..end every `period`, counted from the first
-                    // measured one.
-                    let skip = if first < measure_start {
-                        (measure_start - first)
-                            .as_nanos()
-                            .div_ceil(period.as_nanos())
-                    } else {
-                        0
-                    };
-                    let total = (end - first).as_nanos().div_ceil(period.as_nanos());
-                    due += u64::try_from(total.saturating_sub(skip)).unwrap_or(u64::MAX);
+                // Slots from the first measured one that was never sent to
+                // the end, every `period`.
+                let mut t = c.next_intended;
+                if t < measure_start {
+                    let skip = (measure_start - t).as_nanos().div_ceil(period.as_nanos());
+                    t += period.saturating_mul(u32::try_from(skip).unwrap_or(u32::MAX));
+                }
+                while t < end {
+                    due += 1;
+                    let kind = pick_op(&self.shared.cfg, &mut c.rng);
+                    cur.hists.record_censored(kind, stop - t);
+                    t += period;
                 }
             }
             for s in &mut c.socks {
@@ -517,10 +525,11 @@ impl Driver {
                         // Already counted in the preload's `failed`.
                         continue;
                     }
-                    let oc = counters.op(p.kind);
-                    oc.unanswered_at_end += 1;
-                    if p.measured {
-                        oc.unfinished += 1;
+                    counters.op(p.kind).unanswered_at_end += 1;
+                    if counted(cur, &p, stop, &self.sched) {
+                        cur.counters.op(p.kind).unfinished += 1;
+                        cur.hists
+                            .record_censored(p.kind, stop.saturating_duration_since(p.intended));
                     }
                 }
                 if s.load_sent && !s.load_answered {
@@ -532,6 +541,36 @@ impl Driver {
         counters.unsent = due;
         self.cur.counters.add(&counters);
         Ok(())
+    }
+
+    /// After the measured window: no new request is sent, but replies to the
+    /// measured requests still in flight are waited for (and recorded) for up
+    /// to [`DRAIN_LIMIT`] or the timeout, whichever is shorter, so that a
+    /// healthy run ends with every request answered and only a server that
+    /// leaves requests unanswered leaves censored samples.
+    fn drain(&mut self, events: &mut Events) -> io::Result<()> {
+        let limit = self.sched.end + DRAIN_LIMIT.min(self.shared.cfg.timeout.0);
+        let scan = self.timeout_scan_period();
+        let mut next_scan = Instant::now() + scan;
+        loop {
+            let now = Instant::now();
+            let waiting = self
+                .clients
+                .iter()
+                .flat_map(|c| &c.socks)
+                .any(|s| s.pending.iter().any(|p| p.measured && !p.preload));
+            if !waiting || now >= limit {
+                return Ok(());
+            }
+            if now >= next_scan {
+                self.scan(now);
+                next_scan = now + scan;
+            }
+            self.flush_dirty(now);
+            let wait = next_scan.min(limit).saturating_duration_since(now);
+            self.poll.poll(events, Some(wait))?;
+            self.handle(events);
+        }
     }
 
     /// Open loop: issue every request whose time has come, where slots allow.
@@ -551,6 +590,10 @@ impl Driver {
     /// Open loop: sends client `c`'s overdue requests while it has free slots,
     /// then puts it back on the heap if it can take its next one.
     fn send_due(&mut self, c: usize, now: Instant, period: Duration, cap: usize) {
+        if now >= self.sched.end {
+            // The window is closed: what was due and not sent stays unsent.
+            return;
+        }
         while self.clients[c].in_flight < cap && self.clients[c].next_intended <= now {
             if self.clients[c].next_intended >= self.sched.end {
                 return;
@@ -841,7 +884,7 @@ impl Driver {
         for p in sock.pending.drain(..) {
             if p.preload {
                 self.preload_failed += 1;
-            } else if !p.measured {
+            } else if !counted(&mut self.cur, &p, now, &self.sched) {
                 self.cur.counters.op(p.kind).warmup_lost += 1;
             } else {
                 let oc = self.cur.counters.op(p.kind);
@@ -849,8 +892,12 @@ impl Driver {
                     LostAs::Timeout => oc.timeouts += 1,
                     LostAs::Unfinished => oc.unfinished += 1,
                 }
+                // No reply: it waited this long at least.
+                self.cur
+                    .hists
+                    .record_censored(p.kind, now.saturating_duration_since(p.intended));
             }
-            if how == LostAs::Timeout && p.measured {
+            if how == LostAs::Timeout && !p.preload && now >= self.sched.measure_start {
                 self.cur.counters.errors.timeouts += 1;
             }
         }
@@ -1012,6 +1059,7 @@ impl Driver {
                             &p,
                             result,
                             now,
+                            &self.sched,
                         );
                     }
                 }
@@ -1134,7 +1182,27 @@ fn value_outcome(p: &Pending) -> Outcome {
     }
 }
 
+/// Whether request `p`, settled (answered or given up) at `now`, counts in
+/// the measurement: when it was intended in the window, or was sent in the
+/// warm-up and still waited when the window opened (a request a server
+/// leaves unanswered from the warm-up on is the one that matters most). The
+/// latter is counted as a measured request here, when it settles.
+fn counted(cur: &mut IntervalReport, p: &Pending, now: Instant, sched: &Schedule) -> bool {
+    if p.preload {
+        return false;
+    }
+    if p.measured {
+        return true;
+    }
+    let carried = now >= sched.measure_start;
+    if carried {
+        cur.counters.op(p.kind).requests += 1;
+    }
+    carried
+}
+
 /// Records an answered request.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     cur: &mut IntervalReport,
     preload_done: &mut u64,
@@ -1142,6 +1210,7 @@ fn settle(
     p: &Pending,
     ending: Ending,
     now: Instant,
+    sched: &Schedule,
 ) {
     if p.preload {
         if ending == Ending::Hit {
@@ -1151,7 +1220,7 @@ fn settle(
         }
         return;
     }
-    if !p.measured {
+    if !counted(cur, p, now, sched) {
         cur.warmup_completed += 1;
         return;
     }
@@ -1159,6 +1228,9 @@ fn settle(
     match ending {
         Ending::Hit | Ending::Miss => {
             oc.completed += 1;
+            if now >= sched.end {
+                oc.drained += 1;
+            }
             match p.kind {
                 OpKind::Get | OpKind::Mget => {
                     let asked = match &p.keys {
@@ -1185,6 +1257,8 @@ fn settle(
         }
         Ending::ServerError | Ending::ClientError | Ending::Error => {
             oc.errors += 1;
+            cur.hists
+                .record_error(p.kind, now.saturating_duration_since(p.intended));
             let e = &mut cur.counters.errors;
             match ending {
                 Ending::ServerError => e.server_error += 1,

@@ -17,9 +17,13 @@ pub const HGRM_SCALE: f64 = 1000.0;
 /// Percentile reporting ticks per half distance, as in HdrHistogram's default.
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
-/// Writes `h` as an HdrHistogram percentile distribution, values divided by `scale`.
+/// Writes `h` as an HdrHistogram percentile distribution, values divided by
+/// `scale`. When `censored` holds censored samples of `h` (requests that got
+/// no reply, see `record`), a footer line counts them and names the first
+/// percentile from which the values are lower bounds.
 pub fn write_percentile_distribution(
     h: &Histogram<u64>,
+    censored: Option<&Histogram<u64>>,
     scale: f64,
     out: &mut impl Write,
 ) -> io::Result<()> {
@@ -30,10 +34,12 @@ pub fn write_percentile_distribution(
         "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
     )?;
     let mut total = 0u64;
+    let mut quantiles = Vec::new();
     for v in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
         total += v.count_since_last_iteration();
         let value = v.value_iterated_to() as f64 / scale;
         let q = v.quantile_iterated_to();
+        quantiles.push(q);
         if q < 1.0 {
             writeln!(
                 out,
@@ -65,6 +71,14 @@ pub fn write_percentile_distribution(
         h.buckets(),
         sub_bucket_count(h.sigfig())
     )?;
+    if let Some(c) = censored.filter(|c| !c.is_empty()) {
+        let from = crate::summary::lower_bound_from(h, c, &quantiles).unwrap_or(1.0);
+        writeln!(
+            out,
+            "#[Censored = {:>12}, LowerBoundFrom = {from:>12.6}]",
+            c.len()
+        )?;
+    }
     Ok(())
 }
 
@@ -86,7 +100,7 @@ mod tests {
             h.record(v * 10).unwrap();
         }
         let mut out = Vec::new();
-        write_percentile_distribution(&h, HGRM_SCALE, &mut out).unwrap();
+        write_percentile_distribution(&h, None, HGRM_SCALE, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -138,7 +152,7 @@ mod tests {
     fn empty_histogram_has_header_and_footer() {
         let h = new_histogram();
         let mut out = Vec::new();
-        write_percentile_distribution(&h, HGRM_SCALE, &mut out).unwrap();
+        write_percentile_distribution(&h, None, HGRM_SCALE, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 5);
         assert!(text.contains("Total count    =            0]"));

@@ -3,8 +3,10 @@
 //! `hdrhistogram` crate's `interval_log`.
 //!
 //! Each interval is written once per operation kind in the mix and per measure,
-//! with a tag: `<op>` (e.g. `get`) holds the corrected latency, `<op>-service`
-//! the service time. Histograms are compressed V2 (`V2DeflateSerializer`),
+//! with a tag: `<op>` (e.g. `get`) holds the corrected latency of every
+//! request (censored samples included), `<op>-answered` that of the answered
+//! ones, `<op>-service` the service time, `<op>-censored` the censored
+//! samples alone (see `record`). Histograms are compressed V2 (`V2DeflateSerializer`),
 //! values in microseconds. The log carries `StartTime` and `BaseTime` (both the
 //! start of measurement, as Unix seconds) and interval timestamps are seconds
 //! since `BaseTime`. The max column is in milliseconds (`MaxValueDivisor` 1000).
@@ -20,35 +22,28 @@ use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 use crate::config::OpKind;
-use crate::record::Histograms;
+use crate::record::{Histograms, Measure};
 use crate::Error;
 
 /// The log writer the run uses (file or sink behind one type).
 pub type LogWriter<'a, 'b> = IntervalLogWriter<'a, 'b, Box<dyn Write>, V2DeflateSerializer>;
 
-/// Which of the two histograms of an operation a tag names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measure {
-    /// Corrected latency (from the intended send time).
-    Latency,
-    /// Service time (from the actual send time).
-    Service,
-}
-
-/// The tag of an operation's measure in the log.
+/// The tag of an operation's measure in the log: `get`, `get-answered`,
+/// `get-service`, `get-censored`.
 pub fn tag_of(kind: OpKind, measure: Measure) -> String {
-    match measure {
-        Measure::Latency => kind.name().to_string(),
-        Measure::Service => format!("{}-service", kind.name()),
-    }
+    format!("{}{}", kind.name(), measure.suffix())
 }
 
 /// The inverse of [`tag_of`].
 pub fn parse_tag(tag: &str) -> Option<(OpKind, Measure)> {
-    match tag.strip_suffix("-service") {
-        Some(op) => OpKind::from_name(op).map(|k| (k, Measure::Service)),
-        None => OpKind::from_name(tag).map(|k| (k, Measure::Latency)),
-    }
+    Measure::ALL.into_iter().find_map(|m| {
+        let op = if m.suffix().is_empty() {
+            tag
+        } else {
+            tag.strip_suffix(m.suffix())?
+        };
+        OpKind::from_name(op).map(|k| (k, m))
+    })
 }
 
 /// Starts a log on `out`: header comments, StartTime and BaseTime.
@@ -80,12 +75,9 @@ pub fn write_interval<W: Write>(
 ) -> Result<(), Error> {
     for &kind in kinds {
         let h = &hists.ops[kind as usize];
-        for (measure, hist) in [
-            (Measure::Latency, &h.latency),
-            (Measure::Service, &h.service),
-        ] {
+        for measure in Measure::ALL {
             let tag = tag_of(kind, measure);
-            log.write_histogram(hist, offset, length, Tag::new(&tag))
+            log.write_histogram(h.get(measure), offset, length, Tag::new(&tag))
                 .map_err(|e| Error::Output(format!("interval log: {e}")))?;
         }
     }
@@ -154,7 +146,7 @@ mod tests {
     #[test]
     fn tags_round_trip() {
         for kind in OpKind::ALL {
-            for m in [Measure::Latency, Measure::Service] {
+            for m in Measure::ALL {
                 let t = tag_of(kind, m);
                 assert!(Tag::new(&t).is_some());
                 assert_eq!(parse_tag(&t), Some((kind, m)));
@@ -203,7 +195,8 @@ mod tests {
         assert!(text.contains("#[StartTime: 1700000000.000"), "{text}");
         assert!(text.contains("\nTag=get,0.000,1.000,0.300,"), "{text}");
         let intervals = read(&buf).unwrap();
-        assert_eq!(intervals.len(), 8);
+        // Two intervals x two kinds x four measures.
+        assert_eq!(intervals.len(), 16);
         let get: Vec<&Interval> = intervals
             .iter()
             .filter(|i| i.tag.as_deref() == Some("get"))

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::OpKind;
-use crate::hlog::{self, Measure};
+use crate::hlog;
 use crate::output::{summary_with_files, write_outputs};
 use crate::record::{Counters, Histograms};
 use crate::summary::{Measured, Summary};
@@ -48,11 +48,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Summary, Error> {
             first = first.min(i.start_unix);
             last = last.max(i.start_unix + i.length);
             let h = &mut hists.ops[kind as usize];
-            let target = match measure {
-                Measure::Latency => &mut h.latency,
-                Measure::Service => &mut h.service,
-            };
-            target.add(&i.histogram).map_err(|e| {
+            h.get_mut(measure).add(&i.histogram).map_err(|e| {
                 Error::Input(format!(
                     "{}: histogram outside 1 us .. 60 s: {e:?}",
                     input.display()
@@ -79,7 +75,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<Summary, Error> {
         // what the histograms themselves say.
         counters = Counters::default();
         for k in OpKind::ALL {
-            let n = hists.ops[k as usize].latency.len();
+            let n = hists.ops[k as usize].answered.len();
             counters.ops[k as usize].completed = n;
         }
         failures.clear();

@@ -1,5 +1,5 @@
 //! Writing an output directory: `summary.json` and one `.hgrm` per operation
-//! kind and measure (the `.hlog` is written as the run goes, by `run`).
+//! kind and measure (`record::Measure`) (the `.hlog` is written as the run goes, by `run`).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::OpKind;
 use crate::hgrm::{write_percentile_distribution, HGRM_SCALE};
-use crate::record::Histograms;
+use crate::record::{Histograms, Measure};
 use crate::summary::Summary;
 use crate::Error;
 
@@ -15,8 +15,9 @@ use crate::Error;
 pub fn summary_with_files<'a>(s: &'a mut Summary, kinds: &[OpKind], hlog: bool) -> &'a Summary {
     s.files.clear();
     for k in kinds {
-        s.files.push(format!("{}.hgrm", k.name()));
-        s.files.push(format!("{}-service.hgrm", k.name()));
+        for m in Measure::ALL {
+            s.files.push(hgrm_name(*k, m));
+        }
     }
     if hlog {
         s.files.push("latency.hlog".into());
@@ -33,13 +34,13 @@ pub fn write_outputs(
 ) -> Result<(), Error> {
     for &k in kinds {
         let h = &hists.ops[k as usize];
-        for (name, hist) in [
-            (format!("{}.hgrm", k.name()), &h.latency),
-            (format!("{}-service.hgrm", k.name()), &h.service),
-        ] {
-            let p = dir.join(name);
+        for m in Measure::ALL {
+            let p = dir.join(hgrm_name(k, m));
             let mut f = BufWriter::new(File::create(&p).map_err(|e| io_err(&p, e))?);
-            write_percentile_distribution(hist, HGRM_SCALE, &mut f)
+            // The distribution of every request says where its censored
+            // samples make the percentiles lower bounds.
+            let censored = (m == Measure::Latency).then_some(&h.censored);
+            write_percentile_distribution(h.get(m), censored, HGRM_SCALE, &mut f)
                 .and_then(|()| f.flush())
                 .map_err(|e| io_err(&p, e))?;
         }
@@ -49,6 +50,11 @@ pub fn write_outputs(
         .map_err(|e| Error::Output(format!("summary.json: {e}")))?;
     text.push('\n');
     fs::write(&p, text).map_err(|e| io_err(&p, e))
+}
+
+/// `get.hgrm`, `get-answered.hgrm`, `get-service.hgrm`, `get-censored.hgrm`.
+pub fn hgrm_name(kind: OpKind, m: Measure) -> String {
+    format!("{}{}.hgrm", kind.name(), m.suffix())
 }
 
 fn io_err(p: &Path, source: std::io::Error) -> Error {

@@ -1,5 +1,6 @@
-//! What a client thread records: one pair of HdrHistograms per operation kind
-//! (corrected latency and service time) and plain counters.
+//! What a client thread records: HdrHistograms per operation kind (corrected
+//! latency of every request, of the answered ones, service time, and the
+//! censored samples) and plain counters.
 //!
 //! # Histogram bounds
 //!
@@ -15,6 +16,20 @@
 //! measured from when the request was handed to the socket. In the closed loop
 //! the two coincide; in the open loop their difference is the queueing that a
 //! stalled server imposed on requests which were due but could not be sent.
+//!
+//! # Every request counts
+//!
+//! The headline latency (`latency`) covers every request that was meant to
+//! be sent in the measured window, not only the answered ones: leaving out
+//! the requests a server never answers is coordinated omission at the level
+//! of connections, the error the open loop corrects at the level of
+//! requests. An answered request (a value, a miss or an error reply) is
+//! recorded at its latency. One that got no reply is a *censored* sample:
+//! recorded at how long it had waited when it was given up (its timeout
+//! fired, its connection was lost, or the run ended), since its true latency
+//! is at least that. Censored samples also go into `censored`, so that a
+//! percentile can tell whether it is exact or only a lower bound (see
+//! `summary::Stats`). `answered` keeps the answered-only distribution.
 
 use std::time::Duration;
 
@@ -44,13 +59,19 @@ pub fn micros_ceil(d: Duration) -> u64 {
     u64::try_from(nanos.div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
-/// Corrected latency and service time of one operation kind.
+/// The histograms of one operation kind.
 #[derive(Debug, Clone)]
 pub struct OpHistograms {
-    /// From the intended send time.
+    /// Every measured request, from the intended send time: answered ones at
+    /// their latency, unanswered ones (censored) at how long they waited.
     pub latency: Histogram<u64>,
-    /// From the actual send time.
+    /// Requests answered with the expected kind of reply, from the intended
+    /// send time.
+    pub answered: Histogram<u64>,
+    /// Answered requests, from the actual send time.
     pub service: Histogram<u64>,
+    /// The censored samples of `latency` alone.
+    pub censored: Histogram<u64>,
 }
 
 impl OpHistograms {
@@ -58,7 +79,64 @@ impl OpHistograms {
     pub fn new() -> OpHistograms {
         OpHistograms {
             latency: new_histogram(),
+            answered: new_histogram(),
             service: new_histogram(),
+            censored: new_histogram(),
+        }
+    }
+
+    /// The histogram of `m`.
+    pub fn get(&self, m: Measure) -> &Histogram<u64> {
+        match m {
+            Measure::Latency => &self.latency,
+            Measure::Answered => &self.answered,
+            Measure::Service => &self.service,
+            Measure::Censored => &self.censored,
+        }
+    }
+
+    /// The histogram of `m`, to record into.
+    pub fn get_mut(&mut self, m: Measure) -> &mut Histogram<u64> {
+        match m {
+            Measure::Latency => &mut self.latency,
+            Measure::Answered => &mut self.answered,
+            Measure::Service => &mut self.service,
+            Measure::Censored => &mut self.censored,
+        }
+    }
+}
+
+/// Which histogram of an operation: the names of the `.hgrm` files and of
+/// the interval log's tags follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Every request, corrected latency (censored samples included).
+    Latency,
+    /// Answered requests only, corrected latency.
+    Answered,
+    /// Answered requests, service time (from the actual send time).
+    Service,
+    /// The censored samples alone.
+    Censored,
+}
+
+impl Measure {
+    /// Every measure, in file and log order.
+    pub const ALL: [Measure; 4] = [
+        Measure::Latency,
+        Measure::Answered,
+        Measure::Service,
+        Measure::Censored,
+    ];
+
+    /// The suffix after the operation's name: `get`, `get-answered`,
+    /// `get-service`, `get-censored`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Measure::Latency => "",
+            Measure::Answered => "-answered",
+            Measure::Service => "-service",
+            Measure::Censored => "-censored",
         }
     }
 }
@@ -81,24 +159,47 @@ impl Histograms {
     #[inline]
     pub fn record(&mut self, kind: OpKind, latency: Duration, service: Duration) {
         let h = &mut self.ops[kind as usize];
-        h.latency.saturating_record(micros_ceil(latency));
+        let us = micros_ceil(latency);
+        h.latency.saturating_record(us);
+        h.answered.saturating_record(us);
         h.service.saturating_record(micros_ceil(service));
+    }
+
+    /// Records a request answered with an error reply: it was answered, so
+    /// its latency is exact, but it is not a completed request.
+    #[inline]
+    pub fn record_error(&mut self, kind: OpKind, latency: Duration) {
+        self.ops[kind as usize]
+            .latency
+            .saturating_record(micros_ceil(latency));
+    }
+
+    /// Records a request that never got a reply and was given up after
+    /// `waited` (from its intended send time): a censored sample.
+    #[inline]
+    pub fn record_censored(&mut self, kind: OpKind, waited: Duration) {
+        let h = &mut self.ops[kind as usize];
+        let us = micros_ceil(waited);
+        h.latency.saturating_record(us);
+        h.censored.saturating_record(us);
     }
 
     /// Adds another set (exact: histograms with equal bounds add bucket by bucket).
     pub fn add(&mut self, other: &Histograms) {
         for (a, b) in self.ops.iter_mut().zip(other.ops.iter()) {
-            // Same bounds on both sides, so addition cannot fail.
-            let _ = a.latency.add(&b.latency);
-            let _ = a.service.add(&b.service);
+            for m in Measure::ALL {
+                // Same bounds on both sides, so addition cannot fail.
+                let _ = a.get_mut(m).add(b.get(m));
+            }
         }
     }
 
     /// Empties every histogram, keeping its allocation.
     pub fn reset(&mut self) {
         for h in &mut self.ops {
-            h.latency.reset();
-            h.service.reset();
+            for m in Measure::ALL {
+                h.get_mut(m).reset();
+            }
         }
     }
 
@@ -121,6 +222,11 @@ pub struct OpCounters {
     pub timeouts: u64,
     /// Requests lost when their connection closed, or still in flight at the end.
     pub unfinished: u64,
+    /// Measured requests answered after the measured window closed, while
+    /// the run waited for the replies still in flight: in `completed` and
+    /// the histograms, not in the throughput.
+    #[serde(default)]
+    pub drained: u64,
     /// Requests of any phase (warm-up or measured) still without a reply when
     /// the run ended. The measured ones are also in `unfinished`; this one
     /// also shows what the warm-up sent and never got an answer to.
@@ -144,6 +250,7 @@ impl OpCounters {
         self.errors += o.errors;
         self.timeouts += o.timeouts;
         self.unfinished += o.unfinished;
+        self.drained += o.drained;
         self.unanswered_at_end += o.unanswered_at_end;
         self.warmup_lost += o.warmup_lost;
         self.hits += o.hits;

@@ -187,9 +187,19 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     let mut pending: BTreeMap<i64, Pending> = BTreeMap::new();
     let mut done = 0usize;
     let mut failed_thread: Option<String> = None;
-    let mut finish = |index: i64, p: Pending, log: &mut hlog::LogWriter<'_, '_>| {
+    // A request still waiting when the window opened counts as measured
+    // when it settles, and one that settles right at the boundary can land
+    // in a thread's last warm-up interval: carry such samples into the
+    // first measured interval, so that the log and the totals hold them.
+    let mut carried = Histograms::default();
+    let mut finish = |index: i64, mut p: Pending, log: &mut hlog::LogWriter<'_, '_>| {
         let mut length = Duration::from_secs(1);
-        if index >= 0 {
+        if index < 0 {
+            carried.add(&p.hists);
+        } else {
+            if index == 0 {
+                p.hists.add(&carried);
+            }
             totals.add(&p.hists);
             let offset = Duration::from_secs(index as u64);
             length = cfg.duration.0.saturating_sub(offset).min(length);

@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OpKind;
 use crate::record::{
-    new_histogram, Counters, ErrorCounts, Histograms, OpCounters, VerifyFailure, HIGHEST_US,
-    LOWEST_US, SIGFIG,
+    Counters, ErrorCounts, Histograms, Measure, OpCounters, OpHistograms, VerifyFailure,
+    HIGHEST_US, LOWEST_US, SIGFIG,
 };
 
 /// Identifies the schema; bumped only when a field changes meaning or goes away.
-pub const SCHEMA: &str = "loadgen-summary/1";
+pub const SCHEMA: &str = "loadgen-summary/2";
 
 /// Latency statistics of one histogram, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Samples.
     pub count: u64,
@@ -39,9 +39,83 @@ pub struct Stats {
     pub p99_99: u64,
     /// Largest value.
     pub max: u64,
+    /// Censored samples among `count`: requests that got no reply, counted
+    /// at how long they had waited (their true latency is at least that).
+    #[serde(default)]
+    pub censored: u64,
+    /// The figures of this object that are only lower bounds because
+    /// censored samples reach them (`"p99"`, `"p99_9"`, ..., `"max"`,
+    /// `"mean"`), in that order; empty when every figure is exact.
+    #[serde(default)]
+    pub lower_bounds: Vec<String>,
+}
+
+/// The quantiles `Stats` reports, with their field names.
+const QUANTILES: [(&str, f64); 6] = [
+    ("p50", 0.50),
+    ("p90", 0.90),
+    ("p99", 0.99),
+    ("p99_9", 0.999),
+    ("p99_99", 0.9999),
+    ("max", 1.0),
+];
+
+/// Whether the value of `all` at quantile `q` is only a lower bound because
+/// of the censored samples in it (`censored` holds them alone): the value is
+/// exact when the exact samples at or below it already reach its rank, since
+/// a censored sample's true value can only be higher than recorded.
+pub fn is_lower_bound(all: &Histogram<u64>, censored: &Histogram<u64>, q: f64) -> bool {
+    if censored.is_empty() || all.is_empty() {
+        return false;
+    }
+    let v = all.value_at_quantile(q);
+    let rank = ((q.min(1.0) * all.len() as f64).ceil() as u64).max(1);
+    let exact = all
+        .count_between(0, v)
+        .saturating_sub(censored.count_between(0, v));
+    exact < rank
+}
+
+/// The smallest quantile among `qs` (ascending) whose value is a lower
+/// bound; every later one is reported as a lower bound too (a claim of ">="
+/// is true of an exact value as well), so a reader sees one cut-off.
+pub fn lower_bound_from(
+    all: &Histogram<u64>,
+    censored: &Histogram<u64>,
+    qs: &[f64],
+) -> Option<f64> {
+    qs.iter()
+        .copied()
+        .find(|&q| is_lower_bound(all, censored, q))
 }
 
 impl Stats {
+    /// Statistics of `all`, a histogram whose censored samples are those of
+    /// `censored`: percentiles that censored samples reach are marked as
+    /// lower bounds.
+    pub fn of_censored(all: &Histogram<u64>, censored: &Histogram<u64>) -> Stats {
+        let mut s = Stats::of(all);
+        if all.is_empty() || censored.is_empty() {
+            return s;
+        }
+        s.censored = censored.len();
+        let qs: Vec<f64> = QUANTILES.iter().map(|(_, q)| *q).collect();
+        if let Some(from) = lower_bound_from(all, censored, &qs) {
+            s.lower_bounds = QUANTILES
+                .iter()
+                .filter(|(_, q)| *q >= from)
+                .map(|(n, _)| n.to_string())
+                .collect();
+        }
+        s.lower_bounds.push("mean".into());
+        s
+    }
+
+    /// Whether the figure named `field` (`"p99"`, `"max"`, ...) is a lower bound.
+    pub fn is_lower_bound(&self, field: &str) -> bool {
+        self.lower_bounds.iter().any(|f| f == field)
+    }
+
     /// Statistics of `h` (all zero when empty). Percentiles are HdrHistogram's
     /// `value_at_quantile`: the highest value equivalent to the sample at that rank.
     pub fn of(h: &Histogram<u64>) -> Stats {
@@ -59,6 +133,8 @@ impl Stats {
             p99_9: h.value_at_quantile(0.999),
             p99_99: h.value_at_quantile(0.9999),
             max: h.max(),
+            censored: 0,
+            lower_bounds: Vec::new(),
         }
     }
 }
@@ -75,8 +151,12 @@ pub struct OpSummary {
     pub counters: OpCounters,
     /// Completed requests per second of measured time.
     pub throughput_ops_per_s: f64,
-    /// Corrected latency (from the intended send time), microseconds.
+    /// Corrected latency (from the intended send time) of every measured
+    /// request, censored samples included, microseconds.
     pub latency_us: Stats,
+    /// Corrected latency of the answered requests only, microseconds.
+    #[serde(default)]
+    pub latency_answered_us: Stats,
     /// Service time (from the actual send time), microseconds.
     pub service_time_us: Stats,
 }
@@ -270,34 +350,30 @@ pub fn operations(
             0.0
         }
     };
-    let mut all_lat = new_histogram();
-    let mut all_svc = new_histogram();
+    // Replies that arrived after the window closed are measured requests
+    // (their latency counts) but not throughput within the window.
+    let in_window = |h: &OpHistograms, c: &OpCounters| h.answered.len().saturating_sub(c.drained);
+    let op_summary = |h: &OpHistograms, c: OpCounters| OpSummary {
+        counters: c,
+        throughput_ops_per_s: rate(in_window(h, &c)),
+        latency_us: Stats::of_censored(&h.latency, &h.censored),
+        latency_answered_us: Stats::of(&h.answered),
+        service_time_us: Stats::of(&h.service),
+    };
+    let mut all = OpHistograms::new();
     let mut total_counters = OpCounters::default();
     let mut ops = BTreeMap::new();
     for kind in OpKind::ALL {
         let h = &hists.ops[kind as usize];
         let c = counters[kind as usize];
-        // Equal bounds: addition cannot fail.
-        let _ = all_lat.add(&h.latency);
-        let _ = all_svc.add(&h.service);
+        for m in Measure::ALL {
+            // Equal bounds: addition cannot fail.
+            let _ = all.get_mut(m).add(h.get(m));
+        }
         total_counters.add(&c);
-        ops.insert(
-            kind.name().to_string(),
-            OpSummary {
-                counters: c,
-                throughput_ops_per_s: rate(h.latency.len()),
-                latency_us: Stats::of(&h.latency),
-                service_time_us: Stats::of(&h.service),
-            },
-        );
+        ops.insert(kind.name().to_string(), op_summary(h, c));
     }
-    let total = OpSummary {
-        counters: total_counters,
-        throughput_ops_per_s: rate(all_lat.len()),
-        latency_us: Stats::of(&all_lat),
-        service_time_us: Stats::of(&all_svc),
-    };
-    (total, ops)
+    (op_summary(&all, total_counters), ops)
 }
 
 /// A table for people: one row per operation with traffic, plus the total.
@@ -316,18 +392,33 @@ pub fn table(s: &Summary) -> String {
         .chain(std::iter::once(("total", &s.total)));
     for (name, o) in rows {
         let l = &o.latency_us;
+        // ">=": a lower bound, reached by requests that got no reply.
+        let v = |field: &str, x: u64| {
+            if l.is_lower_bound(field) {
+                format!(">={x}")
+            } else {
+                x.to_string()
+            }
+        };
         let _ = writeln!(
             t,
             "{:<8} {:>12} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             name,
             l.count,
             o.throughput_ops_per_s,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p99_9,
-            l.max,
+            v("p50", l.p50),
+            v("p90", l.p90),
+            v("p99", l.p99),
+            v("p99_9", l.p99_9),
+            v("max", l.max),
             o.service_time_us.p99
+        );
+    }
+    if s.total.latency_us.censored > 0 {
+        let _ = writeln!(
+            t,
+            "censored: {} of {} measured requests got no reply (timed out, lost with their connection, or unanswered at the end); they count at how long they waited, so figures marked >= are lower bounds",
+            s.total.latency_us.censored, s.total.latency_us.count
         );
     }
     let e = &s.errors;
@@ -364,6 +455,7 @@ pub fn table(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::new_histogram;
     use std::time::Duration;
 
     #[test]

@@ -12,6 +12,20 @@ use loadgen::record::{Histograms, HIGHEST_US};
 use loadgen::rng::Rng;
 use loadgen::summary::Stats;
 
+/// Records one sample: answered (latency, service), or censored when the
+/// service time is 0 (a request that got no reply, given up after `latency`).
+fn record(h: &mut Histograms, (l, s): (u64, u64)) {
+    if s == 0 {
+        h.record_censored(OpKind::Get, Duration::from_micros(l));
+    } else {
+        h.record(
+            OpKind::Get,
+            Duration::from_micros(l),
+            Duration::from_micros(s),
+        );
+    }
+}
+
 /// Writes `samples` (latency, service) as an interval log, one interval per
 /// `per_interval` samples, starting at `start`.
 fn write_log(path: &PathBuf, start: SystemTime, samples: &[(u64, u64)], per_interval: usize) {
@@ -20,12 +34,8 @@ fn write_log(path: &PathBuf, start: SystemTime, samples: &[(u64, u64)], per_inte
     let mut log = loadgen::hlog::begin(&mut file, &mut ser, start).unwrap();
     for (i, chunk) in samples.chunks(per_interval).enumerate() {
         let mut h = Histograms::default();
-        for &(l, s) in chunk {
-            h.record(
-                OpKind::Get,
-                Duration::from_micros(l),
-                Duration::from_micros(s),
-            );
+        for &sample in chunk {
+            record(&mut h, sample);
         }
         loadgen::hlog::write_interval(
             &mut log,
@@ -53,7 +63,12 @@ fn merge_of_two_logs_equals_the_combined_histogram() {
                     0
                 };
                 let l = (base + tail).min(HIGHEST_US);
-                (l, base)
+                // One in 400 got no reply and was given up after 1 s.
+                if rng.below(400) == 0 {
+                    (1_000_000, 0)
+                } else {
+                    (l, base)
+                }
             })
             .collect()
     };
@@ -70,28 +85,41 @@ fn merge_of_two_logs_equals_the_combined_histogram() {
     let s = loadgen::merge::merge(&out, &[pa, pb]).unwrap();
 
     let mut combined = Histograms::default();
-    for &(l, sv) in a.iter().chain(b.iter()) {
-        combined.record(
-            OpKind::Get,
-            Duration::from_micros(l),
-            Duration::from_micros(sv),
-        );
+    for &sample in a.iter().chain(b.iter()) {
+        record(&mut combined, sample);
     }
     let want = &combined.ops[OpKind::Get as usize];
     let get = &s.operations["get"];
-    assert_eq!(get.latency_us, Stats::of(&want.latency));
+    assert_eq!(
+        get.latency_us,
+        Stats::of_censored(&want.latency, &want.censored)
+    );
+    assert_eq!(get.latency_answered_us, Stats::of(&want.answered));
     assert_eq!(get.service_time_us, Stats::of(&want.service));
     assert_eq!(get.latency_us.count, 50_000);
+    // The censored samples add up exactly, and their marks survive.
+    let censored = a.iter().chain(b.iter()).filter(|x| x.1 == 0).count() as u64;
+    assert!(censored > 50, "{censored}");
+    assert_eq!(get.latency_us.censored, censored);
+    assert!(get.latency_us.is_lower_bound("max"));
+    assert_eq!(get.latency_answered_us.count, 50_000 - censored);
     assert_eq!(s.kind, "merge");
     // Window: a spans 5 intervals from t0, b spans 4 from t0 + 0.5 s.
     assert!((s.duration_s - 5.0).abs() < 1e-6, "{}", s.duration_s);
 
     let mut expected = Vec::new();
-    write_percentile_distribution(&want.latency, HGRM_SCALE, &mut expected).unwrap();
-    let written = std::fs::read(out.join("get.hgrm")).unwrap();
-    assert_eq!(
-        String::from_utf8(written).unwrap(),
-        String::from_utf8(expected).unwrap()
+    write_percentile_distribution(
+        &want.latency,
+        Some(&want.censored),
+        HGRM_SCALE,
+        &mut expected,
+    )
+    .unwrap();
+    let written = String::from_utf8(std::fs::read(out.join("get.hgrm")).unwrap()).unwrap();
+    assert_eq!(written, String::from_utf8(expected).unwrap());
+    assert!(
+        written.contains(&format!("#[Censored = {censored:>12}, LowerBoundFrom = ")),
+        "{written}"
     );
 }
 
@@ -137,7 +165,7 @@ fn merge_of_two_concurrent_runs_adds_their_counts() {
             .iter()
             .map(|s| s.operations[name].counters.completed)
             .sum();
-        assert_eq!(m.operations[name].latency_us.count, sum, "{name}");
+        assert_eq!(m.operations[name].latency_answered_us.count, sum, "{name}");
         let req: u64 = summaries
             .iter()
             .map(|s| s.operations[name].counters.requests)

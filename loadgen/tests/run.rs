@@ -77,7 +77,13 @@ fn counts_every_request_exactly_in(protocol: &str) {
             o.counters.requests,
             "{protocol} {name}: every request accounted for"
         );
+        // A healthy run: every request answered, no censored sample, and
+        // the all-requests latency is the answered one.
         assert_eq!(o.latency_us.count, o.counters.completed);
+        assert_eq!(o.latency_us.censored, 0, "{protocol} {name}");
+        assert!(o.latency_us.lower_bounds.is_empty(), "{protocol} {name}");
+        assert_eq!(o.latency_us, o.latency_answered_us, "{protocol} {name}");
+        assert_eq!(o.counters.unfinished, 0, "{protocol} {name}: drained");
         assert_eq!(o.service_time_us.count, o.counters.completed);
     }
     assert_eq!(s.errors_total, 0);
@@ -99,7 +105,7 @@ fn counts_every_request_exactly_in(protocol: &str) {
     let text = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
     let back: Summary = serde_json::from_str(&text).unwrap();
     assert_eq!(&back, s);
-    assert_eq!(back.schema, "loadgen-summary/1");
+    assert_eq!(back.schema, "loadgen-summary/2");
     for f in &s.files {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
@@ -108,6 +114,7 @@ fn counts_every_request_exactly_in(protocol: &str) {
         "Total count    = {:>12}]",
         op(s, "get").counters.completed
     )));
+    assert!(!hgrm.contains("Censored"), "{hgrm}");
 }
 
 #[test]
@@ -444,14 +451,16 @@ fn requests_a_server_never_answers_are_counted_whatever_phase_sent_them() {
     assert!(get.counters.completed > 0, "two connections are served");
     assert_eq!(s.errors.timeouts, 0);
     assert_eq!(s.connections_never_answered, 4, "{s:?}");
-    // Four connections x two in flight, all sent in the warm-up; at most two
-    // more in flight on each served connection when the run ended.
+    // Four connections x two in flight, all sent in the warm-up and never
+    // answered; the served connections' last requests were answered in the
+    // drain after the window.
     let never = get.counters.unanswered_at_end;
-    assert!((8..=12).contains(&never), "unanswered at end {never}");
-    assert!(
-        never - get.counters.unfinished >= 8,
-        "the warm-up's unanswered requests: {:?}",
-        get.counters
+    assert_eq!(never, 8, "unanswered at end: {:?}", get.counters);
+    // They waited through the window: measured, as unfinished requests.
+    assert_eq!(get.counters.unfinished, 8, "{:?}", get.counters);
+    assert_eq!(
+        get.counters.completed + get.counters.unfinished,
+        get.counters.requests
     );
     assert_eq!(s.total.counters.unanswered_at_end, never);
     // And summary.json carries the fields.
@@ -459,4 +468,109 @@ fn requests_a_server_never_answers_are_counted_whatever_phase_sent_them() {
     assert_eq!(json["connections_never_answered"], 4);
     assert_eq!(json["operations"]["get"]["unanswered_at_end"], never);
     assert!(json["total"].get("warmup_lost").is_some());
+}
+
+#[test]
+fn latency_counts_the_requests_a_server_never_answers_as_lower_bounds() {
+    // As above: 2 of 6 connections served, 4 left waiting from the warm-up on.
+    let server = TestServer::start();
+    server.serve_at_most(2);
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "6",
+            "--warmup",
+            "300ms",
+            "--duration",
+            "700ms",
+            "--timeout",
+            "10s",
+            "--mix",
+            "get=1",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let outcome = run(c).unwrap();
+    let s = &outcome.summary;
+    let get = op(s, "get");
+    let l = &get.latency_us;
+    // The unserved connections' four requests waited at least the whole
+    // window (0.7 s, most of the warm-up too) and count as censored samples.
+    assert_eq!(l.censored, 4, "{l:?}");
+    assert_eq!(l.count, get.counters.completed + 4);
+    // The censored samples are the four largest (every answer came far
+    // sooner): a percentile whose rank falls among them is at least the wait
+    // and marked as a lower bound; one below them is exact.
+    let waited = 700_000;
+    let n = l.count;
+    for (name, q, v) in [
+        ("p50", 0.5, l.p50),
+        ("p90", 0.9, l.p90),
+        ("p99", 0.99, l.p99),
+        ("p99_9", 0.999, l.p99_9),
+        ("p99_99", 0.9999, l.p99_99),
+        ("max", 1.0, l.max),
+    ] {
+        let rank = ((q * n as f64).ceil() as u64).max(1);
+        if rank > n - 4 {
+            assert!(v >= waited && l.is_lower_bound(name), "{name}: {l:?}");
+        } else {
+            assert!(v < waited && !l.is_lower_bound(name), "{name}: {l:?}");
+        }
+    }
+    assert!(l.is_lower_bound("mean"));
+    // The answered-only figures stay under their own name, without them.
+    let a = &get.latency_answered_us;
+    assert_eq!(a.count, get.counters.completed);
+    assert!(a.max < waited, "{a:?}");
+    assert!(a.lower_bounds.is_empty());
+    // The .hgrm of every request says so too; the answered one does not.
+    let hgrm = std::fs::read_to_string(dir.path().join("get.hgrm")).unwrap();
+    assert!(
+        hgrm.contains(&format!("#[Censored = {:>12}, LowerBoundFrom = ", 4)),
+        "{hgrm}"
+    );
+    let answered = std::fs::read_to_string(dir.path().join("get-answered.hgrm")).unwrap();
+    assert!(!answered.contains("Censored"));
+    // The table on stdout marks the lower bounds.
+    let table = loadgen::summary::table(s);
+    assert!(table.contains(">="), "{table}");
+    assert!(table.contains("censored: 4 of"), "{table}");
+}
+
+#[test]
+fn a_timed_out_request_counts_at_its_timeout() {
+    let server = TestServer::start();
+    server.go_silent();
+    let c = cfg(
+        &server,
+        &[
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--timeout",
+            "300ms",
+            "--mix",
+            "get=1",
+        ],
+    );
+    let outcome = run(c).unwrap();
+    let get = op(&outcome.summary, "get");
+    assert!(get.counters.timeouts >= 2, "{:?}", get.counters);
+    assert_eq!(get.counters.completed, 0);
+    let l = &get.latency_us;
+    assert_eq!(
+        l.censored,
+        get.counters.timeouts + get.counters.unfinished,
+        "{l:?}"
+    );
+    assert!(
+        l.p50 >= 300_000,
+        "a timed-out request waited its timeout: {l:?}"
+    );
+    assert!(l.is_lower_bound("p50"), "{l:?}");
 }
