@@ -23,7 +23,7 @@ use crate::driver::{run_thread, IntervalReport, Report, Schedule, Shared};
 use crate::hlog;
 use crate::output::{summary_with_files, write_outputs};
 use crate::record::{new_histogram, Counters, Histograms, VerifyFailure};
-use crate::summary::{Measured, PreloadSummary, Summary};
+use crate::summary::{ClientCpu, Measured, PreloadSummary, Summary};
 use crate::workload::{KeySpace, Values};
 use crate::Error;
 
@@ -154,6 +154,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
         }
     }
 
+    let cpu_before = ClientCpu::now();
     let run_start = Instant::now() + Duration::from_millis(10);
     let measure_start = run_start + cfg.warmup.0;
     let end = measure_start + cfg.duration.0;
@@ -268,6 +269,19 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     for h in handles {
         let _ = h.join();
     }
+    let client_cpu = ClientCpu {
+        // The cores its threads could run on: the pinned ones, or as many as
+        // it has threads.
+        cores: if cfg.pin.is_empty() {
+            threads.min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        } else {
+            let mut pins = cfg.pin.clone();
+            pins.sort_unstable();
+            pins.dedup();
+            pins.len().min(threads)
+        },
+        ..ClientCpu::now().since(&cpu_before, run_start.elapsed())
+    };
     if let Some(e) = failed_thread {
         return Err(Error::Thread(e));
     }
@@ -284,6 +298,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
         warmup_completed,
     });
     summary.config = serde_json::to_value(&cfg).ok();
+    summary.client_cpu = Some(client_cpu);
     summary.preload = cfg.preload.then_some(preload);
     if let Some(dir) = &out_dir {
         write_outputs(

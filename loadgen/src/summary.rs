@@ -231,6 +231,58 @@ impl Machine {
     }
 }
 
+/// The CPU time loadgen itself used over the load phase (warm-up, window
+/// and drain), all threads: whether the load generator, rather than the
+/// server, was the limit of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientCpu {
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub system_s: f64,
+    /// Wall seconds of the span.
+    pub wall_s: f64,
+    /// Cores the client threads were pinned to (0: not pinned, any core).
+    pub cores: usize,
+}
+
+impl ClientCpu {
+    /// This process's CPU time so far (`getrusage(RUSAGE_SELF)`); zeros
+    /// where it cannot be read.
+    pub fn now() -> ClientCpu {
+        // SAFETY: an all-zero rusage is a valid value of the plain C struct,
+        // and getrusage only writes into the struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable rusage.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return ClientCpu::default();
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        ClientCpu {
+            user_s: secs(ru.ru_utime),
+            system_s: secs(ru.ru_stime),
+            wall_s: 0.0,
+            cores: 0,
+        }
+    }
+
+    /// The CPU time used since `before`, over `wall` seconds.
+    pub fn since(&self, before: &ClientCpu, wall: std::time::Duration) -> ClientCpu {
+        ClientCpu {
+            user_s: round3((self.user_s - before.user_s).max(0.0)),
+            system_s: round3((self.system_s - before.system_s).max(0.0)),
+            wall_s: round3(wall.as_secs_f64()),
+            cores: 0,
+        }
+    }
+
+    /// CPU seconds per wall second per core: 1.0 is every core it may use busy.
+    pub fn utilisation(&self) -> Option<f64> {
+        let cores = self.cores.max(1) as f64;
+        (self.wall_s > 0.0).then(|| (self.user_s + self.system_s) / self.wall_s / cores)
+    }
+}
+
 /// The preload phase, when `--preload` was given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PreloadSummary {
@@ -285,6 +337,9 @@ pub struct Summary {
     pub warmup_completed: u64,
     /// The preload phase, if any.
     pub preload: Option<PreloadSummary>,
+    /// loadgen's own CPU time over the load phase (a run; null for a merge).
+    #[serde(default)]
+    pub client_cpu: Option<ClientCpu>,
     /// For a merge: the input logs.
     pub inputs: Vec<String>,
     /// Files written next to this one: `.hgrm` per operation and measure, and the `.hlog`.
@@ -331,6 +386,7 @@ impl Summary {
             verify_failures: m.verify_failures,
             warmup_completed: m.warmup_completed,
             preload: None,
+            client_cpu: None,
             inputs: Vec::new(),
             files: Vec::new(),
         }

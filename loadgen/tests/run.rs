@@ -115,6 +115,12 @@ fn counts_every_request_exactly_in(protocol: &str) {
         op(s, "get").counters.completed
     )));
     assert!(!hgrm.contains("Censored"), "{hgrm}");
+    // loadgen's own CPU time over the load phase: two threads busy for 1 s.
+    let cpu = s.client_cpu.expect("a run records its CPU time");
+    assert!(cpu.user_s + cpu.system_s > 0.0, "{cpu:?}");
+    assert!(cpu.wall_s >= 1.0 && cpu.wall_s < 5.0, "{cpu:?}");
+    assert_eq!(cpu.cores.max(1), cpu.cores, "{cpu:?}");
+    assert!(cpu.utilisation().unwrap() <= 1.05, "{cpu:?}");
 }
 
 #[test]
