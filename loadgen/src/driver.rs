@@ -543,22 +543,28 @@ impl Driver {
         Ok(())
     }
 
-    /// After the measured window: no new request is sent, but replies to the
-    /// measured requests still in flight are waited for (and recorded) for up
-    /// to [`DRAIN_LIMIT`] or the timeout, whichever is shorter, so that a
-    /// healthy run ends with every request answered and only a server that
-    /// leaves requests unanswered leaves censored samples.
+    /// After the measured window: no request intended after it is sent, but
+    /// replies to the measured requests still in flight are waited for (and
+    /// recorded), and in the open loop requests that fell due in the window
+    /// without a free slot are still sent as slots free up (their latency
+    /// counts from their intended time), for up to [`DRAIN_LIMIT`] or the
+    /// timeout, whichever is shorter. So a healthy run ends with every
+    /// request answered, and only a server that leaves requests unanswered
+    /// leaves censored samples.
     fn drain(&mut self, events: &mut Events) -> io::Result<()> {
-        let limit = self.sched.end + DRAIN_LIMIT.min(self.shared.cfg.timeout.0);
+        let end = self.sched.end;
+        let limit = end + DRAIN_LIMIT.min(self.shared.cfg.timeout.0);
         let scan = self.timeout_scan_period();
         let mut next_scan = Instant::now() + scan;
+        let open = self.period.is_some();
         loop {
             let now = Instant::now();
-            let waiting = self
-                .clients
-                .iter()
-                .flat_map(|c| &c.socks)
-                .any(|s| s.pending.iter().any(|p| p.measured && !p.preload));
+            let waiting = self.clients.iter().any(|c| {
+                (open && c.next_intended < end)
+                    || c.socks
+                        .iter()
+                        .any(|s| s.pending.iter().any(|p| p.measured && !p.preload))
+            });
             if !waiting || now >= limit {
                 return Ok(());
             }
@@ -566,6 +572,7 @@ impl Driver {
                 self.scan(now);
                 next_scan = now + scan;
             }
+            self.run_schedule(now);
             self.flush_dirty(now);
             let wait = next_scan.min(limit).saturating_duration_since(now);
             self.poll.poll(events, Some(wait))?;
@@ -590,10 +597,6 @@ impl Driver {
     /// Open loop: sends client `c`'s overdue requests while it has free slots,
     /// then puts it back on the heap if it can take its next one.
     fn send_due(&mut self, c: usize, now: Instant, period: Duration, cap: usize) {
-        if now >= self.sched.end {
-            // The window is closed: what was due and not sent stays unsent.
-            return;
-        }
         while self.clients[c].in_flight < cap && self.clients[c].next_intended <= now {
             if self.clients[c].next_intended >= self.sched.end {
                 return;
@@ -1202,7 +1205,6 @@ fn counted(cur: &mut IntervalReport, p: &Pending, now: Instant, sched: &Schedule
 }
 
 /// Records an answered request.
-#[allow(clippy::too_many_arguments)]
 fn settle(
     cur: &mut IntervalReport,
     preload_done: &mut u64,
