@@ -99,12 +99,14 @@ bench-protocol:
 # fresh server; raw outputs and a generated REPORT.md with SVG charts land in
 # results/<run-id>/ (results/latest points at the newest). Change the matrix
 # with FRONTENDS=, CONNECTIONS=, WORKLOADS=, DURATION= and WARMUP= (seconds per
-# cell), LOADS= (open-loop percentages); results/README.md describes them.
+# cell), ROUNDS= (repetitions, front-end order alternating), LOADS= (open-loop
+# percentages); results/README.md describes them.
 BENCH_FLAGS = $(if $(FRONTENDS),--frontends $(FRONTENDS)) \
 	$(if $(CONNECTIONS),--connections $(CONNECTIONS)) \
 	$(if $(WORKLOADS),--workloads $(WORKLOADS)) \
 	$(if $(DURATION),--duration $(DURATION)) \
 	$(if $(WARMUP),--warmup $(WARMUP)) \
+	$(if $(ROUNDS),--rounds $(ROUNDS)) \
 	$(if $(LOADS),--loads $(LOADS))
 bench:
 	$(CARGO) build --release -p bench -p loadgen
@@ -118,6 +120,13 @@ bench-full:
 # make report RUN=results/<run-id> (default: results/latest).
 report:
 	$(CARGO) run --release -q -p bench -- report $(or $(RUN),results/latest)
+
+# Two runs point by point: make compare A=results/<before> B=results/<after>
+# writes results/compare_<a>_vs_<b>.md (faster, slower, no clear difference).
+.PHONY: compare
+compare:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=results/<run> B=results/<run>"; exit 2; }
+	$(CARGO) run --release -q -p bench -- compare $(A) $(B)
 
 clean:
 	$(CARGO) clean

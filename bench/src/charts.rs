@@ -1,11 +1,14 @@
 //! SVG charts of a run, drawn with plotters into `<run>/charts/`:
 //!
 //! * `throughput-<workload>.svg`: ops/s vs connections (log scale), one line
-//!   per front-end;
+//!   per front-end through the medians over the rounds, each point's
+//!   min-max as a whisker;
 //! * `spectrum-<workload>.svg`: the latency percentile spectrum of the
-//!   workload's dominant operation at one connection count, HdrHistogram
-//!   style: x is 1/(1-p) on a log scale, labelled as percentiles;
-//! * `load-<workload>.svg`: p99 latency vs offered load, from open-loop cells.
+//!   workload's dominant operation at one connection count (every request,
+//!   from the round with the median p99), HdrHistogram style: x is 1/(1-p)
+//!   on a log scale, labelled as percentiles;
+//! * `load-<workload>.svg`: p99 latency vs offered load, from open-loop
+//!   cells, medians with min-max whiskers.
 //!
 //! A front-end keeps its colour in every chart (its position in the matrix).
 
@@ -13,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::report::{thousands, RunData};
+use crate::data::{Figure, RunData};
+use crate::report::thousands;
 use crate::Error;
 
 const SIZE: (u32, u32) = (900, 540);
@@ -39,25 +43,31 @@ struct Series {
     name: String,
     colour: RGBColor,
     points: Vec<(f64, f64)>,
+    /// (x, low, high): each point's min-max over the rounds.
+    whiskers: Vec<(f64, f64, f64)>,
 }
+
+/// A point of a chart: x, the median y, and its min-max.
+type Whiskered = (f64, f64, f64, f64);
 
 /// One series per front-end (in matrix order, so colours stay put), its
 /// points from `points_of` sorted by x; front-ends without points are left
 /// out.
 fn per_frontend(
     names: &[String],
-    mut points_of: impl FnMut(&String) -> Vec<(f64, f64)>,
+    mut points_of: impl FnMut(&String) -> Vec<Whiskered>,
 ) -> Vec<Series> {
     names
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let mut points = points_of(f);
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut pts = points_of(f);
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             Series {
                 name: f.clone(),
                 colour: colour(i),
-                points,
+                points: pts.iter().map(|p| (p.0, p.1)).collect(),
+                whiskers: pts.iter().map(|p| (p.0, p.2, p.3)).collect(),
             }
         })
         .filter(|s| !s.points.is_empty())
@@ -70,13 +80,16 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let names = d.frontend_names();
     let mut drawn = Vec::new();
-    let spectrum_conns = d.spectrum_connections();
     for w in &d.info.matrix.workloads {
-        // Throughput vs connections.
+        // Throughput vs connections: medians, min-max whiskers.
+        let points = d.points(&w.name, false);
         let series = per_frontend(&names, |f| {
-            d.closed(&w.name)
-                .filter(|c| &c.cell.frontend == f)
-                .filter_map(|c| Some((c.cell.connections as f64, c.ok()?.throughput_ops_per_s)))
+            points
+                .iter()
+                .filter_map(|p| {
+                    let m = d.figure(p, f, Figure::Throughput)?.spread;
+                    Some((p.connections as f64, m.median, m.min, m.max))
+                })
                 .collect()
         });
         if !series.is_empty() {
@@ -85,16 +98,14 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
             drawn.push(Path::new("charts").join(name));
         }
 
-        // Latency spectrum at one connection count.
+        // Latency spectrum at one connection count, from the median round.
+        let spectrum_conns = d.spectrum_connections(&w.name);
+        let spectrum_point = points.iter().find(|p| p.connections == spectrum_conns);
         let series: Vec<Series> = names
             .iter()
             .enumerate()
             .filter_map(|(i, f)| {
-                let c = d.closed(&w.name).find(|c| {
-                    &c.cell.frontend == f
-                        && c.cell.connections == spectrum_conns
-                        && c.ok().is_some()
-                })?;
+                let c = d.median_round(spectrum_point?, f, Figure::P99)?;
                 let points: Vec<(f64, f64)> = c
                     .spectrum
                     .iter()
@@ -109,13 +120,14 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
                     name,
                     colour: colour(i),
                     points,
+                    whiskers: Vec::new(),
                 })
             })
             .collect();
         if !series.is_empty() {
             let name = format!("spectrum-{}.svg", w.name);
             let title = format!(
-                "{}: {} latency by percentile, {} connections",
+                "{}: {} latency by percentile, {} connections (median round)",
                 w.name,
                 w.dominant_op(),
                 spectrum_conns
@@ -124,14 +136,20 @@ pub fn draw_all(d: &RunData) -> Result<Vec<PathBuf>, Error> {
             drawn.push(Path::new("charts").join(name));
         }
 
-        // Latency vs offered load.
+        // Latency vs offered load: medians, min-max whiskers.
+        let open = d.points(&w.name, true);
         let series = per_frontend(&names, |f| {
-            d.open(&w.name)
-                .filter(|c| &c.cell.frontend == f)
-                .filter_map(|c| {
-                    let s = c.ok()?;
-                    let rate = c.record.as_ref()?.rate?;
-                    Some((rate, (s.total.latency_us.p99 as f64 / 1000.0).max(0.001)))
+            open.iter()
+                .filter_map(|p| {
+                    let m = d.figure(p, f, Figure::P99)?.spread;
+                    let rates: Vec<f64> = d
+                        .rounds_of(p, f)
+                        .iter()
+                        .filter_map(|c| c.record.as_ref()?.rate)
+                        .collect();
+                    let rate = crate::stats::Spread::of(&rates)?.median;
+                    let y = |v: f64| (v / 1000.0).max(0.001);
+                    Some((rate, y(m.median), y(m.min), y(m.max)))
                 })
                 .collect()
         });
@@ -151,11 +169,17 @@ fn chart_err(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// (min, max) of an axis over every point, by `pick`.
+/// (min, max) of an axis over every point (and whisker end), by `pick`.
 fn bounds(series: &[Series], pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
     series
         .iter()
-        .flat_map(|s| s.points.iter().map(&pick))
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .chain(s.whiskers.iter().flat_map(|w| [(w.0, w.1), (w.0, w.2)]))
+        })
+        .map(|p| pick(&p))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         })
@@ -187,6 +211,24 @@ where
             });
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(|e| chart_err(path, e))?;
+        // Min-max over the rounds: a vertical whisker with caps.
+        chart
+            .draw_series(s.whiskers.iter().filter(|w| w.2 > w.1).map(|&(x, lo, hi)| {
+                PathElement::new(vec![(x, lo), (x, hi)], colour.stroke_width(1))
+            }))
+            .map_err(|e| chart_err(path, e))?;
+        chart
+            .draw_series(
+                s.whiskers
+                    .iter()
+                    .filter(|w| w.2 > w.1)
+                    .flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+                    .map(|p| {
+                        EmptyElement::at(p)
+                            + PathElement::new(vec![(-5, 0), (5, 0)], colour.stroke_width(1))
+                    }),
+            )
             .map_err(|e| chart_err(path, e))?;
     }
     chart

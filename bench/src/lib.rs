@@ -12,9 +12,11 @@
 //!
 //! `loadgen` is the program a user copies to load-generating hosts; the
 //! charting library (plotters) and the matrix logic have no business there.
-//! For the same reason this crate does not link `loadgen`: it reads
-//! `loadgen`'s documented output files (`summary.json`, `.hgrm`), so a report
-//! can be rendered from runs made elsewhere, by another build of `loadgen`.
+//! This crate reads `loadgen`'s documented output files (`summary.json`,
+//! `.hgrm`), so a report can be rendered from runs made elsewhere; it links
+//! `loadgen`'s library only for the `Summary` type, so that the fields it
+//! reads are loadgen's own and a renamed one breaks the build, not the
+//! report.
 //!
 //! # Modules
 //!
@@ -25,16 +27,25 @@
 //!   stopping it by PID, and reading its CPU time and peak RSS from `/proc`.
 //! * [`runner`]: runs a matrix cell by cell with a progress display.
 //! * [`model`]: the files of a run directory, as written and as read back.
-//! * [`report`]: tables and findings computed from a run directory.
-//! * [`charts`]: the SVG charts.
+//! * [`stats`]: medians, ranges, and the verdict rule over rounds.
+//! * [`data`]: a run directory loaded: figures per point and front-end over
+//!   the rounds, paired comparisons, the noise floor, what bounded a cell.
+//! * [`findings`]: the headline and the findings, one function each.
+//! * [`report`]: `REPORT.md`: tables and findings of a run directory.
+//! * [`charts`]: the SVG charts, with each point's min-max as whiskers.
+//! * [`compare`]: two runs cell by cell (`bench compare`).
 
 pub mod charts;
+pub mod compare;
+pub mod data;
+pub mod findings;
 pub mod machine;
 pub mod matrix;
 pub mod model;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

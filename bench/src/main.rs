@@ -1,5 +1,6 @@
 //! `bench run`: run the benchmark matrix into `results/<run-id>/`;
-//! `bench report <run-dir>`: render its `REPORT.md` and charts again.
+//! `bench report <run-dir>`: render its `REPORT.md` and charts again;
+//! `bench compare <run-a> <run-b>`: compare two runs point by point.
 //! Logging: RUST_LOG (e.g. RUST_LOG=bench=debug); progress goes to stderr.
 
 use std::path::PathBuf;
@@ -20,12 +21,13 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {
-    /// threadpool, eventloop, memcached x 1, 16, 128, 1024 connections x
-    /// read-heavy, write-heavy, large; 4 s per cell (about 5 minutes).
+    /// threadpool, eventloop (and its A/A twin), memcached; read-heavy at
+    /// 16 and 512 connections, large and write-always at 16; 3 rounds of
+    /// 3 s per cell (about 4 minutes).
     Default,
-    /// Pool sizes 16/150/1000, both accept modes, memcached x up to 10,000
-    /// connections x the three workloads and durability `always`, plus open-loop
-    /// runs at 10-90% of each front-end's maximum.
+    /// Pool sizes 150/1000, both accept modes (and an A/A twin), memcached x
+    /// 16, 1024, 10,000 connections x read-heavy, large, write-always, plus
+    /// open-loop runs at 50 and 90% of each front-end's maximum; 5 rounds.
     Full,
 }
 
@@ -37,6 +39,17 @@ enum Cmd {
     Report {
         /// The run directory, e.g. results/latest.
         run: PathBuf,
+    },
+    /// Compare run B with run A point by point (faster, slower, or no clear
+    /// difference, by the report's rule) and write the comparison.
+    Compare {
+        /// The run to compare against (before a change).
+        a: PathBuf,
+        /// The run compared (after the change).
+        b: PathBuf,
+        /// Where to write it (default: compare_<a>_vs_<b>.md beside B).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -62,6 +75,13 @@ struct RunArgs {
     /// Warm-up seconds per cell.
     #[arg(long, env = "BENCH_WARMUP")]
     warmup: Option<String>,
+    /// Rounds: every cell runs this many times, front-end order alternating.
+    #[arg(long, env = "BENCH_ROUNDS")]
+    rounds: Option<usize>,
+    /// Key space of every workload (default: each workload's own), all of it
+    /// preloaded.
+    #[arg(long, env = "BENCH_KEYS")]
+    keys: Option<u64>,
     /// Open-loop loads in percent of each front-end's maximum, comma-separated
     /// ("none" for no open-loop cells).
     #[arg(long, env = "BENCH_LOADS")]
@@ -87,6 +107,10 @@ struct RunArgs {
     /// A remark for the report (repeatable).
     #[arg(long)]
     note: Vec<String>,
+    /// MiB the disk-bandwidth probe writes at the start (0: no probe, and
+    /// no cell is called disk-bound).
+    #[arg(long, default_value_t = 256)]
+    disk_probe_mib: u64,
 }
 
 fn seconds(s: &str) -> anyhow::Result<f64> {
@@ -124,6 +148,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             eprintln!("bench: wrote {}", path.display());
             Ok(())
         }
+        Cmd::Compare { a, b, out } => {
+            let path = bench::compare::write(&a, &b, out)
+                .with_context(|| format!("comparing {} with {}", b.display(), a.display()))?;
+            print!("{}", std::fs::read_to_string(&path).unwrap_or_default());
+            eprintln!("bench: wrote {}", path.display());
+            Ok(())
+        }
         Cmd::Run(args) => {
             let RunArgs {
                 preset,
@@ -132,6 +163,8 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 workloads,
                 duration,
                 warmup,
+                rounds,
+                keys,
                 loads,
                 results,
                 run_id,
@@ -140,6 +173,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 memcached,
                 cores,
                 note,
+                disk_probe_mib,
             } = *args;
             let mut m = match preset {
                 Preset::Default => Matrix::default_matrix(),
@@ -153,7 +187,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(c) = connections.filter(|s| !s.trim().is_empty()) {
                 m.connections = parse_list::<usize>(&c)?;
+                // The connections given apply to every workload.
+                m.workload_connections.clear();
                 changed.push(format!("connections {c}"));
+            }
+            if let Some(r) = rounds {
+                m.rounds = r;
+                changed.push(format!("rounds {r}"));
+            }
+            if let Some(k) = keys {
+                for w in &mut m.workloads {
+                    w.keys = k;
+                }
+                changed.push(format!("key space {k}"));
             }
             if let Some(w) = workloads.filter(|s| !s.trim().is_empty()) {
                 m.workloads = w
@@ -212,6 +258,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 memcached,
                 cores,
                 notes,
+                disk_probe_bytes: disk_probe_mib << 20,
             })?;
             println!("{}", dir.join("REPORT.md").display());
             Ok(())

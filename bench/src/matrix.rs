@@ -5,8 +5,19 @@
 //! A front-end is named on the command line as `threadpool`, `threadpool-<N>`
 //! (N workers), `eventloop`, `eventloop-reuseport`, `eventloop-dispatch` or
 //! `memcached`; the name says everything that differs between them, so a cell
-//! id (`read-heavy_threadpool-16_c1024`) is enough to reproduce it.
+//! id (`read-heavy_threadpool-16_c1024_r2`) is enough to reproduce it. Any of
+//! them with `-twin` appended (`eventloop-twin`) is the same server run once
+//! more in every cell: the A/A pair whose spread is the run's noise floor.
+//!
+//! # Rounds
+//!
+//! A matrix runs in `rounds` rounds. A round runs every cell once, and
+//! within a cell the front-ends back to back, each on a fresh server, in
+//! matrix order in odd rounds and in reverse order in even ones (A B C,
+//! C B A, ...), so that the machine's drift over minutes hits every
+//! front-end alike and ratios can be taken per round (paired).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -85,7 +96,14 @@ pub struct Frontend {
     pub workers: Option<usize>,
     /// Event loop: accept mode given with the accept-mode flag (None: its default).
     pub accept: Option<AcceptMode>,
+    /// An A/A twin: the same server as the named front-end, run again in
+    /// every cell to measure the noise floor.
+    #[serde(default)]
+    pub twin_of: Option<String>,
 }
+
+/// What a front-end name ends with to make it an A/A twin.
+pub const TWIN_SUFFIX: &str = "-twin";
 
 impl Frontend {
     /// Worker threads of a thread pool (None for the other kinds).
@@ -99,11 +117,23 @@ impl FromStr for Frontend {
     type Err = Error;
     fn from_str(s: &str) -> Result<Frontend, Error> {
         let s = s.trim();
+        if let Some(base) = s.strip_suffix(TWIN_SUFFIX) {
+            let b: Frontend = base.parse()?;
+            if b.twin_of.is_some() {
+                return Err(Error::Config(format!("{s:?}: a twin of a twin")));
+            }
+            return Ok(Frontend {
+                name: s.to_string(),
+                twin_of: Some(b.name.clone()),
+                ..b
+            });
+        }
         let f = |kind, workers, accept| Frontend {
             name: s.to_string(),
             kind,
             workers,
             accept,
+            twin_of: None,
         };
         match s {
             "threadpool" => return Ok(f(FrontendKind::Threadpool, None, None)),
@@ -131,7 +161,8 @@ impl FromStr for Frontend {
         }
         Err(Error::Config(format!(
             "unknown front-end {s:?}: threadpool, threadpool-<N>, eventloop, \
-             eventloop-reuseport, eventloop-dispatch or memcached"
+             eventloop-reuseport, eventloop-dispatch or memcached, each optionally with \
+             {TWIN_SUFFIX} (an A/A twin)"
         )))
     }
 }
@@ -267,6 +298,13 @@ pub struct Matrix {
     pub frontends: Vec<Frontend>,
     /// Closed-loop connection counts.
     pub connections: Vec<usize>,
+    /// Workloads measured at other connection counts than `connections`
+    /// (a preset keeps the costly ones to a few cells).
+    #[serde(default)]
+    pub workload_connections: BTreeMap<String, Vec<usize>>,
+    /// Rounds: every cell runs this many times, front-end order alternating.
+    #[serde(default = "one")]
+    pub rounds: usize,
     /// Workloads.
     pub workloads: Vec<Workload>,
     /// Measured seconds per cell.
@@ -281,6 +319,10 @@ pub struct Matrix {
     pub open_loop: Option<OpenLoop>,
     /// The connection count whose latency spectrum the report draws.
     pub spectrum_connections: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Parses a comma-separated list.
@@ -299,92 +341,115 @@ where
 }
 
 impl Matrix {
-    /// `make bench`: about five minutes on a 2-core machine.
+    /// `make bench`: about four minutes on a 2-core machine (six with the
+    /// release build of a fresh clone). Few cells, each repeated, so that
+    /// every verdict rests on rounds: the thread pool against the event loop
+    /// and memcached at a connection count it serves (16) and one it cannot
+    /// (512, above its 150 workers), with 64 KiB values, and with durability
+    /// `always`; an A/A twin of the event loop gives the noise floor.
     pub fn default_matrix() -> Matrix {
         Matrix {
             name: "default".into(),
-            frontends: ["threadpool", "eventloop", "memcached"]
-                .iter()
-                .map(|s| s.parse().unwrap_or_else(|_| unreachable!("known name")))
-                .collect(),
-            connections: vec![1, 16, 128, 1024],
-            workloads: ["read-heavy", "write-heavy", "large"]
-                .iter()
-                .map(|s| Workload::named(s).unwrap_or_else(|_| unreachable!("known name")))
-                .collect(),
-            duration_s: 4.0,
+            frontends: known(&["threadpool", "eventloop", "eventloop-twin", "memcached"]),
+            connections: vec![16, 512],
+            workload_connections: [
+                ("large".to_string(), vec![16]),
+                ("write-always".to_string(), vec![16]),
+            ]
+            .into_iter()
+            .collect(),
+            rounds: 3,
+            workloads: workloads(&["read-heavy", "large", "write-always"]),
+            duration_s: 3.0,
             warmup_s: 1.0,
             timeout_s: 1.0,
             pipeline: 1,
             open_loop: None,
-            spectrum_connections: 128,
+            spectrum_connections: 16,
         }
     }
 
-    /// `make bench-full`: up to 10,000 connections, durability `always`,
-    /// three pool sizes, both accept modes, and latency vs offered load.
+    /// `make bench-full`: up to 10,000 connections, two pool sizes, both
+    /// accept modes, durability `always`, latency vs offered load, five
+    /// rounds (about 40 minutes on a 2-core machine).
     pub fn full_matrix() -> Matrix {
         Matrix {
             name: "full".into(),
-            frontends: [
-                "threadpool-16",
+            frontends: known(&[
                 "threadpool-150",
                 "threadpool-1000",
                 "eventloop-reuseport",
                 "eventloop-dispatch",
+                "eventloop-reuseport-twin",
                 "memcached",
-            ]
-            .iter()
-            .map(|s| s.parse().unwrap_or_else(|_| unreachable!("known name")))
-            .collect(),
-            connections: vec![1, 16, 128, 1024, 4096, 10_000],
-            workloads: ["read-heavy", "write-heavy", "large", "write-always"]
-                .iter()
-                .map(|s| Workload::named(s).unwrap_or_else(|_| unreachable!("known name")))
-                .collect(),
-            duration_s: 5.0,
+            ]),
+            connections: vec![16, 1024, 10_000],
+            workload_connections: BTreeMap::new(),
+            rounds: 5,
+            workloads: workloads(&["read-heavy", "large", "write-always"]),
+            duration_s: 3.0,
             warmup_s: 1.0,
             timeout_s: 1.0,
             pipeline: 1,
             open_loop: Some(OpenLoop {
-                loads_pct: vec![10, 25, 50, 75, 90],
+                loads_pct: vec![50, 90],
                 // No more connections than the smallest pool has workers, so
                 // the curve shows service under load, not the accept queue
                 // (the closed-loop cells show that).
                 connections: 16,
                 pipeline: 8,
-                workloads: vec!["read-heavy".into(), "write-heavy".into()],
+                workloads: vec!["read-heavy".into()],
             }),
-            spectrum_connections: 128,
+            spectrum_connections: 1024,
         }
     }
 
-    /// The closed-loop cells, then the open-loop ones (which need the
-    /// closed-loop maxima), in the order they run.
+    /// The closed-loop connection counts of a workload.
+    pub fn connections_of(&self, workload: &str) -> &[usize] {
+        self.workload_connections
+            .get(workload)
+            .map_or(&self.connections, Vec::as_slice)
+    }
+
+    /// The front-ends that run workload `w` (memcached has no durability),
+    /// in the order of round `round`: matrix order in the first, third, ...
+    /// round, reversed in the second, fourth, ...
+    pub fn frontends_in_round(&self, w: &Workload, round: usize) -> Vec<&Frontend> {
+        let mut fs: Vec<&Frontend> = self
+            .frontends
+            .iter()
+            .filter(|f| f.kind != FrontendKind::Memcached || w.fits_memcached())
+            .collect();
+        if round % 2 == 1 {
+            fs.reverse();
+        }
+        fs
+    }
+
+    /// Every cell in run order: the closed-loop rounds, then the open-loop
+    /// rounds (their rates are fractions of the closed-loop maxima).
     pub fn cells(&self) -> Vec<Cell> {
         let mut cells = Vec::new();
-        for w in &self.workloads {
-            for f in &self.frontends {
-                if f.kind == FrontendKind::Memcached && !w.fits_memcached() {
-                    continue;
-                }
-                for &c in &self.connections {
-                    cells.push(Cell::new(w, f, c, None));
+        for round in 0..self.rounds.max(1) {
+            for w in &self.workloads {
+                for &c in self.connections_of(&w.name) {
+                    for f in self.frontends_in_round(w, round) {
+                        cells.push(Cell::new(w, f, c, None, round));
+                    }
                 }
             }
         }
         if let Some(open) = &self.open_loop {
-            for w in self
-                .workloads
-                .iter()
-                .filter(|w| open.workloads.contains(&w.name))
-            {
-                for f in &self.frontends {
-                    if f.kind == FrontendKind::Memcached && !w.fits_memcached() {
-                        continue;
-                    }
+            for round in 0..self.rounds.max(1) {
+                for w in self
+                    .workloads
+                    .iter()
+                    .filter(|w| open.workloads.contains(&w.name))
+                {
                     for &pct in &open.loads_pct {
-                        cells.push(Cell::new(w, f, open.connections, Some(pct)));
+                        for f in self.frontends_in_round(w, round) {
+                            cells.push(Cell::new(w, f, open.connections, Some(pct), round));
+                        }
                     }
                 }
             }
@@ -420,8 +485,23 @@ impl Matrix {
                 "the matrix needs at least one front-end, workload and connection count".into(),
             ));
         }
-        if self.connections.contains(&0) {
+        if self.connections.contains(&0)
+            || self.workload_connections.values().any(|v| v.contains(&0))
+        {
             return Err(Error::Config("connection counts must be at least 1".into()));
+        }
+        if self.rounds == 0 {
+            return Err(Error::Config("rounds must be at least 1".into()));
+        }
+        for f in &self.frontends {
+            if let Some(base) = &f.twin_of {
+                if !self.frontends.iter().any(|b| &b.name == base) {
+                    return Err(Error::Config(format!(
+                        "{} is the A/A twin of {base}, which is not in the matrix",
+                        f.name
+                    )));
+                }
+            }
         }
         let ok = self.duration_s.is_finite()
             && self.duration_s > 0.0
@@ -436,10 +516,12 @@ impl Matrix {
     }
 }
 
-/// One run of one front-end under one workload and connection count.
+/// One run of one front-end under one workload and connection count, in
+/// one round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cell {
-    /// Directory name under the run: `<workload>_<front-end>_c<connections>[_load<pct>]`.
+    /// Directory name under the run:
+    /// `<workload>_<front-end>_c<connections>[_load<pct>]_r<round>`.
     pub id: String,
     /// Workload name.
     pub workload: String,
@@ -449,22 +531,68 @@ pub struct Cell {
     pub connections: usize,
     /// Open loop: offered load in percent of the front-end's measured maximum.
     pub load_pct: Option<u32>,
+    /// The round, from 0.
+    #[serde(default)]
+    pub round: usize,
 }
 
 impl Cell {
-    fn new(w: &Workload, f: &Frontend, connections: usize, load_pct: Option<u32>) -> Cell {
+    fn new(
+        w: &Workload,
+        f: &Frontend,
+        connections: usize,
+        load_pct: Option<u32>,
+        round: usize,
+    ) -> Cell {
         let mut id = format!("{}_{}_c{}", w.name, f.name, connections);
         if let Some(p) = load_pct {
             id.push_str(&format!("_load{p}"));
         }
+        id.push_str(&format!("_r{}", round + 1));
         Cell {
             id,
             workload: w.name.clone(),
             frontend: f.name.clone(),
             connections,
             load_pct,
+            round,
         }
     }
+
+    /// The point of the matrix this cell measures, whatever the round.
+    pub fn point(&self) -> Point {
+        Point {
+            workload: self.workload.clone(),
+            connections: self.connections,
+            load_pct: self.load_pct,
+        }
+    }
+}
+
+/// A point of the matrix: a workload at a connection count (and, in the
+/// open loop, an offered load), at which the front-ends are compared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Point {
+    /// Workload name.
+    pub workload: String,
+    /// Connections.
+    pub connections: usize,
+    /// Open loop: offered load in percent.
+    pub load_pct: Option<u32>,
+}
+
+fn known(names: &[&str]) -> Vec<Frontend> {
+    names
+        .iter()
+        .map(|s| s.parse().unwrap_or_else(|_| unreachable!("known name")))
+        .collect()
+}
+
+fn workloads(names: &[&str]) -> Vec<Workload> {
+    names
+        .iter()
+        .map(|s| Workload::named(s).unwrap_or_else(|_| unreachable!("known name")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -486,26 +614,59 @@ mod tests {
     }
 
     #[test]
-    fn default_matrix_has_36_cells() {
+    fn twins_parse() {
+        let f: Frontend = "eventloop-dispatch-twin".parse().unwrap();
+        assert_eq!(f.twin_of.as_deref(), Some("eventloop-dispatch"));
+        assert_eq!(f.accept, Some(AcceptMode::Dispatch));
+        assert!("eventloop-twin-twin".parse::<Frontend>().is_err());
+        let mut m = Matrix::default_matrix();
+        m.frontends.retain(|f| f.name != "eventloop");
+        assert!(m.validate().is_err(), "a twin needs its original");
+    }
+
+    #[test]
+    fn default_matrix_runs_rounds_in_alternating_order() {
         let m = Matrix::default_matrix();
         m.validate().unwrap();
         let cells = m.cells();
-        assert_eq!(cells.len(), 3 * 4 * 3);
-        assert_eq!(cells[0].id, "read-heavy_threadpool_c1");
+        // Per round: read-heavy at 16 and 512 with 4 front-ends, large at 16
+        // with 4, write-always at 16 without memcached.
+        assert_eq!(cells.len(), 3 * (4 + 4 + 4 + 3));
+        assert_eq!(cells[0].id, "read-heavy_threadpool_c16_r1");
         let ids: std::collections::BTreeSet<_> = cells.iter().map(|c| &c.id).collect();
         assert_eq!(ids.len(), cells.len(), "cell ids are unique");
+        let order = |round: usize| -> Vec<&str> {
+            cells
+                .iter()
+                .filter(|c| c.round == round && c.connections == 16 && c.workload == "read-heavy")
+                .map(|c| c.frontend.as_str())
+                .collect()
+        };
+        assert_eq!(
+            order(0),
+            ["threadpool", "eventloop", "eventloop-twin", "memcached"]
+        );
+        assert_eq!(
+            order(1),
+            ["memcached", "eventloop-twin", "eventloop", "threadpool"]
+        );
+        assert_eq!(order(2), order(0));
+        // The front-ends of one cell run back to back.
+        let first: Vec<&Cell> = cells.iter().take(4).collect();
+        assert!(first.iter().all(|c| c.point() == first[0].point()));
     }
 
     #[test]
     fn full_matrix_skips_memcached_for_always_and_runs_open_loop_last() {
         let m = Matrix::full_matrix();
+        m.validate().unwrap();
         let cells = m.cells();
         assert!(!cells
             .iter()
             .any(|c| c.workload == "write-always" && c.frontend == "memcached"));
         let first_open = cells.iter().position(|c| c.load_pct.is_some()).unwrap();
         assert!(cells[first_open..].iter().all(|c| c.load_pct.is_some()));
-        assert_eq!(cells.len() - first_open, 2 * 6 * 5);
+        assert_eq!(cells.len() - first_open, 5 * 2 * 6);
     }
 
     #[test]

@@ -15,11 +15,10 @@
 //!     preload/                loadgen's outputs of the preload pass
 //! ```
 //!
-//! `loadgen`'s `summary.json` is read through [`LoadSummary`], a lenient view
-//! of the fields the report uses: unknown fields are ignored and missing
-//! ones default, so summaries of other `loadgen` builds still render.
+//! `loadgen`'s `summary.json` is read as loadgen's own [`LoadSummary`] type
+//! (`loadgen::summary::Summary`), so a field that loadgen renames or drops
+//! is an error when a report is rendered, never a silent zero.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -28,10 +27,12 @@ use crate::machine::{CoreSplit, MachineInfo};
 use crate::matrix::{Cell, Frontend, Matrix};
 use crate::Error;
 
-/// Schema of `run.json`.
-pub const RUN_SCHEMA: &str = "bench-run/1";
-/// Schema of `cell.json`.
-pub const CELL_SCHEMA: &str = "bench-cell/1";
+pub use loadgen::summary::Summary as LoadSummary;
+
+/// Schema of `run.json` (2: rounds, twins, the disk's bandwidth).
+pub const RUN_SCHEMA: &str = "bench-run/2";
+/// Schema of `cell.json` (2: what bounds a cell).
+pub const CELL_SCHEMA: &str = "bench-cell/2";
 
 /// `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +61,30 @@ pub struct RunInfo {
     /// work on the machine shows here.
     #[serde(default)]
     pub load_average: Vec<String>,
+    /// The sustained write bandwidth of the disk the data directories live
+    /// on, measured at the start of the run.
+    #[serde(default)]
+    pub disk: Option<DiskBandwidth>,
+}
+
+/// A sequential write with fdatasync into the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DiskBandwidth {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds from the first write to the end of the fdatasync.
+    pub seconds: f64,
+}
+
+impl DiskBandwidth {
+    /// Bytes per second.
+    pub fn bytes_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Whether a front-end could be run, and how.
@@ -102,6 +127,20 @@ pub struct ServerUsage {
     pub peak_rss_bytes: u64,
     /// Threads at the end of the run.
     pub threads: u64,
+    /// Wall seconds between the two samples of the CPU time.
+    #[serde(default)]
+    pub wall_s: f64,
+    /// Cores the server was confined to.
+    #[serde(default)]
+    pub cores: usize,
+    /// Bytes the server caused to be written to storage over the span
+    /// (`write_bytes` of `/proc/<pid>/io`; pages dirtied through a map count).
+    #[serde(default)]
+    pub disk_write_bytes: u64,
+    /// The machine's steal time over the span, as a fraction of all CPU time
+    /// (`/proc/stat`): a hypervisor taking cycles shows here.
+    #[serde(default)]
+    pub steal_fraction: f64,
 }
 
 impl ServerUsage {
@@ -109,6 +148,17 @@ impl ServerUsage {
     pub fn cpu_s_per_million(&self) -> Option<f64> {
         (self.requests > 0)
             .then(|| (self.cpu_user_s + self.cpu_system_s) / self.requests as f64 * 1e6)
+    }
+
+    /// CPU seconds per wall second per server core: 1.0 is every core busy.
+    pub fn utilisation(&self) -> Option<f64> {
+        (self.wall_s > 0.0)
+            .then(|| (self.cpu_user_s + self.cpu_system_s) / self.wall_s / self.cores.max(1) as f64)
+    }
+
+    /// Bytes written to storage per wall second.
+    pub fn disk_bytes_per_s(&self) -> Option<f64> {
+        (self.wall_s > 0.0).then(|| self.disk_write_bytes as f64 / self.wall_s)
     }
 }
 
@@ -149,101 +199,22 @@ pub struct CellRecord {
     pub retried_after: Option<String>,
 }
 
-/// Latency statistics, microseconds (loadgen's `Stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LatencyView {
-    /// Samples.
-    pub count: u64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p99_9: u64,
-    /// 99.99th percentile.
-    pub p99_99: u64,
-    /// Largest value.
-    pub max: u64,
-    /// Mean.
-    pub mean: f64,
-}
+/// The schema family of loadgen summaries this crate reads.
+pub const SUMMARY_SCHEMA: &str = loadgen::summary::SCHEMA;
 
-/// One operation of loadgen's summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OpView {
-    /// Requests sent.
-    pub requests: u64,
-    /// Requests answered.
-    pub completed: u64,
-    /// Error replies.
-    pub errors: u64,
-    /// Requests without a reply in time.
-    pub timeouts: u64,
-    /// Completed per second.
-    pub throughput_ops_per_s: f64,
-    /// Corrected latency.
-    pub latency_us: LatencyView,
-    /// Service time.
-    pub service_time_us: LatencyView,
-}
-
-/// loadgen's error counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ErrorView {
-    /// Requests without a reply within the timeout.
-    pub timeouts: u64,
-    /// Connections the server closed.
-    pub connection_closed: u64,
-    /// Connection attempts that failed.
-    pub connect_failed: u64,
-    /// SERVER_ERROR replies.
-    pub server_error: u64,
-}
-
-/// The fields of loadgen's `summary.json` that the report uses.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LoadSummary {
-    /// "loadgen-summary/1".
-    pub schema: String,
-    /// "closed" or "open".
-    pub mode: String,
-    /// Measured seconds.
-    pub duration_s: f64,
-    /// Completed requests per second.
-    pub throughput_ops_per_s: f64,
-    /// All operations.
-    pub total: OpView,
-    /// Per operation.
-    pub operations: BTreeMap<String, OpView>,
-    /// Errors by kind.
-    pub errors: ErrorView,
-    /// Every failed request or connection.
-    pub errors_total: u64,
-    /// Open loop: requests that were due but never sent.
-    pub unsent: u64,
-    /// Completed during the warm-up.
-    pub warmup_completed: u64,
-}
-
-impl LoadSummary {
-    /// Reads `summary.json`, checking its schema family.
-    pub fn read(path: &Path) -> Result<LoadSummary, Error> {
-        let s: LoadSummary = crate::read_json(path)?;
-        if !s.schema.starts_with("loadgen-summary/") {
-            return Err(Error::Input(format!(
-                "{}: schema {:?} is not a loadgen summary",
-                path.display(),
-                s.schema
-            )));
-        }
-        Ok(s)
+/// Reads a cell's `summary.json`, checking that it is a loadgen summary of
+/// the schema this crate was built with.
+pub fn read_summary(path: &Path) -> Result<LoadSummary, Error> {
+    let s: LoadSummary = crate::read_json(path)?;
+    if s.schema != SUMMARY_SCHEMA {
+        return Err(Error::Input(format!(
+            "{}: schema {:?}, this report reads {SUMMARY_SCHEMA:?} (re-run the cell with this \
+             build of loadgen)",
+            path.display(),
+            s.schema
+        )));
     }
+    Ok(s)
 }
 
 /// One row of an `.hgrm` percentile distribution.
@@ -295,13 +266,28 @@ mod tests {
     }
 
     #[test]
-    fn lenient_summary() {
-        let s: LoadSummary = serde_json::from_str(
-            r#"{"schema":"loadgen-summary/1","total":{"completed":5,"latency_us":{"p99":7}},"new":1}"#,
-        )
-        .unwrap();
-        assert_eq!(s.total.completed, 5);
-        assert_eq!(s.total.latency_us.p99, 7);
+    fn a_summary_missing_a_field_the_report_reads_is_an_error() {
+        // loadgen's own summary, written and read back: the field names the
+        // report reads are loadgen's, so renaming one breaks this build, and
+        // a file without one fails to parse instead of reading as zero.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("summary.json");
+        let s = LoadSummary {
+            schema: SUMMARY_SCHEMA.into(),
+            throughput_ops_per_s: 5.0,
+            ..Default::default()
+        };
+        crate::write_json(&p, &s).unwrap();
+        assert_eq!(read_summary(&p).unwrap().throughput_ops_per_s, 5.0);
+        let mut v: serde_json::Value = crate::read_json(&p).unwrap();
+        v.as_object_mut().unwrap().remove("throughput_ops_per_s");
+        crate::write_json(&p, &v).unwrap();
+        assert!(read_summary(&p).is_err());
+        v["throughput_ops_per_s"] = 1.0.into();
+        v["schema"] = "loadgen-summary/1".into();
+        crate::write_json(&p, &v).unwrap();
+        let e = read_summary(&p).unwrap_err().to_string();
+        assert!(e.contains("loadgen-summary/1"), "{e}");
     }
 
     #[test]

@@ -203,8 +203,9 @@ pub fn fetch_stats(addr: SocketAddr) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// CPU time, peak RSS and threads of a live process, from `/proc/<pid>`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// CPU time, peak RSS, threads and storage writes of a live process, from
+/// `/proc/<pid>`, and the machine's steal time, when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProcSample {
     /// User CPU seconds (all threads).
     pub user_s: f64,
@@ -214,9 +215,29 @@ pub struct ProcSample {
     pub peak_rss_bytes: u64,
     /// Threads.
     pub threads: u64,
+    /// `write_bytes` of `/proc/<pid>/io` (0 where it cannot be read).
+    pub write_bytes: u64,
+    /// The machine's (steal, total) CPU time in ticks, from `/proc/stat`.
+    pub steal_ticks: (u64, u64),
+    /// When the sample was taken.
+    pub at: std::time::Instant,
 }
 
-/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`.
+impl Default for ProcSample {
+    fn default() -> Self {
+        ProcSample {
+            user_s: 0.0,
+            system_s: 0.0,
+            peak_rss_bytes: 0,
+            threads: 0,
+            write_bytes: 0,
+            steal_ticks: (0, 0),
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Reads `/proc/<pid>/stat`, `/proc/<pid>/status`, `/proc/<pid>/io` and `/proc/stat`.
 pub fn sample(pid: u32) -> Result<ProcSample, Error> {
     let stat_path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&stat_path).map_err(|e| Error::io(&stat_path, e))?;
@@ -224,8 +245,66 @@ pub fn sample(pid: u32) -> Result<ProcSample, Error> {
     let status = std::fs::read_to_string(&status_path).map_err(|e| Error::io(&status_path, e))?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    parse_proc(&stat, &status, ticks)
-        .ok_or_else(|| Error::Process(format!("cannot parse {stat_path} or {status_path}")))
+    let mut s = parse_proc(&stat, &status, ticks)
+        .ok_or_else(|| Error::Process(format!("cannot parse {stat_path} or {status_path}")))?;
+    s.write_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|t| parse_io_write_bytes(&t))
+        .unwrap_or(0);
+    s.steal_ticks = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| parse_steal(&t))
+        .unwrap_or((0, 0));
+    Ok(s)
+}
+
+/// `write_bytes` of a `/proc/<pid>/io` file.
+pub fn parse_io_write_bytes(io: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// (steal, total) ticks of the `cpu` line of `/proc/stat`.
+pub fn parse_steal(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest
+    // time is already in user, so the total stops at steal.
+    let total = f.iter().take(8).sum();
+    Some((f.get(7).copied().unwrap_or(0), total))
+}
+
+/// What a process used between two samples, on `cores` cores.
+pub fn usage_between(
+    before: &ProcSample,
+    after: &ProcSample,
+    cores: usize,
+) -> crate::model::ServerUsage {
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let (steal, total) = (
+        after.steal_ticks.0.saturating_sub(before.steal_ticks.0),
+        after.steal_ticks.1.saturating_sub(before.steal_ticks.1),
+    );
+    crate::model::ServerUsage {
+        cpu_user_s: round3(after.user_s - before.user_s),
+        cpu_system_s: round3(after.system_s - before.system_s),
+        requests: 0,
+        peak_rss_bytes: after.peak_rss_bytes,
+        threads: after.threads,
+        wall_s: round3(after.at.saturating_duration_since(before.at).as_secs_f64()),
+        cores,
+        disk_write_bytes: after.write_bytes.saturating_sub(before.write_bytes),
+        steal_fraction: if total > 0 {
+            round3(steal as f64 / total as f64)
+        } else {
+            0.0
+        },
+    }
 }
 
 /// Parses the two `/proc` files; `ticks` is clock ticks per second.
@@ -248,6 +327,7 @@ pub fn parse_proc(stat: &str, status: &str, ticks: f64) -> Option<ProcSample> {
         system_s: stime / ticks,
         peak_rss_bytes: field("VmHWM:").unwrap_or(0) * 1024,
         threads: field("Threads:").unwrap_or(0),
+        ..ProcSample::default()
     })
 }
 
@@ -277,6 +357,14 @@ mod tests {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
         let status = "Name:\tx\nVmHWM:\t  2048 kB\nThreads:\t3\n";
         let s = parse_proc(stat, status, 100.0).unwrap();
+        assert_eq!(
+            parse_io_write_bytes("rchar: 1\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n"),
+            Some(4096)
+        );
+        assert_eq!(
+            parse_steal("cpu  10 0 10 70 0 0 0 10 5 0\ncpu0 1 2 3\n"),
+            Some((10, 100))
+        );
         assert_eq!(s.user_s, 2.5);
         assert_eq!(s.system_s, 0.5);
         assert_eq!(s.peak_rss_bytes, 2048 * 1024);

@@ -1,199 +1,22 @@
-//! `REPORT.md` of a run directory: the machine and matrix, one table per
-//! workload, findings computed from the numbers, and links to the charts.
+//! `REPORT.md` of a run directory: the answer to the question in a few
+//! sentences, the machine and matrix, the method and its noise floor, the
+//! findings of each workload, one table per workload (medians with their
+//! min-max over the rounds, and what bounded each cell), and the charts.
 //!
-//! Everything comes from the files of the run directory (see [`crate::model`]);
-//! nothing is remembered from the run itself, so `bench report <dir>` renders
-//! the same report later, elsewhere, or after a cell's files were edited.
+//! The numbers come from [`crate::data`], the verdicts from
+//! [`crate::findings`]; this module lays them out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::matrix::{Cell, FrontendKind, Workload};
-use crate::model::{parse_hgrm, CellRecord, CellStatus, HgrmRow, LoadSummary, RunInfo};
-use crate::{read_json, Error};
-
-/// A run directory, loaded.
-#[derive(Debug, Clone)]
-pub struct RunData {
-    /// The directory.
-    pub dir: PathBuf,
-    /// `run.json`.
-    pub info: RunInfo,
-    /// Every planned cell, in run order.
-    pub cells: Vec<CellData>,
-}
-
-/// One cell's files.
-#[derive(Debug, Clone)]
-pub struct CellData {
-    /// The cell.
-    pub cell: Cell,
-    /// `cell.json`, if the cell ran.
-    pub record: Option<CellRecord>,
-    /// `summary.json`, if loadgen wrote one.
-    pub summary: Option<LoadSummary>,
-    /// The percentile distribution of the workload's dominant operation.
-    pub spectrum: Vec<HgrmRow>,
-    /// The server's `stats` after the measured run, name -> value.
-    pub stats_after: BTreeMap<String, String>,
-}
-
-impl CellData {
-    /// The summary of a measured cell: one that ran and had replies.
-    pub fn ok(&self) -> Option<&LoadSummary> {
-        match &self.record {
-            Some(r) if r.status == CellStatus::Ok => {
-                self.summary.as_ref().filter(|s| s.total.completed > 0)
-            }
-            _ => None,
-        }
-    }
-
-    /// What to show instead of numbers for a cell that has none.
-    fn unmeasured(&self) -> &'static str {
-        match &self.record {
-            None => "not run",
-            Some(r) if r.status == CellStatus::Skipped => "skipped",
-            Some(r) if r.status == CellStatus::Ok => "**no request completed**",
-            Some(_) => "**failed**",
-        }
-    }
-}
-
-impl RunData {
-    /// Reads `run.json` and every cell directory it lists.
-    pub fn load(dir: &Path) -> Result<RunData, Error> {
-        let info: RunInfo = read_json(&dir.join("run.json"))?;
-        let mut cells = Vec::new();
-        for cell in &info.cells {
-            let cdir = dir.join(&cell.id);
-            let record: Option<CellRecord> = if cdir.join("cell.json").exists() {
-                Some(read_json(&cdir.join("cell.json"))?)
-            } else {
-                None
-            };
-            let summary = if cdir.join("summary.json").exists() {
-                match LoadSummary::read(&cdir.join("summary.json")) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(cell = %cell.id, error = %e, "summary.json unreadable");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let op = info
-                .matrix
-                .workloads
-                .iter()
-                .find(|w| w.name == cell.workload)
-                .map_or_else(|| "get".to_string(), Workload::dominant_op);
-            let spectrum = std::fs::read_to_string(cdir.join(format!("{op}.hgrm")))
-                .map(|t| parse_hgrm(&t))
-                .unwrap_or_default();
-            let stats_after = std::fs::read_to_string(cdir.join("stats-after.txt"))
-                .map(|t| parse_stats(&t))
-                .unwrap_or_default();
-            cells.push(CellData {
-                cell: cell.clone(),
-                record,
-                summary,
-                spectrum,
-                stats_after,
-            });
-        }
-        Ok(RunData {
-            dir: dir.to_path_buf(),
-            info,
-            cells,
-        })
-    }
-
-    /// Closed-loop cells of a workload.
-    pub fn closed(&self, workload: &str) -> impl Iterator<Item = &CellData> + '_ {
-        let workload = workload.to_string();
-        self.cells
-            .iter()
-            .filter(move |c| c.cell.workload == workload && c.cell.load_pct.is_none())
-    }
-
-    /// Open-loop cells of a workload.
-    pub fn open(&self, workload: &str) -> impl Iterator<Item = &CellData> + '_ {
-        let workload = workload.to_string();
-        self.cells
-            .iter()
-            .filter(move |c| c.cell.workload == workload && c.cell.load_pct.is_some())
-    }
-
-    /// The measured closed-loop cell of a front-end, workload and connection count.
-    pub fn measured(&self, workload: &str, frontend: &str, conns: usize) -> Option<&LoadSummary> {
-        self.closed(workload)
-            .find(|c| c.cell.frontend == frontend && c.cell.connections == conns)
-            .and_then(CellData::ok)
-    }
-
-    /// A thread pool's workers when `conns` exceeds them: then only that
-    /// many connections are served at a time and the rest wait unanswered
-    /// in its accept queue, so its figures describe the served ones only.
-    pub fn starved(&self, frontend: &str, conns: usize) -> Option<usize> {
-        self.info
-            .matrix
-            .frontends
-            .iter()
-            .find(|f| f.name == frontend)
-            .and_then(|f| f.pool_workers())
-            .filter(|&w| conns > w)
-    }
-
-    /// `name` marked with a dagger when it starves connections at `conns`.
-    fn mark(&self, frontend: &str, conns: usize) -> String {
-        match self.starved(frontend, conns) {
-            Some(_) => format!("`{frontend}`\u{2020}"),
-            None => format!("`{frontend}`"),
-        }
-    }
-
-    /// Front-end names in matrix order.
-    pub fn frontend_names(&self) -> Vec<String> {
-        self.info
-            .matrix
-            .frontends
-            .iter()
-            .map(|f| f.name.clone())
-            .collect()
-    }
-
-    /// The connection count the spectrum charts use: the configured one if it
-    /// was measured, else the largest measured count below it, else the smallest.
-    pub fn spectrum_connections(&self) -> usize {
-        let want = self.info.matrix.spectrum_connections;
-        let mut conns = self.info.matrix.connections.clone();
-        conns.sort_unstable();
-        if conns.contains(&want) {
-            return want;
-        }
-        conns
-            .iter()
-            .rev()
-            .find(|&&c| c <= want)
-            .or(conns.first())
-            .copied()
-            .unwrap_or(want)
-    }
-}
-
-/// A memcached `stats` reply as name -> value.
-pub fn parse_stats(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.trim_end().splitn(3, ' ');
-            (f.next()? == "STAT").then_some(())?;
-            Some((f.next()?.to_string(), f.next().unwrap_or("").to_string()))
-        })
-        .collect()
-}
+pub use crate::data::{parse_stats, CellData, RunData};
+use crate::data::{Figure, Measured};
+use crate::findings::measured_text;
+pub use crate::findings::{ms, thousands};
+use crate::matrix::{FrontendKind, Point, Workload};
+use crate::model::{CellRecord, CellStatus};
+use crate::Error;
 
 /// Renders `REPORT.md` and `charts/*.svg` into `dir`; returns the report's path.
 pub fn render(dir: &Path) -> Result<PathBuf, Error> {
@@ -203,39 +26,6 @@ pub fn render(dir: &Path) -> Result<PathBuf, Error> {
     let path = dir.join("REPORT.md");
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     Ok(path)
-}
-
-/// Latency in microseconds as milliseconds, with as many decimals as are useful.
-pub fn ms(us: u64) -> String {
-    let v = us as f64 / 1000.0;
-    if v < 10.0 {
-        format!("{v:.3}")
-    } else if v < 100.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// Thousands separators: 1234567 -> "1,234,567".
-pub fn thousands(x: f64) -> String {
-    let s = format!("{:.0}", x.max(0.0));
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}x", a / b)
-    } else {
-        "n/a".into()
-    }
 }
 
 /// The whole report as Markdown. `charts` lists the SVG files (relative paths).
@@ -249,18 +39,27 @@ pub fn markdown(d: &RunData, charts: &[PathBuf]) -> String {
          re-render with `make report RUN=results/{}`. Do not edit by hand.\n",
         info.run_id
     );
+    let _ = writeln!(o, "## The answer\n");
+    for line in crate::findings::headline(d) {
+        let _ = writeln!(o, "* {line}");
+    }
+    o.push('\n');
     machine_section(&mut o, d);
     matrix_section(&mut o, d);
+    method_section(&mut o, d);
 
     let _ = writeln!(o, "## Findings\n");
     let _ = writeln!(
         o,
         "Computed from the tables below. Latency is measured by the load generator \
-         from each request's intended send time, over all operations.\n"
+         from each request's intended send time, over all operations and every request \
+         sent, answered or not (\u{2265}: a lower bound, reached by requests that got no \
+         reply). Ratios are per round (front-ends of a round ran back to back), shown as \
+         median (min-max).\n"
     );
     for w in &info.matrix.workloads {
         let _ = writeln!(o, "### {}\n", w.name);
-        for line in findings(d, w) {
+        for line in crate::findings::of_workload(d, w) {
             let _ = writeln!(o, "* {line}");
         }
         o.push('\n');
@@ -299,6 +98,18 @@ fn machine_section(o: &mut String, d: &RunData) {
                     ""
                 }
             ),
+        ),
+        (
+            "Disk write bandwidth",
+            d.info.disk.map_or_else(String::new, |b| {
+                format!(
+                    "{:.0} MB/s ({} MiB written and fdatasynced in {:.2} s at the start, in the \
+                     run directory)",
+                    b.bytes_per_s() / 1e6,
+                    b.bytes >> 20,
+                    b.seconds
+                )
+            }),
         ),
         (
             "memcached",
@@ -428,314 +239,83 @@ fn matrix_section(o: &mut String, d: &RunData) {
     o.push('\n');
 }
 
-/// Findings of one workload, each a Markdown line.
-pub fn findings(d: &RunData, w: &Workload) -> Vec<String> {
-    let mut out = Vec::new();
-    let names = d.frontend_names();
-    let mut conns = d.info.matrix.connections.clone();
-    conns.sort_unstable();
-
-    // Who leads at each connection count, and by how much.
-    for &c in &conns {
-        let mut measured: Vec<(&str, &LoadSummary)> = names
-            .iter()
-            .filter_map(|f| d.measured(&w.name, f, c).map(|s| (f.as_str(), s)))
-            .collect();
-        if measured.is_empty() {
-            continue;
-        }
-        measured.sort_by(|a, b| {
-            b.1.throughput_ops_per_s
-                .total_cmp(&a.1.throughput_ops_per_s)
-        });
-        let (lead, ls) = measured[0];
-        let mut line = format!(
-            "**{c} connection{}**: {} leads with {} ops/s (p99 {} ms)",
-            if c == 1 { "" } else { "s" },
-            d.mark(lead, c),
-            thousands(ls.throughput_ops_per_s),
-            ms(ls.total.latency_us.p99)
+fn method_section(o: &mut String, d: &RunData) {
+    let m = &d.info.matrix;
+    let _ = writeln!(o, "## Method and noise floor\n");
+    let _ = writeln!(
+        o,
+        "* {} round(s). A round runs every cell once; within a cell the front-ends run back \
+         to back, each on a fresh server, in matrix order in odd rounds and reversed in even \
+         ones (A B C, C B A, ...), so that drift hits every front-end alike.",
+        m.rounds
+    );
+    let _ = writeln!(
+        o,
+        "* A figure is the median over the rounds with its min-max. A comparison takes the \
+         ratio of two front-ends in each round (paired), and calls a difference only when \
+         every one of at least {} rounds agrees in direction and the whole range clears the \
+         noise floor; otherwise it says \"no clear difference\" and gives the range. A \
+         latency that is a lower bound never counts as the lower one.",
+        crate::stats::MIN_ROUNDS
+    );
+    let twins: Vec<String> = m
+        .frontends
+        .iter()
+        .filter_map(|f| Some(format!("`{}` (twin of `{}`)", f.name, f.twin_of.as_ref()?)))
+        .collect();
+    if twins.is_empty() {
+        let _ = writeln!(
+            o,
+            "* This run had no A/A twin, so the noise floor was not measured: an assumed {:.0}% \
+             is used.",
+            crate::stats::ASSUMED_FLOOR * 100.0
         );
-        if let Some(w) = d.starved(lead, c) {
-            let _ = write!(
-                line,
-                " while serving only {w} of the {c} connections at a time"
+    } else {
+        let _ = writeln!(
+            o,
+            "* Noise floor: the largest deviation between a front-end and its A/A twin (the \
+             same binary run again in the same round) over the workload's rounds and points: {}.",
+            twins.join(", ")
+        );
+        let _ = writeln!(
+            o,
+            "\n| workload | throughput floor | p99 floor | A/A pairs |"
+        );
+        let _ = writeln!(o, "|---|--:|--:|--:|");
+        for w in &m.workloads {
+            let t = d.floor(&w.name, Figure::Throughput);
+            let l = d.floor(&w.name, Figure::P99);
+            let src = |own: bool, pairs: usize| {
+                if pairs == 0 {
+                    " (assumed)"
+                } else if own {
+                    ""
+                } else {
+                    " (whole run)"
+                }
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {:.1}%{} | {:.1}%{} | {} |",
+                w.name,
+                t.value * 100.0,
+                src(t.own, t.pairs),
+                l.value * 100.0,
+                src(l.own, l.pairs),
+                t.pairs
             );
         }
-        if measured.len() == 1 {
-            line.push_str(", the only front-end measured");
-        } else {
-            let others: Vec<String> = measured[1..]
-                .iter()
-                .map(|(f, s)| {
-                    format!(
-                        "{} {} ({} ops/s, p99 {} ms)",
-                        ratio(ls.throughput_ops_per_s, s.throughput_ops_per_s),
-                        d.mark(f, c),
-                        thousands(s.throughput_ops_per_s),
-                        ms(s.total.latency_us.p99)
-                    )
-                })
-                .collect();
-            let _ = write!(line, ": {}", others.join(", "));
-        }
-        line.push('.');
-        out.push(line);
     }
-
-    // Where the thread pool's queueing starts: connections above its workers.
-    for f in &d.info.matrix.frontends {
-        let Some(workers) = f.pool_workers() else {
-            continue;
-        };
-        let below = conns
-            .iter()
-            .rev()
-            .find(|&&c| c <= workers && d.measured(&w.name, &f.name, c).is_some());
-        let above = conns
-            .iter()
-            .find(|&&c| c > workers && d.measured(&w.name, &f.name, c).is_some());
-        match (below, above) {
-            (Some(&b), Some(&a)) => {
-                let (sb, sa) = (
-                    d.measured(&w.name, &f.name, b)
-                        .unwrap_or_else(|| unreachable!()),
-                    d.measured(&w.name, &f.name, a)
-                        .unwrap_or_else(|| unreachable!()),
-                );
-                out.push(format!(
-                    "`{}` queueing: {workers} workers, so from {a} connections on {} wait in the \
-                     accept queue, unanswered, while the workers serve the others; its figures \
-                     there describe the served connections only (marked \u{2020}). From {b} to \
-                     {a} connections throughput goes {} -> {} ops/s ({}), p99 {} -> {} ms ({}), \
-                     p99.9 {} -> {} ms, timeouts {} -> {}.",
-                    f.name,
-                    a - workers,
-                    thousands(sb.throughput_ops_per_s),
-                    thousands(sa.throughput_ops_per_s),
-                    ratio(sa.throughput_ops_per_s, sb.throughput_ops_per_s),
-                    ms(sb.total.latency_us.p99),
-                    ms(sa.total.latency_us.p99),
-                    ratio(
-                        sa.total.latency_us.p99 as f64,
-                        sb.total.latency_us.p99 as f64
-                    ),
-                    ms(sb.total.latency_us.p99_9),
-                    ms(sa.total.latency_us.p99_9),
-                    sb.errors.timeouts,
-                    sa.errors.timeouts
-                ));
-                let waited = d
-                    .closed(&w.name)
-                    .find(|c| c.cell.frontend == f.name && c.cell.connections == a)
-                    .and_then(|c| c.stats_after.get("max_queue_wait_us"))
-                    .and_then(|v| v.parse::<u64>().ok());
-                if let Some(us) = waited {
-                    if let Some(line) = out.last_mut() {
-                        let _ = write!(
-                            line,
-                            " The longest wait of a connection in its accept queue at {a} \
-                             connections was {} ms (server `stats`: `max_queue_wait_us`).",
-                            ms(us)
-                        );
-                    }
-                }
-            }
-            (_, None) => out.push(format!(
-                "`{}` queueing: no connection count above its {workers} workers was measured, \
-                 so the queue never formed.",
-                f.name
-            )),
-            (None, Some(&a)) => out.push(format!(
-                "`{}` queueing: every measured connection count exceeds its {workers} workers \
-                 (queueing from the first, {a}).",
-                f.name
-            )),
-        }
-    }
-
-    // Pool sizes against each other, when the matrix has several.
-    let pools: Vec<&crate::matrix::Frontend> = d
-        .info
-        .matrix
-        .frontends
-        .iter()
-        .filter(|f| f.kind == FrontendKind::Threadpool)
-        .collect();
-    if pools.len() > 1 {
-        let parts: Vec<String> = conns
-            .iter()
-            .filter_map(|&c| {
-                let best = pools
-                    .iter()
-                    .filter_map(|f| Some((f, d.measured(&w.name, &f.name, c)?)))
-                    .max_by(|a, b| {
-                        a.1.throughput_ops_per_s
-                            .total_cmp(&b.1.throughput_ops_per_s)
-                    })?;
-                Some(format!(
-                    "{c}: {} ({} ops/s)",
-                    d.mark(&best.0.name, c),
-                    thousands(best.1.throughput_ops_per_s)
-                ))
-            })
-            .collect();
-        if !parts.is_empty() {
-            out.push(format!(
-                "Best thread-pool size by connections: {}.",
-                parts.join(", ")
-            ));
-        }
-    }
-
-    // The event loop's accept modes against each other.
-    let modes: Vec<&crate::matrix::Frontend> = d
-        .info
-        .matrix
-        .frontends
-        .iter()
-        .filter(|f| f.kind == FrontendKind::Eventloop && f.accept.is_some())
-        .collect();
-    if let [a, b] = modes.as_slice() {
-        let parts: Vec<String> = conns
-            .iter()
-            .filter_map(|&c| {
-                let (sa, sb) = (
-                    d.measured(&w.name, &a.name, c)?,
-                    d.measured(&w.name, &b.name, c)?,
-                );
-                Some(format!(
-                    "{c}: {}",
-                    ratio(sa.throughput_ops_per_s, sb.throughput_ops_per_s)
-                ))
-            })
-            .collect();
-        if !parts.is_empty() {
-            out.push(format!(
-                "Accept modes: `{}` throughput relative to `{}` by connections: {}.",
-                a.name,
-                b.name,
-                parts.join(", ")
-            ));
-        }
-    }
-
-    // Each front-end against memcached.
-    let mc = d
-        .info
-        .frontends
-        .iter()
-        .find(|f| f.frontend.kind == FrontendKind::Memcached);
-    match mc {
-        None => out.push("memcached was not part of this matrix: no comparison.".into()),
-        Some(m) if !m.available => out.push(format!(
-            "memcached was not available ({}): no comparison.",
-            m.missing_reason.as_deref().unwrap_or("not installed")
-        )),
-        Some(_) if !w.fits_memcached() => {
-            out.push("memcached has no durability setting and did not run this workload.".into())
-        }
-        Some(m) => {
-            let mname = &m.frontend.name;
-            for f in names.iter().filter(|f| *f != mname) {
-                let mut tput = Vec::new();
-                let mut p99 = Vec::new();
-                let mut meets = 0;
-                let mut both = 0;
-                let mut any = 0;
-                let mut skipped = 0;
-                for &c in &conns {
-                    if let (Some(s), Some(r)) =
-                        (d.measured(&w.name, f, c), d.measured(&w.name, mname, c))
-                    {
-                        let starved = d.starved(f, c).is_some();
-                        let label = if starved {
-                            format!("{c}\u{2020}")
-                        } else {
-                            c.to_string()
-                        };
-                        tput.push(format!(
-                            "{label}: {}",
-                            ratio(s.throughput_ops_per_s, r.throughput_ops_per_s)
-                        ));
-                        p99.push(format!(
-                            "{label}: {}",
-                            ratio(s.total.latency_us.p99 as f64, r.total.latency_us.p99 as f64)
-                        ));
-                        any += 1;
-                        if starved {
-                            skipped += 1;
-                            continue;
-                        }
-                        both += 1;
-                        if s.throughput_ops_per_s >= r.throughput_ops_per_s
-                            && s.total.latency_us.p99 <= r.total.latency_us.p99
-                        {
-                            meets += 1;
-                        }
-                    }
-                }
-                if any == 0 {
-                    continue;
-                }
-                let scope = if skipped > 0 {
-                    format!(
-                        "{both} connection counts at which it serves every connection \
-                         (\u{2020}: {skipped} at which it does not)"
-                    )
-                } else {
-                    format!("{both} connection counts")
-                };
-                out.push(format!(
-                    "`{f}` vs memcached, by connections: throughput {}; p99 {} (below 1 is \
-                     lower latency); at least equal throughput with no worse p99 at {meets} \
-                     of {scope}.",
-                    tput.join(", "),
-                    p99.join(", ")
-                ));
-            }
-        }
-    }
-
-    // Open loop: how latency grows with offered load.
-    for f in &names {
-        let mut points: Vec<(u32, f64, u64)> = d
-            .open(&w.name)
-            .filter(|c| &c.cell.frontend == f)
-            .filter_map(|c| {
-                let s = c.ok()?;
-                Some((
-                    c.cell.load_pct?,
-                    c.record.as_ref()?.rate?,
-                    s.total.latency_us.p99,
-                ))
-            })
-            .collect();
-        if points.is_empty() {
-            continue;
-        }
-        points.sort_by_key(|p| p.0);
-        let parts: Vec<String> = points
-            .iter()
-            .map(|(p, r, l)| format!("{p}% ({} ops/s): {} ms", thousands(*r), ms(*l)))
-            .collect();
-        out.push(format!("`{f}` p99 vs offered load: {}.", parts.join(", ")));
-    }
-
-    let failed = d
-        .closed(&w.name)
-        .chain(d.open(&w.name))
-        .filter(|c| matches!(&c.record, Some(r) if r.status == CellStatus::Failed))
-        .count();
-    if failed > 0 {
-        out.push(format!(
-            "{failed} cell(s) of this workload failed; see Failed, skipped and retried cells below."
-        ));
-    }
-    if out.is_empty() {
-        out.push("No cell of this workload was measured.".into());
-    }
-    out
+    let _ = writeln!(
+        o,
+        "\n* Bound by: `disk` when the server wrote to storage at {:.0}% or more of the disk's \
+         measured bandwidth (`/proc/<pid>/io`); else `server CPU` or `client CPU` when that \
+         side's cores were {:.0}% busy or more (the busier one); else `latency` (round trips \
+         and waiting set the pace). A client-bound cell measures the load generator.",
+        crate::data::DISK_BOUND * 100.0,
+        crate::data::CPU_BOUND * 100.0
+    );
+    o.push('\n');
 }
 
 fn chart_link(o: &mut String, charts: &[PathBuf], name: &str, alt: &str) {
@@ -744,21 +324,46 @@ fn chart_link(o: &mut String, charts: &[PathBuf], name: &str, alt: &str) {
     }
 }
 
+/// A figure of one front-end at one point as table text.
+fn figure_cell(d: &RunData, p: &Point, f: &str, fig: Figure) -> String {
+    d.figure(p, f, fig)
+        .map_or_else(|| "-".into(), |m: Measured| measured_text(&m, fig))
+}
+
+/// Median over the measured rounds of a value taken from each cell.
+fn median_of(
+    d: &RunData,
+    p: &Point,
+    f: &str,
+    pick: impl Fn(&CellData) -> Option<f64>,
+) -> Option<f64> {
+    let v: Vec<f64> = d
+        .rounds_of(p, f)
+        .into_iter()
+        .filter(|c| c.ok().is_some())
+        .filter_map(pick)
+        .collect();
+    crate::stats::Spread::of(&v).map(|s| s.median)
+}
+
 fn workload_section(o: &mut String, d: &RunData, w: &Workload, charts: &[PathBuf]) {
     let _ = writeln!(o, "## Workload `{}`\n", w.name);
     let _ = writeln!(o, "{}.\n", w.description);
     let _ = writeln!(
         o,
-        "| front-end | conns | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | timeouts \
-         | server CPU s / M req | peak RSS MiB |"
+        "| front-end | conns | rounds | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors \
+         | timeouts | server CPU s / M req | server CPU | client CPU | disk MB/s | steal \
+         | peak RSS MiB | bound by |"
     );
-    let _ = writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(
+        o,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+    );
     for f in d.frontend_names() {
-        let mut cells: Vec<&CellData> =
-            d.closed(&w.name).filter(|c| c.cell.frontend == f).collect();
-        cells.sort_by_key(|c| c.cell.connections);
-        for c in cells {
-            let _ = writeln!(o, "{}", table_row(d, c));
+        for p in d.points(&w.name, false) {
+            if let Some(row) = table_row(d, &p, &f) {
+                let _ = writeln!(o, "{row}");
+            }
         }
     }
     if d.closed(&w.name)
@@ -768,11 +373,16 @@ fn workload_section(o: &mut String, d: &RunData, w: &Workload, charts: &[PathBuf
             o,
             "\n\u{2020} More connections than the thread pool has workers: only as many \
              connections as workers are served at a time and the others wait in its accept \
-             queue without a reply, so ops/s and latency describe the served connections; \
-             the waiting ones show only as timeouts, when their wait outlasts the timeout \
-             within the run."
+             queue without a reply. Their requests count in the latency all the same, at how \
+             long they waited (\u{2265}: a lower bound); ops/s counts the replies."
         );
     }
+    let _ = writeln!(
+        o,
+        "\nEach figure is the median over the rounds with its min-max; errors and timeouts \
+         are the most in one round; CPU is the busy share of the side's cores; steal is the \
+         machine's."
+    );
     o.push('\n');
     chart_link(
         o,
@@ -788,41 +398,59 @@ fn workload_section(o: &mut String, d: &RunData, w: &Workload, charts: &[PathBuf
     );
 }
 
-fn table_row(d: &RunData, c: &CellData) -> String {
+/// One row of a workload table: a front-end at a point, over its rounds.
+fn table_row(d: &RunData, p: &Point, f: &str) -> Option<String> {
+    let cells = d.rounds_of(p, f);
+    if cells.is_empty() {
+        return None;
+    }
     let head = format!(
-        "| `{}` | {}{} ",
-        c.cell.frontend,
-        c.cell.connections,
-        if d.starved(&c.cell.frontend, c.cell.connections).is_some() {
+        "| `{f}` | {}{} ",
+        p.connections,
+        if d.starved(f, p.connections).is_some() {
             "\u{2020}"
         } else {
             ""
         }
     );
-    match (&c.record, c.ok()) {
-        (Some(r), Some(s)) => {
-            let l = &s.total.latency_us;
-            let usage = r.server.as_ref();
-            format!(
-                "{head}| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                thousands(s.throughput_ops_per_s),
-                ms(l.p50),
-                ms(l.p99),
-                ms(l.p99_9),
-                ms(l.max),
-                s.errors_total,
-                s.errors.timeouts,
-                usage
-                    .and_then(|u| u.cpu_s_per_million())
-                    .map_or("-".into(), |v| format!("{v:.2}")),
-                usage.map_or("-".into(), |u| format!(
-                    "{:.1}",
-                    u.peak_rss_bytes as f64 / (1u64 << 20) as f64
-                )),
-            )
-        }
-        _ => format!("{head}| {} | | | | | | | | |", c.unmeasured()),
+    let measured = d.measured_rounds(p, f);
+    if measured.is_empty() {
+        return Some(format!(
+            "{head}| 0/{} | {} | | | | | | | | | | | | | | |",
+            cells.len(),
+            cells[0].unmeasured()
+        ));
     }
+    let most = |pick: &dyn Fn(&crate::model::LoadSummary) -> u64| {
+        measured.values().map(|s| pick(s)).max().unwrap_or(0)
+    };
+    let pct_of = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
+    let usage = |c: &CellData| c.record.as_ref()?.server;
+    let bound = d
+        .bound(p, f)
+        .map_or("-".into(), |(b, k, n)| format!("{} ({k}/{n})", b.name()));
+    Some(format!(
+        "{head}| {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        measured.len(),
+        cells.len(),
+        figure_cell(d, p, f, Figure::Throughput),
+        figure_cell(d, p, f, Figure::P50),
+        figure_cell(d, p, f, Figure::P99),
+        figure_cell(d, p, f, Figure::P999),
+        figure_cell(d, p, f, Figure::Max),
+        most(&|s| s.errors_total),
+        most(&|s| s.errors.timeouts),
+        median_of(d, p, f, |c| usage(c)?.cpu_s_per_million())
+            .map_or("-".into(), |v| format!("{v:.2}")),
+        pct_of(median_of(d, p, f, |c| usage(c)?.utilisation())),
+        pct_of(median_of(d, p, f, |c| c.ok()?.client_cpu?.utilisation())),
+        median_of(d, p, f, |c| usage(c)?.disk_bytes_per_s())
+            .map_or("-".into(), |v| format!("{:.0}", v / 1e6)),
+        pct_of(median_of(d, p, f, |c| Some(usage(c)?.steal_fraction))),
+        median_of(d, p, f, |c| Some(usage(c)?.peak_rss_bytes as f64))
+            .map_or("-".into(), |v| format!("{:.1}", v / (1u64 << 20) as f64)),
+        bound
+    ))
 }
 
 fn open_loop_section(o: &mut String, d: &RunData, charts: &[PathBuf]) {
@@ -841,33 +469,39 @@ fn open_loop_section(o: &mut String, d: &RunData, charts: &[PathBuf]) {
         let _ = writeln!(o, "### Workload `{}`\n", w.name);
         let _ = writeln!(
             o,
-            "| front-end | load | offered ops/s | achieved ops/s | p50 ms | p99 ms | p99.9 ms \
-             | max ms | unsent | errors |"
+            "| front-end | load | rounds | offered ops/s | achieved ops/s | p50 ms | p99 ms \
+             | p99.9 ms | max ms | unsent | errors |"
         );
-        let _ = writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for f in d.frontend_names() {
-            let mut cells: Vec<&CellData> =
-                d.open(&w.name).filter(|c| c.cell.frontend == f).collect();
-            cells.sort_by_key(|c| c.cell.load_pct);
-            for c in cells {
-                let pct = c.cell.load_pct.unwrap_or(0);
-                let rate = c.record.as_ref().and_then(|r| r.rate);
-                let head = format!("| `{f}` | {pct}% | {} ", rate.map_or("-".into(), thousands));
-                let row = match c.ok() {
-                    Some(s) => {
-                        let l = &s.total.latency_us;
-                        format!(
-                            "{head}| {} | {} | {} | {} | {} | {} | {} |",
-                            thousands(s.throughput_ops_per_s),
-                            ms(l.p50),
-                            ms(l.p99),
-                            ms(l.p99_9),
-                            ms(l.max),
-                            s.unsent,
-                            s.errors_total
-                        )
-                    }
-                    None => format!("{head}| {} | | | | | | |", c.unmeasured()),
+            for p in d.points(&w.name, true) {
+                let cells = d.rounds_of(&p, &f);
+                if cells.is_empty() {
+                    continue;
+                }
+                let pct = p.load_pct.unwrap_or(0);
+                let rate = median_of(d, &p, &f, |c| c.record.as_ref()?.rate)
+                    .or_else(|| cells.iter().find_map(|c| c.record.as_ref()?.rate));
+                let measured = d.measured_rounds(&p, &f);
+                let head = format!(
+                    "| `{f}` | {pct}% | {}/{} | {} ",
+                    measured.len(),
+                    cells.len(),
+                    rate.map_or("-".into(), thousands)
+                );
+                let row = if measured.is_empty() {
+                    format!("{head}| {} | | | | | | |", cells[0].unmeasured())
+                } else {
+                    format!(
+                        "{head}| {} | {} | {} | {} | {} | {} | {} |",
+                        figure_cell(d, &p, &f, Figure::Throughput),
+                        figure_cell(d, &p, &f, Figure::P50),
+                        figure_cell(d, &p, &f, Figure::P99),
+                        figure_cell(d, &p, &f, Figure::P999),
+                        figure_cell(d, &p, &f, Figure::Max),
+                        measured.values().map(|s| s.unsent).max().unwrap_or(0),
+                        measured.values().map(|s| s.errors_total).max().unwrap_or(0)
+                    )
                 };
                 let _ = writeln!(o, "{row}");
             }
@@ -942,11 +576,12 @@ fn files_section(o: &mut String) {
     let _ = writeln!(o, "## Raw outputs\n");
     let _ = writeln!(
         o,
-        "Each cell has a directory named `<workload>_<front-end>_c<connections>` \
-         (`_load<percent>` for open-loop cells) holding: `summary.json`, `<op>.hgrm`, \
-         `<op>-service.hgrm` and `latency.hlog` from `loadgen`; `stats-before.txt` and \
+        "Each cell has a directory named `<workload>_<front-end>_c<connections>_r<round>` \
+         (`_load<percent>` before the round for open-loop cells) holding: `summary.json`, \
+         `<op>.hgrm` (every request), `<op>-answered.hgrm`, `<op>-service.hgrm`, \
+         `<op>-censored.hgrm` and `latency.hlog` from `loadgen`; `stats-before.txt` and \
          `stats-after.txt` (the server's `stats` reply); `cell.json` (status, server CPU \
-         seconds, peak RSS, command lines); `commands.txt` (the exact command lines); \
+         seconds and wall time, storage writes, steal time, peak RSS, command lines); `commands.txt` (the exact command lines); \
          `server.log`, `loadgen.log`, `preload.log` and `preload/`. `run.json` describes \
          the machine and the matrix."
     );
@@ -957,24 +592,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stats_reply() {
-        let s = parse_stats(
-            "STAT pid 1\r\nSTAT version 1.6.18\r\nSTAT max_queue_wait_us 42\r\nEND\r\n",
-        );
-        assert_eq!(s["version"], "1.6.18");
-        assert_eq!(s["max_queue_wait_us"], "42");
-        assert_eq!(s.len(), 3);
-    }
-
-    #[test]
     fn number_formats() {
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(ms(41), "0.041");
-        assert_eq!(ms(12_345), "12.35");
-        assert_eq!(ms(1_234_567), "1234.6");
-        assert_eq!(ratio(3.0, 2.0), "1.50x");
-        assert_eq!(ratio(1.0, 0.0), "n/a");
+        assert_eq!(ms(41.0), "0.041");
+        assert_eq!(ms(12_345.0), "12.35");
+        assert_eq!(ms(1_234_567.0), "1234.6");
     }
 }

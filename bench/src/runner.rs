@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use crate::machine::{iso_utc, run_id, unix_now, CoreSplit, MachineInfo};
 use crate::matrix::{Cell, Frontend, FrontendKind, Matrix, Workload, SERVER_MAX_CONNECTIONS};
 use crate::model::{
-    CellRecord, CellStatus, Commands, FrontendStatus, LoadSummary, RunInfo, ServerUsage,
-    CELL_SCHEMA, RUN_SCHEMA,
+    CellRecord, CellStatus, Commands, DiskBandwidth, FrontendStatus, LoadSummary, RunInfo,
+    ServerUsage, CELL_SCHEMA, RUN_SCHEMA,
 };
 use crate::process::{
-    fetch_stats, free_port, raise_nofile_limit, sample, shell_quote, spawn_pinned, wait_ready,
-    Managed,
+    fetch_stats, free_port, raise_nofile_limit, sample, shell_quote, spawn_pinned, usage_between,
+    wait_ready, Managed,
 };
 use crate::{write_json, Error};
 
@@ -40,6 +40,29 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 
 /// How long a server may take to exit after SIGTERM (it syncs and seals its files).
 const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// Writes `bytes` sequentially into a file in `dir`, fdatasyncs it, and
+/// times the whole; the file is removed after.
+pub fn measure_disk(dir: &Path, bytes: u64) -> Result<DiskBandwidth, Error> {
+    use std::io::Write as _;
+    let path = dir.join("disk-probe");
+    let chunk = vec![0x5au8; 4 << 20];
+    let t0 = Instant::now();
+    let result = (|| {
+        let mut f = std::fs::File::create(&path)?;
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            f.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        f.sync_data()
+    })();
+    let seconds = t0.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| Error::io(&path, e))?;
+    Ok(DiskBandwidth { bytes, seconds })
+}
 
 /// How a run is set up, beyond the matrix.
 #[derive(Debug, Clone)]
@@ -60,6 +83,8 @@ pub struct RunOptions {
     pub cores: Option<Vec<usize>>,
     /// Remarks for the report (e.g. what was reduced from a preset).
     pub notes: Vec<String>,
+    /// Bytes the disk-bandwidth probe writes (0: no probe).
+    pub disk_probe_bytes: u64,
 }
 
 /// Runs the matrix, writes every cell and the report; returns the run directory.
@@ -121,6 +146,31 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
         frontends.push(status);
     }
 
+    // Data directories live beside the results, on a real file system: a
+    // tmpfs /tmp would make every fdatasync free and `always` meaningless.
+    let scratch = dir.join(".data");
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    // A few hundred MB by default: a second or two on a typical SSD, enough
+    // to get past the drive's write cache.
+    let probe = opts.disk_probe_bytes;
+    if probe > 0 {
+        eprintln!(
+            "bench: measuring the disk's write bandwidth ({} MiB with fdatasync)",
+            probe >> 20
+        );
+    }
+    let disk = match (probe > 0).then(|| measure_disk(&scratch, probe)) {
+        None => None,
+        Some(Ok(d)) => {
+            eprintln!("bench: disk writes {:.0} MB/s", d.bytes_per_s() / 1e6);
+            Some(d)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot measure the disk's bandwidth");
+            None
+        }
+    };
+
     let cells = opts.matrix.cells();
     let mut info = RunInfo {
         schema: RUN_SCHEMA.into(),
@@ -134,14 +184,12 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
         cells: cells.clone(),
         notes: opts.notes.clone(),
         load_average: vec![crate::machine::load_average()],
+        disk,
     };
     write_json(&dir.join("run.json"), &info)?;
 
-    // Data directories live beside the results, on a real file system: a
-    // tmpfs /tmp would make every fdatasync free and `always` meaningless.
-    let scratch = dir.join(".data");
     let mut progress = Progress::new(&opts.matrix, &cells);
-    let mut maxima: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut closed = ClosedLoopThroughput::default();
     for (i, cell) in cells.iter().enumerate() {
         progress.starting(i, cell);
         let t0 = Instant::now();
@@ -153,7 +201,7 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
             scratch: &scratch,
             run_dir: &dir,
         };
-        let record = run_cell(&ctx, cell, &maxima);
+        let record = run_cell(&ctx, cell, &closed);
         let record = CellRecord {
             wall_s: (t0.elapsed().as_secs_f64() * 100.0).round() / 100.0,
             ..record
@@ -161,13 +209,10 @@ pub fn run(opts: RunOptions) -> Result<PathBuf, Error> {
         let cell_dir = dir.join(&cell.id);
         std::fs::create_dir_all(&cell_dir).map_err(|e| Error::io(&cell_dir, e))?;
         write_json(&cell_dir.join("cell.json"), &record)?;
-        let summary = LoadSummary::read(&cell_dir.join("summary.json")).ok();
+        let summary = crate::model::read_summary(&cell_dir.join("summary.json")).ok();
         if record.status == CellStatus::Ok && cell.load_pct.is_none() {
             if let Some(s) = &summary {
-                let m = maxima
-                    .entry((cell.workload.clone(), cell.frontend.clone()))
-                    .or_insert(0.0);
-                *m = m.max(s.throughput_ops_per_s);
+                closed.add(cell, s.throughput_ops_per_s);
             }
         }
         progress.finished(i, cell, &record, summary.as_ref(), t0.elapsed());
@@ -397,12 +442,37 @@ fn cores_arg(cores: &[usize]) -> String {
         .join(",")
 }
 
+/// The closed-loop throughput of every round so far, by workload,
+/// front-end and connections: the open-loop rates are fractions of it.
+#[derive(Debug, Default)]
+struct ClosedLoopThroughput(BTreeMap<(String, String, usize), Vec<f64>>);
+
+impl ClosedLoopThroughput {
+    fn add(&mut self, cell: &Cell, ops_per_s: f64) {
+        self.0
+            .entry((
+                cell.workload.clone(),
+                cell.frontend.clone(),
+                cell.connections,
+            ))
+            .or_default()
+            .push(ops_per_s);
+    }
+
+    /// A front-end's maximum for a workload: the best connection count by
+    /// its median over rounds (a median, so one lucky round does not set
+    /// the rates).
+    fn maximum(&self, workload: &str, frontend: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .filter(|((w, f, _), _)| w == workload && f == frontend)
+            .filter_map(|(_, v)| crate::stats::Spread::of(v).map(|s| s.median))
+            .max_by(f64::total_cmp)
+    }
+}
+
 /// Runs one cell; never returns early without stopping the server.
-fn run_cell(
-    ctx: &CellContext<'_>,
-    cell: &Cell,
-    maxima: &BTreeMap<(String, String), f64>,
-) -> CellRecord {
+fn run_cell(ctx: &CellContext<'_>, cell: &Cell, closed: &ClosedLoopThroughput) -> CellRecord {
     let mut record = CellRecord {
         schema: CELL_SCHEMA.into(),
         cell: cell.clone(),
@@ -420,8 +490,8 @@ fn run_cell(
         return record;
     };
     if let Some(pct) = cell.load_pct {
-        match maxima.get(&(cell.workload.clone(), cell.frontend.clone())) {
-            Some(&max) if max > 0.0 => record.rate = Some((max * f64::from(pct) / 100.0).round()),
+        match closed.maximum(&cell.workload, &cell.frontend) {
+            Some(max) if max > 0.0 => record.rate = Some((max * f64::from(pct) / 100.0).round()),
             _ => {
                 record.error = Some("no closed-loop maximum measured for this front-end".into());
                 return record;
@@ -610,21 +680,18 @@ fn measure_in(
         let after = sample(pid)?;
         let stats = fetch_stats(addr).unwrap_or_else(|e| format!("# {e}\n"));
         write(out, "stats-after.txt", &stats)?;
-        let summary = LoadSummary::read(&out.join("summary.json"));
+        let summary = crate::model::read_summary(&out.join("summary.json"));
         record.server = Some(ServerUsage {
-            cpu_user_s: round3(after.user_s - before.user_s),
-            cpu_system_s: round3(after.system_s - before.system_s),
             requests: summary
                 .as_ref()
-                .map_or(0, |s| s.total.completed + s.warmup_completed),
-            peak_rss_bytes: after.peak_rss_bytes,
-            threads: after.threads,
+                .map_or(0, |s| s.total.counters.completed + s.warmup_completed),
+            ..usage_between(&before, &after, ctx.split.server.len())
         });
         lg?;
         match summary {
-            Ok(s) if s.total.completed == 0 => Err(Error::Stalled(format!(
+            Ok(s) if s.total.counters.completed == 0 => Err(Error::Stalled(format!(
                 "no request completed in the measured span ({} requests sent, {} unsent)",
-                s.total.requests, s.unsent
+                s.total.counters.requests, s.unsent
             ))),
             Ok(_) => Ok(()),
             Err(e) => Err(e),
@@ -632,10 +699,6 @@ fn measure_in(
     })();
     record.server_exit = Some(server.stop(STOP_GRACE));
     outcome
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
@@ -713,9 +776,10 @@ impl Progress {
             None => "closed loop".into(),
         };
         eprintln!(
-            "[{:>w$}/{}] {:<12} {:<20} {:>6} conns  {:<24} elapsed {}, ~{} left",
+            "[{:>w$}/{}] round {} {:<12} {:<24} {:>6} conns  {:<24} elapsed {}, ~{} left",
             i + 1,
             self.total,
+            cell.round + 1,
             cell.workload,
             cell.frontend,
             cell.connections,
