@@ -14,7 +14,10 @@
 //!   The scanned file is then sealed (index + footer + fdatasync), so the
 //!   next open loads it from its footer.
 //! * A file shorter than its header is a torn creation and is deleted; so is
-//!   a scanned file with no records.
+//!   a scanned file with no records, and a file whose header never reached
+//!   the disk (zeros, or part of the header then zeros: a power cut after
+//!   the preallocation of a spare) if nothing but zeros follows. If records
+//!   follow such a header, the header is rewritten and the file scanned.
 //! * Records are replayed in sequence order (file order, re-sorted by
 //!   sequence number when compaction outputs hold older records than files
 //!   before them): a Put replaces the key's older version, a Delete removes
@@ -235,6 +238,7 @@ fn load_file(
         .map_err(|e| OpenError::io("reading metadata of", &path, e))?
         .len();
     let mut header = [0u8; FILE_HEADER_LEN];
+    let mut header_lost = false;
     if len < FILE_HEADER_LEN as u64 || file.read_exact_at(&mut header, 0).is_err() {
         warn!(file = %path.display(), len, "deleting a torn HSTable shorter than its header");
         drop(file);
@@ -244,6 +248,35 @@ fn load_file(
     }
     match format::decode_file_header(&header) {
         Ok(found) if found == id => {}
+        // A power cut after a file's creation can leave its size (the
+        // preallocation is metadata, journalled) without its header (a data
+        // write nobody synced yet): zeros, or part of the header and then
+        // zeros. Anything else is corruption or someone else's file.
+        _ if is_unwritten_header(&header, id) => {
+            if is_zero_tail(&file, FILE_HEADER_LEN as u64, len) {
+                info!(
+                    file = %path.display(),
+                    len,
+                    "deleting an HSTable whose header never reached the disk; it holds no record"
+                );
+                drop(file);
+                fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
+                sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
+                return Ok(None);
+            }
+            // Records reached the disk but the header's page did not (a
+            // durability that does not sync every write): give the file its
+            // header back and let the scan below verify every record.
+            warn!(
+                file = %path.display(),
+                "rewriting an HSTable header that never reached the disk; scanning the file"
+            );
+            file.write_all_at(&format::encode_file_header(id), 0)
+                .map_err(|e| OpenError::io("rewriting the header of", &path, e))?;
+            // The first records shared the header's page: a footer, if any,
+            // may point at them, so verify every record instead.
+            header_lost = true;
+        }
         Ok(found) => {
             return Err(OpenError::Corrupt {
                 file: path,
@@ -259,12 +292,6 @@ fn load_file(
             })
         }
         Err(FileHeaderError::BadMagic) | Err(FileHeaderError::Truncated) => {
-            // A torn creation leaves zeros, not a different magic.
-            if header.iter().all(|&b| b == 0) && len <= FILE_HEADER_LEN as u64 {
-                fs::remove_file(&path).map_err(|e| OpenError::io("removing", &path, e))?;
-                sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
-                return Ok(None);
-            }
             return Err(OpenError::Corrupt {
                 file: path,
                 offset: 0,
@@ -273,7 +300,7 @@ fn load_file(
         }
     }
 
-    if let Some(entries) = read_sealed_index(&file, len) {
+    if let Some(entries) = read_sealed_index(&file, len).filter(|_| !header_lost) {
         // NOTE: len fits usize on 64-bit targets.
         let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
             .map_err(|e| OpenError::io("mapping", &path, e))?;
@@ -321,6 +348,17 @@ fn load_file(
         .sealed
         .store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some((Arc::new(mapped), entries)))
+}
+
+/// Whether `header` is what an unsynced creation of HSTable `id` can leave
+/// after a power cut: every byte either zero or the byte this file's header
+/// (of any version this build reads) has there.
+fn is_unwritten_header(header: &[u8; FILE_HEADER_LEN], id: u32) -> bool {
+    (format::MIN_FORMAT_VERSION..=format::FORMAT_VERSION).any(|version| {
+        let mut want = format::encode_file_header(id);
+        want[8..12].copy_from_slice(&version.to_le_bytes());
+        header.iter().zip(want).all(|(&b, w)| b == 0 || b == w)
+    })
 }
 
 /// Whether `from..to` of the file is all zeros (preallocated, never written):
