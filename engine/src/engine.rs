@@ -236,6 +236,19 @@ pub(crate) struct Writer {
     pub closed: bool,
 }
 
+impl Writer {
+    /// The sequence number the next record gets (the caller stores it in
+    /// `last_seq` once the record is written).
+    pub fn next_seq(&self) -> Result<u64, WriteError> {
+        if self.last_seq >= format::MAX_SEQ {
+            return Err(WriteError::SequenceExhausted {
+                last: self.last_seq,
+            });
+        }
+        Ok(self.last_seq + 1)
+    }
+}
+
 pub(crate) type FileTable = Vec<Option<Arc<MappedFile>>>;
 
 pub(crate) struct Inner {
@@ -459,7 +472,7 @@ impl Inner {
         if w.tail + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity {
             self.roll(&mut w, len)?;
         }
-        let seq = w.last_seq + 1;
+        let seq = w.next_seq()?;
         let header =
             format::encode_header_with(kind, encoding, key, value, meta.flags, meta.expiry, seq);
         let off = w.tail;

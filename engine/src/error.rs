@@ -91,6 +91,10 @@ pub enum WriteError {
     /// declared; nothing was written.
     #[error("streamed value has {got} bytes, {declared} were declared")]
     StreamLength { declared: usize, got: usize },
+    /// Every sequence number up to [`crate::format::MAX_SEQ`] has been
+    /// handed out; no record can be numbered any more.
+    #[error("sequence numbers are exhausted (last {last}); copy the live keys into a new data directory")]
+    SequenceExhausted { last: u64 },
     /// A read-modify-write found the current record corrupt.
     #[error(transparent)]
     Read(#[from] ReadError),

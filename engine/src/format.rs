@@ -38,6 +38,12 @@ pub const MAX_KEY_LEN: usize = u16::MAX as usize;
 /// below 4 GiB so a sealed index can store offsets as u32.
 pub const MAX_VALUE_LEN: usize = (1 << 30) - 1;
 
+/// Highest sequence number a record may carry. Far above anything a store
+/// reaches (each crash skips 2^32; 2^30 crashes to get here), and far below
+/// `u64::MAX`, so `last_seq + gap` never overflows; a record that claims
+/// more is not one this engine wrote.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// Seed of the key hash. Fixed forever: sealed indexes store hashes, so
 /// changing it is a format change.
 pub const HASH_SEED: u64 = 0x4b69_6e67_4442_0001;
@@ -107,6 +113,9 @@ pub enum RecordError {
     Reserved,
     /// The lengths are impossible (e.g. a tombstone with a value).
     BadLength,
+    /// The sequence number is 0 or above [`MAX_SEQ`]: no writer hands
+    /// those out, so the bytes are not a record this engine wrote.
+    BadSeq(u64),
     Checksum {
         stored: u32,
         computed: u32,
@@ -120,6 +129,7 @@ impl fmt::Display for RecordError {
             RecordError::UnknownKind(b) => write!(f, "unknown record kind {b:#04x}"),
             RecordError::Reserved => f.write_str("unknown value encoding byte"),
             RecordError::BadLength => f.write_str("impossible key or value length"),
+            RecordError::BadSeq(seq) => write!(f, "impossible sequence number {seq}"),
             RecordError::Checksum { stored, computed } => {
                 write!(
                     f,
@@ -164,6 +174,9 @@ impl RecordHeader {
         };
         if !ok {
             return Err(RecordError::BadLength);
+        }
+        if !(1..=MAX_SEQ).contains(&h.seq) {
+            return Err(RecordError::BadSeq(h.seq));
         }
         Ok(h)
     }
@@ -489,6 +502,16 @@ mod tests {
         );
         rec[5] = 2;
         assert_eq!(decode_record(&rec), Err(RecordError::Reserved));
+    }
+
+    #[test]
+    fn impossible_sequence_numbers_are_rejected() {
+        for seq in [0, MAX_SEQ + 1, u64::MAX] {
+            let rec = encode_record(RecordKind::Put, b"k", b"v", 0, 0, seq);
+            assert_eq!(decode_record(&rec), Err(RecordError::BadSeq(seq)));
+        }
+        let rec = encode_record(RecordKind::Put, b"k", b"v", 0, 0, MAX_SEQ);
+        assert!(decode_record(&rec).is_ok());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! * A file without one (the active file at a crash, or a crash while
 //!   sealing) is scanned record by record from the header, every checksum
 //!   verified. A record that fails is skipped if a valid record follows it
-//!   (found by searching forward byte by byte): it is counted in
+//!   (found after the failed record's whole extent when its header is
+//!   plausible, so a record forged inside a value is never found; byte by
+//!   byte only past a garbage header): it is counted in
 //!   `bad_records` and logged with file and offset, and never served. If
 //!   nothing valid follows, it is the torn tail: the file is cut there.
 //!   The scanned file is then sealed (index + footer + fdatasync), so the
@@ -39,8 +41,8 @@ use tracing::{info, warn};
 use crate::engine::{file_path, key_at, kill_at, seal, sync_dir, FileTable};
 use crate::error::{OpenError, WriteError};
 use crate::format::{
-    self, FileHeaderError, Footer, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN,
-    INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
+    self, FileHeaderError, Footer, IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN,
+    FOOTER_LEN, INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::index::{self, Index};
 use crate::mmap::MappedFile;
@@ -211,7 +213,10 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         // After a crash, writes that readers saw (and whose sequence numbers
         // clients may hold as CAS values) can be lost with the torn tail.
         // Skip far ahead so such a number is never handed out again.
-        rec.last_seq += SEQ_GAP_AFTER_CRASH;
+        rec.last_seq = rec
+            .last_seq
+            .saturating_add(SEQ_GAP_AFTER_CRASH)
+            .min(format::MAX_SEQ);
     }
     Ok(rec)
 }
@@ -406,7 +411,10 @@ pub(crate) fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<In
     for chunk in ib.chunks_exact(INDEX_ENTRY_LEN) {
         let e = IndexEntry::decode(chunk).ok()?;
         let end = u64::from(e.offset) + u64::from(e.len);
-        if u64::from(e.offset) < FILE_HEADER_LEN as u64 || end > footer.index_offset {
+        if u64::from(e.offset) < FILE_HEADER_LEN as u64
+            || end > footer.index_offset
+            || !(1..=format::MAX_SEQ).contains(&e.seq)
+        {
             return None;
         }
         entries.push(e);
@@ -440,7 +448,7 @@ fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
                 });
                 pos += rl;
             }
-            Err(e) => match next_valid(all, pos + 1) {
+            Err(e) => match resync_from(all, pos) {
                 Some(next) => {
                     bad += 1;
                     warn!(
@@ -457,6 +465,38 @@ fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
         }
     }
     (entries, pos.min(len), bad)
+}
+
+/// Where the scan goes on after the record at `pos` failed: the next valid
+/// record that cannot lie inside the failed one's body, or `None` if the
+/// failed record is the torn tail.
+///
+/// A record's body is a client's key and value, which may hold bytes that
+/// form a well-formed record (a forged Put, a Clear, a huge sequence
+/// number). When the failed record's header is plausible (a known kind and
+/// encoding, possible lengths) its lengths are trusted: the search starts
+/// after its whole extent, and a record whose extent runs past the end of
+/// the file is the torn tail (a power cut or crash cut it short). Only a
+/// header that is itself garbage makes the search go byte by byte.
+/// Failed records back to back with plausible headers are skipped whole, one
+/// after the other.
+fn resync_from(all: &[u8], pos: usize) -> Option<usize> {
+    let mut p = pos;
+    loop {
+        match RecordHeader::decode(&all[p..]) {
+            Ok(h) => {
+                let end = p.checked_add(h.record_len())?;
+                if end > all.len() {
+                    return None;
+                }
+                if format::decode_record(&all[end..]).is_ok() {
+                    return Some(end);
+                }
+                p = end;
+            }
+            Err(_) => return next_valid(all, p + 1),
+        }
+    }
 }
 
 /// The first offset at or after `from` where a whole valid record starts.

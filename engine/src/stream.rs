@@ -228,7 +228,7 @@ fn commit_file(
         if w.closed {
             return Err(WriteError::Closed);
         }
-        w.last_seq += 1;
+        w.last_seq = w.next_seq()?;
         w.last_seq
     };
     let header = format::encode_header_streamed(key, len, crc, meta.flags, meta.expiry, seq);

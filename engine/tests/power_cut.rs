@@ -157,3 +157,91 @@ fn a_sealed_file_with_a_lost_or_cut_index_keeps_its_records() {
         assert_eq!(e.stats().bad_records, 0);
     }
 }
+
+/// A client's value holding `forged` records, then `tail` bytes that a
+/// power cut leaves as zeros.
+fn victim_value(forged: &[Vec<u8>], tail: usize) -> Vec<u8> {
+    let mut v = vec![b'x'; 100];
+    for f in forged {
+        v.extend_from_slice(f);
+    }
+    v.extend(std::iter::repeat_n(b'y', tail));
+    v
+}
+
+/// Writes `key0..key4`, then `victim` with `value` as the last record, crashes,
+/// and zeros the last `torn` bytes of the victim's record.
+fn store_with_torn_victim(dir: &Path, value: &[u8], torn: usize) {
+    let e = Engine::open(dir, opts()).expect("open");
+    fill(&e, 5);
+    e.put(b"victim", value, Meta::default(), Condition::Always)
+        .expect("put victim");
+    e.crash_for_tests();
+    let files = hst_files(dir);
+    let active = files.last().expect("a data file");
+    let mut bytes = std::fs::read(active).expect("read");
+    let end = bytes
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the victim's value on disk")
+        + value.len();
+    bytes[end - torn..end].fill(0);
+    std::fs::write(active, &bytes).expect("write");
+}
+
+/// A record whose tail is torn must not let the scan find records inside
+/// its value: here a Put of another key and a Clear of everything.
+#[test]
+fn a_record_forged_inside_a_torn_value_is_not_accepted() {
+    use engine::format::{encode_record, RecordKind};
+    let forged = vec![
+        encode_record(RecordKind::Put, b"forged", b"evil", 0, 0, 1_000_000),
+        encode_record(RecordKind::Clear, b"", b"", 0, 0, 1_000_001),
+    ];
+    let value = victim_value(&forged, 64);
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_torn_victim(dir.path(), &value, 32);
+
+    let e = Engine::open(dir.path(), opts()).expect("open");
+    assert!(
+        e.get(b"forged").expect("get").is_none(),
+        "a record forged inside a value was served"
+    );
+    assert!(e.get(b"victim").expect("get").is_none(), "a torn record");
+    check(&e, 5);
+    // After a crash numbers continue 2^32 past the highest real one.
+    assert!(
+        e.stats().last_seq < (1 << 32) + 1_000_000,
+        "numbering continues from a forged sequence number"
+    );
+}
+
+/// A forged sequence number near u64::MAX is no record at all: the
+/// sequence numbers after a crash neither overflow nor come from it.
+#[test]
+fn a_forged_huge_sequence_number_neither_overflows_nor_sticks() {
+    use engine::format::{encode_record, RecordKind, MAX_SEQ};
+    let forged = vec![encode_record(
+        RecordKind::Put,
+        b"forged",
+        b"evil",
+        0,
+        0,
+        u64::MAX - 1,
+    )];
+    let value = victim_value(&forged, 64);
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_torn_victim(dir.path(), &value, 32);
+    let e = Engine::open(dir.path(), opts()).expect("open");
+    assert!(e.get(b"forged").expect("get").is_none());
+    let seq = match e
+        .put(b"after", b"v", Meta::default(), Condition::Always)
+        .expect("put after recovery")
+        .result
+    {
+        engine::PutOutcome::Stored { seq } => seq,
+        other => panic!("expected Stored, got {other:?}"),
+    };
+    assert!(seq < MAX_SEQ, "seq {seq}");
+    check(&e, 5);
+}
