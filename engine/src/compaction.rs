@@ -403,8 +403,16 @@ fn compact_group(
             read += rl as u64;
             since += rl as u64;
             let loc = index::pack(f.id(), off as u64);
-            let bytes = f.bytes(off, rl);
-            let rec = match format::decode_record(bytes) {
+            let bytes = f.get(off, rl).unwrap_or_default();
+            // The index entry and the record must agree on its extent and
+            // kind, or the bytes copied would not be the record.
+            let rec = match format::decode_record(bytes).and_then(|r| {
+                if r.header.record_len() == rl && r.header.kind == e.kind {
+                    Ok(r)
+                } else {
+                    Err(format::RecordError::BadLength)
+                }
+            }) {
                 Ok(r) => r,
                 Err(err) => {
                     // Never copy a corrupt record; if it was live, its key

@@ -313,14 +313,8 @@ pub(crate) fn file_of(files: &FileTable, loc: u64) -> Option<(&Arc<MappedFile>, 
 #[inline]
 pub(crate) fn key_at(files: &FileTable, loc: u64) -> Option<(&[u8], RecordHeader)> {
     let (f, off) = file_of(files, loc)?;
-    if off + RECORD_HEADER_LEN > f.map_len() {
-        return None;
-    }
-    let h = RecordHeader::decode(f.bytes(off, RECORD_HEADER_LEN)).ok()?;
-    if off + RECORD_HEADER_LEN + h.key_len as usize > f.map_len() {
-        return None;
-    }
-    Some((f.bytes(off + RECORD_HEADER_LEN, h.key_len as usize), h))
+    let h = RecordHeader::decode(f.get(off, RECORD_HEADER_LEN)?).ok()?;
+    Some((f.get(off + RECORD_HEADER_LEN, h.key_len as usize)?, h))
 }
 
 /// Bytes of the record at `loc` (0 if it cannot be read).
@@ -337,6 +331,11 @@ pub(crate) fn kill_at(files: &FileTable, loc: u64) -> u64 {
         f.dead.fetch_add(len, Ordering::Relaxed);
     }
     len
+}
+
+/// The length of a sealed file whose records end at `data_end`.
+pub(crate) fn sealed_len(data_end: usize, entries: usize) -> usize {
+    data_end + entries * INDEX_ENTRY_LEN + FOOTER_LEN
 }
 
 /// Seals an HSTable: writes its index and footer after the records, cuts the
@@ -632,11 +631,17 @@ impl Inner {
                 reason,
             }
         };
-        let header = RecordHeader::decode(file.bytes(off, RECORD_HEADER_LEN))
+        let header = file
+            .get(off, RECORD_HEADER_LEN)
+            .ok_or(format::RecordError::Truncated)
+            .and_then(RecordHeader::decode)
             .map_err(|e| corrupt(e.to_string()))?;
         let len = header.record_len();
-        if off + len > file.map_len() {
-            return Err(corrupt("record runs past the end of the file".into()));
+        if file.get(off, len).is_none() {
+            return Err(corrupt(format!(
+                "record of {len} bytes runs past the end of the file ({} bytes)",
+                file.file_len()
+            )));
         }
         let value_off = off + RECORD_HEADER_LEN + header.key_len as usize;
         if self.opts.verify_checksums {
@@ -1193,6 +1198,7 @@ impl Engine {
                 .and_then(|()| sync_dir(&self.inner.dir))
                 .map_err(|e| WriteError::io("removing", &path, e))
         } else {
+            w.active.shrink_to(sealed_len(w.tail, w.entries.len()));
             seal(w.active.file(), w.active.path(), w.tail, &w.entries, true).map(|_| {
                 self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
             })

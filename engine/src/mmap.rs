@@ -10,7 +10,12 @@
 //! engine (`engine.rs`) and stated once here:
 //!
 //! 1. **No access beyond the file's length.** Accessing a page of a shared
-//!    mapping past end-of-file raises SIGBUS. The active file is
+//!    mapping past end-of-file raises SIGBUS. A sealed file keeps the map it
+//!    was written through (its preallocated size) but is cut to its sealed
+//!    length, so the map is longer than the file: every access is checked
+//!    against [`MappedFile::file_len`] (lowered before the file is cut), not
+//!    against the map, and a length read from a corrupt record can at worst
+//!    fail that check. The active file is
 //!    preallocated with `fallocate` to at least the mapped length before it
 //!    is mapped, so every byte of its map is backed by allocated disk blocks
 //!    (a full disk shows up as ENOSPC from `fallocate` at roll-over, never as
@@ -41,7 +46,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -50,6 +55,9 @@ use memmap2::{MmapOptions, MmapRaw};
 pub struct MappedFile {
     file: File,
     map: MmapRaw,
+    /// Bytes of the map the file backs: the map's length until the file is
+    /// sealed, then its sealed length. No access goes past it (invariant 1).
+    file_len: AtomicUsize,
     path: PathBuf,
     id: u32,
     /// Bytes of this file's records that are dead (overwritten, deleted,
@@ -97,6 +105,7 @@ impl MappedFile {
         }
         Ok(MappedFile {
             file,
+            file_len: AtomicUsize::new(map.len()),
             map,
             path,
             id,
@@ -125,18 +134,39 @@ impl MappedFile {
         self.map.len()
     }
 
+    /// Bytes of the file that may be read through the map.
+    #[inline]
+    pub fn file_len(&self) -> usize {
+        self.file_len.load(Ordering::Acquire)
+    }
+
+    /// Says the file is about to be cut to `len` bytes: from now on no
+    /// access goes past it. Call before cutting.
+    pub fn shrink_to(&self, len: usize) {
+        self.file_len.fetch_min(len, Ordering::AcqRel);
+    }
+
+    /// The bytes `off..off + len` of the file, or `None` if the range is
+    /// not inside it (a length from a corrupt record).
+    #[inline]
+    pub fn get(&self, off: usize, len: usize) -> Option<&[u8]> {
+        let end = off.checked_add(len)?;
+        (end <= self.file_len()).then(|| self.bytes(off, len))
+    }
+
     /// The bytes `off..off + len` of the file.
     ///
-    /// Panics if the range is outside the mapping. The engine calls it only
-    /// for ranges of published records, or during recovery for any range
-    /// below the mapped length (invariants 1 and 2).
+    /// Panics if the range is outside the file. The engine calls it only for
+    /// ranges of published records it has checked with [`Self::get`], or
+    /// during recovery for any range below the mapped length (invariants 1
+    /// and 2).
     #[inline]
     pub fn bytes(&self, off: usize, len: usize) -> &[u8] {
         let end = off.checked_add(len).expect("range overflow");
-        assert!(end <= self.map.len(), "read past the mapping");
-        // SAFETY: the range is inside the mapping (checked above) and inside
-        // the file (invariant 1: files never shrink below a published record,
-        // and recovery reads only below the length it mapped). No one writes
+        assert!(end <= self.file_len(), "read past the end of the file");
+        // SAFETY: the range is inside the file and so inside the mapping
+        // (checked above; `file_len <= map.len()`, and it is lowered before
+        // the file is cut: invariant 1). No one writes
         // it concurrently (invariant 2), and the mapping lives as long as
         // `self`, which the returned borrow cannot outlive.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(off), len) }

@@ -183,7 +183,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
                 live += u64::from(e.len);
                 if let Some(old) = rec.index.write(e.hash).insert(e.hash, loc, same) {
                     let ol = kill_at(files, old);
-                    live -= ol;
+                    // A corrupt header can claim another length than
+                    // the index entry counted.
+                    live = live.saturating_sub(ol);
                     dead += ol;
                 }
             }
@@ -192,7 +194,9 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
                 own();
                 if let Some(old) = rec.index.write(e.hash).remove(e.hash, same) {
                     let ol = kill_at(files, old);
-                    live -= ol;
+                    // A corrupt header can claim another length than
+                    // the index entry counted.
+                    live = live.saturating_sub(ol);
                     dead += ol;
                 }
             }

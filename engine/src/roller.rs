@@ -152,6 +152,8 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
     }
     let sync = inner.opts.durability != Durability::None;
     let f = &job.file;
+    // Reads are bounded by the sealed length before the file is cut to it.
+    f.shrink_to(crate::engine::sealed_len(job.data_end, job.entries.len()));
     match seal(f.file(), f.path(), job.data_end, &job.entries, sync) {
         Ok(_) => {
             if sync {

@@ -219,8 +219,11 @@ impl Snapshot {
         v.iter()
             .filter(|s| s.seq <= self.seq && self.seq < s.until)
             .find(|s| {
-                let h = RecordHeader::decode(s.file.bytes(s.off, RECORD_HEADER_LEN));
-                h.is_ok_and(|h| s.file.bytes(s.off + RECORD_HEADER_LEN, h.key_len as usize) == key)
+                s.file
+                    .get(s.off, RECORD_HEADER_LEN)
+                    .and_then(|b| RecordHeader::decode(b).ok())
+                    .and_then(|h| s.file.get(s.off + RECORD_HEADER_LEN, h.key_len as usize))
+                    == Some(key)
             })
             .map(|s| (s.file.clone(), s.off, s.seq))
     }
@@ -280,7 +283,8 @@ impl SnapshotIter<'_> {
                 let mut off = FILE_HEADER_LEN;
                 let end = end as usize;
                 while off + RECORD_HEADER_LEN <= end {
-                    let Ok(h) = RecordHeader::decode(f.bytes(off, RECORD_HEADER_LEN)) else {
+                    let Some(Ok(h)) = f.get(off, RECORD_HEADER_LEN).map(RecordHeader::decode)
+                    else {
                         break;
                     };
                     self.entries.push((off as u32, h.kind, h.seq));
@@ -320,10 +324,12 @@ impl Iterator for SnapshotIter<'_> {
             }
             let f = &snap.files[self.file - 1];
             let off = off as usize;
-            let Ok(h) = RecordHeader::decode(f.bytes(off, RECORD_HEADER_LEN)) else {
+            let Some(Ok(h)) = f.get(off, RECORD_HEADER_LEN).map(RecordHeader::decode) else {
                 continue;
             };
-            let key = f.bytes(off + RECORD_HEADER_LEN, h.key_len as usize);
+            let Some(key) = f.get(off + RECORD_HEADER_LEN, h.key_len as usize) else {
+                continue;
+            };
             let hash = format::key_hash(key);
             let Some((vf, voff, vseq)) = snap.resolve(hash, key) else {
                 continue;
