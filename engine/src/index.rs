@@ -20,6 +20,13 @@
 //!   so tables grow by 1.4x, not 2x: the load stays between 62% and 87.5%,
 //!   i.e. 18 to 26 bytes per key, measured by [`Index::bytes`] from capacity.
 //!
+//! * crafted keys cannot grow the table: a run that reaches the end spills
+//!   into overflow slots past the last home slot, as many as it needs
+//!   (see `Table::rebuild`); capacity grows with the number of keys only.
+//!   Such keys still share one long run, so they cost probe time: the hash
+//!   seed is a public constant (FORMAT.md), so that part of hash flooding
+//!   is not defended here.
+//!
 //! Keys whose 64-bit hashes collide are simply adjacent entries with the same
 //! hash; callers tell them apart by comparing the key stored in the record
 //! (the `same_key` callbacks). There is no side table.
@@ -35,6 +42,8 @@ use crate::mmap::SlotArray;
 const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Slots past the last home slot, so runs near the end need no wrap-around.
+/// A run that outgrows them gets more overflow slots (see
+/// [`Table::rebuild`]), never a larger capacity.
 const SLACK: usize = 64;
 const OFFSET_BITS: u32 = 40;
 
@@ -65,7 +74,8 @@ const LOC: usize = 1;
 #[derive(Default)]
 pub struct Table {
     slots: SlotArray,
-    /// Home slots are `0..cap`; `slots.len() == cap + SLACK` (or 0).
+    /// Home slots are `0..cap`; `slots.len() >= cap + SLACK` (or 0): the
+    /// slots past `cap` are overflow for the run that ends the table.
     cap: usize,
     len: usize,
 }
@@ -135,8 +145,9 @@ impl Table {
                 i += 1;
             }
             let Some(empty) = (i..n).find(|&j| self.slots[j][LOC] == 0) else {
-                // The run reaches the end of the slack: grow and retry.
-                self.grow();
+                // The run reaches the end of the overflow slots: more of
+                // them, at the same capacity, and retry.
+                self.rebuild(self.cap);
                 continue;
             };
             self.slots.copy_within(i..empty, i + 1);
@@ -193,24 +204,35 @@ impl Table {
     }
 
     fn grow(&mut self) {
-        let mut cap = (self.cap * 7 / 5).max(64);
-        'retry: loop {
-            let mut slots = SlotArray::zeroed(cap + SLACK);
-            let mut next = 0usize;
-            let home = |r: u64| ((u128::from(r) * cap as u128) >> 64) as usize;
-            for s in self.slots.iter().filter(|s| s[LOC] != 0) {
-                let p = home(s[R]).max(next);
-                if p >= slots.len() {
-                    cap = cap * 11 / 10 + 1;
-                    continue 'retry;
-                }
-                slots[p] = *s;
-                next = p + 1;
-            }
-            self.slots = slots;
-            self.cap = cap;
-            return;
+        self.rebuild((self.cap * 7 / 5).max(64));
+    }
+
+    /// Re-places every entry in a table of `cap` home slots, with overflow
+    /// slots past them for the last run: at least [`SLACK`], and twice what
+    /// that run already spills past `cap`, so inserts into a long last run
+    /// rebuild only now and then.
+    ///
+    /// Growing the capacity instead (until every run fits in a fixed slack)
+    /// let keys whose hashes all land near the last home slot force the
+    /// array to grow by about 2^k slots per key for k bits of brute force:
+    /// hash flooding as memory exhaustion, and the same again at every
+    /// recovery. Overflow slots grow with the number of such keys only.
+    fn rebuild(&mut self, cap: usize) {
+        let home = |r: u64| ((u128::from(r) * cap as u128) >> 64) as usize;
+        let mut end = 0usize;
+        for s in self.slots.iter().filter(|s| s[LOC] != 0) {
+            end = home(s[R]).max(end) + 1;
         }
+        let spill = end.saturating_sub(cap);
+        let mut slots = SlotArray::zeroed(cap + SLACK.max(2 * spill + SLACK));
+        let mut next = 0usize;
+        for s in self.slots.iter().filter(|s| s[LOC] != 0) {
+            let p = home(s[R]).max(next);
+            slots[p] = *s;
+            next = p + 1;
+        }
+        self.slots = slots;
+        self.cap = cap;
     }
 
     pub fn len(&self) -> usize {
@@ -351,6 +373,39 @@ mod tests {
         assert_eq!(t.find(42, |l| l == 300), Some(300));
         assert_eq!(t.find(42, |l| l == 200), Some(200));
         assert!(!t.replace(7, 200, 500), "another hash");
+    }
+
+    #[test]
+    fn keys_on_the_last_home_slot_do_not_grow_the_table() {
+        // Rotated hashes at the very top of the range: every home slot is
+        // the last one, whatever the capacity.
+        let mut t = Table::default();
+        let n = 5_000u64;
+        for i in 0..n {
+            let r = u64::MAX - i;
+            t.insert(r.rotate_right(SHARD_BITS), i + 16, |_| false);
+        }
+        assert_eq!(t.len(), n as usize);
+        assert!(
+            t.slots.len() <= 4 * n as usize + 2 * SLACK,
+            "{} slots for {n} entries",
+            t.slots.len()
+        );
+        for i in 0..n {
+            let r = u64::MAX - i;
+            assert_eq!(
+                t.find(r.rotate_right(SHARD_BITS), |l| l == i + 16),
+                Some(i + 16)
+            );
+        }
+        for i in 0..n {
+            let r = u64::MAX - i;
+            assert_eq!(
+                t.remove(r.rotate_right(SHARD_BITS), |l| l == i + 16),
+                Some(i + 16)
+            );
+        }
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
