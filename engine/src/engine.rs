@@ -262,8 +262,10 @@ pub(crate) struct Inner {
     pub files: RwLock<FileTable>,
     pub writer: Mutex<Writer>,
     pub sync: SyncShared,
-    /// Rolled files whose records may not be on disk yet (durabilities that
-    /// sync): a group commit syncs them before it counts them durable.
+    /// Rolled files whose records may not be on disk yet: a group commit
+    /// syncs them before it counts them durable. Under every durability,
+    /// `none` included: compaction's sync before it unlinks old versions,
+    /// and close, must cover their replacements in rolled files too.
     pub rolled: Mutex<Vec<Arc<MappedFile>>>,
     pub roller: crate::roller::Roller,
     pub closed: AtomicBool,
@@ -545,9 +547,7 @@ impl Inner {
         }
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
-        if self.opts.durability != Durability::None {
-            lock(&self.rolled).push(full.clone());
-        }
+        lock(&self.rolled).push(full.clone());
         self.roller.seal(crate::roller::SealJob {
             file: full,
             data_end: w.tail,
@@ -1162,6 +1162,10 @@ impl Engine {
         // Stop compaction first and wait for a round in progress to give up.
         self.inner.compaction.stop();
         drop(lock(&self.inner.compaction.run));
+        // No append from here on: a write that passed the write gate before
+        // `closed` was set could otherwise roll a file after the roller
+        // drained, and that file would be neither sealed nor synced.
+        lock(&self.inner.writer).closed = true;
         // Full files queued for sealing are sealed (and synced) first.
         self.inner.roller.drain();
         let result = self.seal_active();
@@ -1180,6 +1184,17 @@ impl Engine {
         if let Some(e) = self.inner.sync.poisoned() {
             // Sealing would need another sync; leave the file to recovery.
             return Err(e);
+        }
+        // Rolled files not synced yet (durability `none` seals without a
+        // sync; a seal that failed): on disk before the durable mark moves.
+        let rolled = std::mem::take(&mut *lock(&self.inner.rolled));
+        for f in &rolled {
+            if let Err(e) = f.file().sync_data() {
+                let err = WriteError::io("syncing", f.path(), e);
+                self.inner.sync.poison(&err);
+                return Err(err);
+            }
+            self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
         let result = if w.entries.is_empty() {
             // Nothing was written: drop the empty preallocated file.

@@ -11,8 +11,9 @@
 //! wrote stopped serving all its connections for that long.
 //!
 //! Why this keeps every promise:
-//! * Durability. A file rolled under `Always` or `Interval` joins
-//!   `Inner::rolled` until some fdatasync of it completes. A group commit
+//! * Durability. A rolled file joins `Inner::rolled` until some fdatasync
+//!   of it completes (under `None` the seal does not sync, so it stays
+//!   there until compaction's sync or close). A group commit
 //!   syncs every file on that list before the active one and only then
 //!   counts their records durable, so a ticket is never completed for a
 //!   record that sits in a rolled file not yet on disk.

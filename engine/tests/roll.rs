@@ -134,3 +134,36 @@ fn a_ticket_is_durable_only_once_the_full_files_before_it_are_synced() {
     let e = Engine::open(dir.path(), opts(Durability::Always)).expect("reopen");
     check_all(&e, 60);
 }
+
+/// Under durability `none` the roller seals full files without a sync. Close
+/// must sync them (a clean close means everything is on disk), and so must
+/// compaction before it unlinks the old versions their records replaced.
+#[test]
+fn under_none_close_and_compaction_sync_the_rolled_files() {
+    for compact in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = Engine::open(dir.path(), opts(Durability::None)).expect("open");
+        fill(&e, 60);
+        // Overwrites: the first files become garbage compaction can drop.
+        fill(&e, 60);
+        let full = e.stats().files - 1;
+        assert!(full >= 6, "{full} full files");
+        // Let the roller seal them (without a sync, under `none`).
+        e.sync().ok();
+        let before = e.stats().syncs;
+        fill(&e, 40);
+        let rolled = e.stats().files - 1 - full;
+        assert!(rolled >= 2, "{rolled} more full files");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if compact {
+            e.compact().expect("compact");
+        } else {
+            e.close().expect("close");
+        }
+        let synced = e.stats().syncs - before;
+        assert!(
+            synced > rolled,
+            "compact {compact}: {synced} fdatasyncs for {rolled} rolled files and the active one"
+        );
+    }
+}
