@@ -18,7 +18,8 @@
 //!  │           moves only if it still points at the old place (compare and
 //!  │           swap under the shard lock: a concurrent overwrite wins);
 //!  │           old files leave the table
-//!  └─ unlink old files, fsync the directory
+//!  └─ write the list of old files (NNNNNNNN.obsolete, synced), unlink
+//!     them, fsync the directory, remove the list
 //! ```
 //!
 //! # Why a crash at any point loses nothing
@@ -30,6 +31,11 @@
 //!   sequence number. Recovery replays records in sequence order, so the
 //!   duplicate is the same version twice and harmless (the second copy wins,
 //!   the first counts as dead and goes at the next compaction).
+//! * After the list of old files is synced, they are gone for good: a
+//!   crash between two unlinks, or an unlink that fails, leaves files that
+//!   recovery deletes before it loads anything. Without it, the file with a
+//!   Put could survive the file whose tombstone (dropped, since its Put was
+//!   in the group too) hid it.
 //! * A record is dropped only when nothing can bring back an older version:
 //!   a dead Put is older than what replaced it; a tombstone or Clear record
 //!   (or an expired Put) is dropped only when every file outside the
@@ -76,6 +82,28 @@ use crate::mmap::MappedFile;
 
 /// Suffix of a compaction output that is not complete yet.
 pub const TEMP_SUFFIX: &str = ".compacting";
+/// Suffix of the list of a group's old files, written before they are
+/// unlinked: until every unlink has happened, recovery finishes them.
+pub const OBSOLETE_SUFFIX: &str = ".obsolete";
+
+/// Writes the list of the old files of a group (named after the lowest
+/// id), synced, with the directory synced: from here on the old files are
+/// gone whatever happens to their unlinks.
+fn write_obsolete(dir: &Path, ids: &[u32]) -> Result<PathBuf, WriteError> {
+    let first = ids.iter().min().copied().unwrap_or(0);
+    let path = dir.join(format!("{first:08}{OBSOLETE_SUFFIX}"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| WriteError::io("creating", &path, e))?;
+    file.write_all_at(&format::encode_obsolete(ids), 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| WriteError::io("writing", &path, e))?;
+    sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
+    Ok(path)
+}
 
 /// Bytes between two throttle checks.
 const THROTTLE_STEP: u64 = 256 << 10;
@@ -571,12 +599,32 @@ fn compact_group(
     // be on disk before the old one goes, or a machine crash could lose
     // both. One group commit covers every write published so far.
     inner.sync_now()?;
+    // The old files go together or not at all: if a crash (or a failed
+    // unlink) left the file with an older Put while the one with the
+    // tombstone that was dropped is gone, the deleted key would come back.
+    // The list makes recovery finish the unlinks.
+    let ids: Vec<u32> = done.iter().map(|f| f.id()).collect();
+    let list = write_obsolete(&inner.dir, &ids)?;
+    let mut all_gone = true;
     for f in &done {
-        if let Err(e) = fs::remove_file(f.path()) {
-            warn!(file = %f.path().display(), error = %e, "could not unlink a compacted file");
+        let unlinked = if inner.fail_unlink_for_tests(f.id()) {
+            Err(std::io::Error::from_raw_os_error(libc::EIO))
+        } else {
+            fs::remove_file(f.path())
+        };
+        if let Err(e) = unlinked {
+            all_gone = false;
+            warn!(file = %f.path().display(), error = %e,
+                "could not unlink a compacted file; the next open deletes it");
         }
     }
     sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
+    if all_gone {
+        // A list left behind is harmless: its files are gone already.
+        if let Err(e) = fs::remove_file(&list) {
+            warn!(file = %list.display(), error = %e, "could not remove a list of compacted files");
+        }
+    }
 
     // Counters: the old files' garbage is gone; kept tombstones and copies
     // that lost to an overwrite are garbage in the outputs.

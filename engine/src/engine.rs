@@ -273,6 +273,8 @@ pub(crate) struct Inner {
     lock_file: Mutex<Option<File>>,
     /// Fault injection: the next new HSTable fails as if the disk were full.
     fail_next_create: AtomicBool,
+    /// Fault injection: compaction's unlink of this file id fails (0: none).
+    fail_unlink: std::sync::atomic::AtomicU32,
     pub compaction: crate::compaction::CompactionState,
     /// Live snapshots and the old versions they may still read.
     pub snapshots: crate::snapshot::Registry,
@@ -429,6 +431,11 @@ pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteErr
 }
 
 impl Inner {
+    /// Whether the unlink of file `id` is to fail (a test's fault injection).
+    pub(crate) fn fail_unlink_for_tests(&self, id: u32) -> bool {
+        id != 0 && self.fail_unlink.load(Ordering::Acquire) == id
+    }
+
     /// Every stripe lock: no write is then between its append and its publish.
     pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
         self.stripes.iter().map(lock).collect()
@@ -883,6 +890,7 @@ impl Engine {
             counters,
             lock_file: Mutex::new(Some(lock_file)),
             fail_next_create: AtomicBool::new(false),
+            fail_unlink: std::sync::atomic::AtomicU32::new(0),
             compaction: crate::compaction::CompactionState::default(),
             snapshots: crate::snapshot::Registry::default(),
         });
@@ -1263,6 +1271,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn fail_next_roll_over_for_tests(&self) {
         self.inner.fail_next_create.store(true, Ordering::Release);
+    }
+
+    /// Makes compaction's unlink of HSTable `id` fail (as an I/O error
+    /// would), for tests.
+    #[doc(hidden)]
+    pub fn fail_unlink_for_tests(&self, id: u32) {
+        self.inner.fail_unlink.store(id, Ordering::Release);
     }
 
     /// Holds (true) or releases (false) the sealing of full files and the

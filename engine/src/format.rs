@@ -335,6 +335,46 @@ pub fn encode_file_header(file_id: u32) -> [u8; FILE_HEADER_LEN] {
     out
 }
 
+/// Magic of a list of compacted files (`NNNNNNNN.obsolete`).
+pub const OBSOLETE_MAGIC: [u8; 8] = *b"HSTOBSL\0";
+
+/// A list of compacted HSTables to delete: magic, count (u32), the ids
+/// (u32 each), CRC32 of all the bytes before it.
+pub fn encode_obsolete(ids: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + 4 * ids.len());
+    out.extend_from_slice(&OBSOLETE_MAGIC);
+    // NOTE: a compaction group holds a handful of files.
+    out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The ids of a list written by [`encode_obsolete`]; `None` if the bytes
+/// are not a whole, valid list (a write torn by a crash).
+pub fn decode_obsolete(b: &[u8]) -> Option<Vec<u32>> {
+    if b.len() < 16 || b[0..8] != OBSOLETE_MAGIC {
+        return None;
+    }
+    let n = u32::from_le_bytes(b[8..12].try_into().ok()?) as usize;
+    if b.len() != 16 + 4 * n {
+        return None;
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    Some(
+        body[12..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
 /// Why a file header is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileHeaderError {
@@ -502,6 +542,18 @@ mod tests {
         );
         rec[5] = 2;
         assert_eq!(decode_record(&rec), Err(RecordError::Reserved));
+    }
+
+    #[test]
+    fn obsolete_list_round_trips_and_a_torn_one_is_rejected() {
+        let b = encode_obsolete(&[3, 7, 12]);
+        assert_eq!(decode_obsolete(&b), Some(vec![3, 7, 12]));
+        for cut in 0..b.len() {
+            assert_eq!(decode_obsolete(&b[..cut]), None, "cut at {cut}");
+        }
+        let mut bad = b.clone();
+        bad[13] ^= 1;
+        assert_eq!(decode_obsolete(&bad), None);
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn open_err(e: WriteError) -> OpenError {
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError> {
     let mut ids = Vec::new();
+    let mut lists = Vec::new();
     let mut removed_temp = false;
     for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
@@ -94,6 +95,10 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
             removed_temp = true;
             continue;
         }
+        if name.ends_with(crate::compaction::OBSOLETE_SUFFIX) {
+            lists.push(entry.path());
+            continue;
+        }
         if let Some(id) = name
             .strip_suffix(".hst")
             .and_then(|n| n.parse::<u32>().ok())
@@ -102,6 +107,31 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
                 ids.push(id);
             }
         }
+    }
+    // Compactions whose old files were not all unlinked: finish them. The
+    // list was written after the outputs and the active file were synced,
+    // so nothing in those files is still needed.
+    for list in lists {
+        let bytes = fs::read(&list).map_err(|e| OpenError::io("reading", &list, e))?;
+        match format::decode_obsolete(&bytes) {
+            Some(old) => {
+                for id in old {
+                    let path = file_path(dir, id);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            info!(file = %path.display(), "deleting a file an unfinished compaction replaced");
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(OpenError::io("removing a compacted file", &path, e)),
+                    }
+                    ids.retain(|&i| i != id);
+                }
+            }
+            // Torn: written by a crash before any unlink it was to cover.
+            None => warn!(file = %list.display(), "ignoring a torn list of compacted files"),
+        }
+        fs::remove_file(&list).map_err(|e| OpenError::io("removing", &list, e))?;
+        removed_temp = true;
     }
     ids.sort_unstable();
     if removed_temp {

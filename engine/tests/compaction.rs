@@ -286,3 +286,43 @@ fn background_compaction_bounds_space_under_overwrites() {
     let expected: BTreeMap<u32, Vec<u8>> = (0..KEYS).map(|k| (k, value(k, 24))).collect();
     assert_eq!(contents(&e, KEYS), expected);
 }
+
+/// A compaction drops a tombstone once no file outside its group holds an
+/// older version, but the group's old files are unlinked one by one: if the
+/// file with the older Put survives (a failed unlink, a crash between two
+/// unlinks) while the tombstone's file is gone, the deleted key must still
+/// not come back at the next open.
+#[test]
+fn a_failed_unlink_of_a_compacted_file_does_not_bring_a_deleted_key_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), opts()).expect("open");
+    put(&e, b"gone", b"deleted later");
+    for k in 0..600 {
+        put(&e, &key(k), &value(k, 0));
+    }
+    assert!(e.delete(b"gone").expect("delete").result);
+    for k in 0..600 {
+        put(&e, &key(k), &value(k, 1));
+    }
+    let s = e.stats();
+    assert!(s.active_file_id >= 3, "several files: {s:?}");
+    // File 1 holds the Put of "gone"; its unlink fails.
+    e.fail_unlink_for_tests(1);
+    let report = e.compact().expect("compact");
+    assert!(report.files_in >= 2, "{report:?}");
+    assert!(e.get(b"gone").expect("get").is_none());
+    assert!(
+        dir.path().join("00000001.hst").exists(),
+        "the injected failure left the old file"
+    );
+    e.close().expect("close");
+
+    let e = Engine::open(dir.path(), opts()).expect("reopen");
+    assert!(
+        e.get(b"gone").expect("get").is_none(),
+        "a deleted key came back"
+    );
+    let want: BTreeMap<u32, Vec<u8>> = (0..600).map(|k| (k, value(k, 1))).collect();
+    assert_eq!(contents(&e, 600), want);
+    assert!(!dir.path().join("00000001.hst").exists());
+}
