@@ -219,6 +219,9 @@ pub(crate) struct Counters {
 /// State of the append path, behind the writer lock.
 pub(crate) struct Writer {
     pub active: Arc<MappedFile>,
+    /// `active` is a real HSTable; false for the stand-in a full disk at
+    /// open leaves (no room, never sealed, not in the file table).
+    pub active_on_disk: bool,
     /// Offset of the next record.
     pub tail: usize,
     /// Preallocated (and mapped) bytes of the active file.
@@ -554,12 +557,14 @@ impl Inner {
         }
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
-        lock(&self.rolled).push(full.clone());
-        self.roller.seal(crate::roller::SealJob {
-            file: full,
-            data_end: w.tail,
-            entries: std::mem::take(&mut w.entries),
-        });
+        if std::mem::replace(&mut w.active_on_disk, true) {
+            lock(&self.rolled).push(full.clone());
+            self.roller.seal(crate::roller::SealJob {
+                file: full,
+                data_end: w.tail,
+                entries: std::mem::take(&mut w.entries),
+            });
+        }
         w.tail = FILE_HEADER_LEN;
         w.capacity = capacity;
         Ok(())
@@ -839,20 +844,46 @@ impl Engine {
         let next_id = rec.files.len() as u32;
         let next_id = next_id.max(1);
         let capacity = options.max_file_size as usize;
-        let active =
-            create_file(&dir, next_id, capacity, options.huge_pages).map_err(|e| match e {
-                WriteError::Io { op, path, source } => OpenError::Io {
-                    op,
-                    path,
-                    source: std::io::Error::new(source.kind(), source.to_string()),
-                },
-                other => OpenError::InvalidOptions(other.to_string()),
-            })?;
+        let to_open_err = |e: WriteError| match e {
+            WriteError::Io { op, path, source } => OpenError::Io {
+                op,
+                path,
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            other => OpenError::InvalidOptions(other.to_string()),
+        };
         let mut files = rec.files;
-        if files.len() <= next_id as usize {
-            files.resize(next_id as usize + 1, None);
-        }
-        files[next_id as usize] = Some(active.clone());
+        let (active, capacity, on_disk, next_file_id) = match create_file(
+            &dir,
+            next_id,
+            capacity,
+            options.huge_pages,
+        ) {
+            Ok(active) => {
+                if files.len() <= next_id as usize {
+                    files.resize(next_id as usize + 1, None);
+                }
+                files[next_id as usize] = Some(active.clone());
+                (active, capacity, true, next_id + 1)
+            }
+            // A full disk must not stop reads: open with a stand-in for
+            // the active file that has no room, so the first write tries
+            // to create the file again (and fails with ENOSPC until
+            // space is freed).
+            Err(WriteError::Io { source, path, .. })
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                warn!(
+                    file = %path.display(),
+                    error = %source,
+                    "no space for a new HSTable: serving reads, writes fail until space is freed"
+                );
+                let stand_in = MappedFile::placeholder(path.clone(), next_id)
+                    .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;
+                (Arc::new(stand_in), 0, false, next_id)
+            }
+            Err(e) => return Err(to_open_err(e)),
+        };
         let file_count = files.iter().flatten().count() as u64;
 
         let counters = Counters::default();
@@ -874,11 +905,12 @@ impl Engine {
             files: RwLock::new(files),
             writer: Mutex::new(Writer {
                 active,
+                active_on_disk: on_disk,
                 tail: FILE_HEADER_LEN,
                 capacity,
                 entries: Vec::new(),
                 last_seq: rec.last_seq,
-                next_file_id: next_id + 1,
+                next_file_id,
                 spare: None,
                 spare_asked: false,
                 closed: false,
@@ -1204,7 +1236,10 @@ impl Engine {
             }
             self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
-        let result = if w.entries.is_empty() {
+        let result = if !w.active_on_disk {
+            // The stand-in of a full disk: nothing on disk to seal or drop.
+            Ok(())
+        } else if w.entries.is_empty() {
             // Nothing was written: drop the empty preallocated file.
             let path = w.active.path().to_path_buf();
             let id = w.active.id();

@@ -37,7 +37,9 @@
 //! reserved when it is created, so a full disk is an `ENOSPC` error from the
 //! roll-over that needed the new file, returned to that write, never a
 //! SIGBUS on a store into the map. Each file also reserves room for its
-//! sealed index, so sealing never needs space.
+//! sealed index, so sealing never needs space. Open does not need space
+//! either: with no room for a new active file it serves reads, and writes
+//! fail with `ENOSPC` until space is freed, then resume without a reopen.
 //!
 //! # Failures
 //!

@@ -117,6 +117,24 @@ impl MappedFile {
         })
     }
 
+    /// A stand-in for the active HSTable when none could be created (a full
+    /// disk at open): one page of anonymous shared memory (memfd), not in the
+    /// data directory, never written (the engine gives it no room for a
+    /// record, so the first write makes a real file or fails).
+    pub fn placeholder(path: PathBuf, id: u32) -> io::Result<MappedFile> {
+        // SAFETY: plain syscall; the name is a valid NUL-terminated string
+        // that outlives the call.
+        let fd = unsafe { libc::memfd_create(c"hstable-placeholder".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by memfd_create and is owned by
+        // nothing else.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        file.set_len(4096)?;
+        MappedFile::map(file, 4096, path, id, false)
+    }
+
     pub fn file(&self) -> &File {
         &self.file
     }
