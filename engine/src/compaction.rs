@@ -271,9 +271,7 @@ impl Output {
     fn create(inner: &Inner) -> Result<Output, WriteError> {
         let id = {
             let mut w = lock(&inner.writer);
-            let id = w.next_file_id;
-            w.next_file_id += 1;
-            id
+            w.take_file_id(&inner.dir)?
         };
         let tmp = temp_path(&inner.dir, id);
         let file = OpenOptions::new()

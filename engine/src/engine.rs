@@ -240,6 +240,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Takes the id of the next new HSTable; an error once ids would pass
+    /// what an index location can hold (they would alias file 0 on).
+    pub fn take_file_id(&mut self, dir: &Path) -> Result<u32, WriteError> {
+        let id = self.next_file_id;
+        if id > index::MAX_FILE_ID {
+            return Err(file_ids_exhausted(dir, id));
+        }
+        self.next_file_id += 1;
+        Ok(id)
+    }
+
     /// The sequence number the next record gets (the caller stores it in
     /// `last_seq` once the record is written).
     pub fn next_seq(&self) -> Result<u64, WriteError> {
@@ -250,6 +261,19 @@ impl Writer {
         }
         Ok(self.last_seq + 1)
     }
+}
+
+/// The error for a new HSTable whose id an index location cannot hold.
+fn file_ids_exhausted(dir: &Path, id: u32) -> WriteError {
+    WriteError::io(
+        "creating",
+        file_path(dir, id),
+        std::io::Error::other(format!(
+            "file id {id} is past the largest an index location holds ({}); \
+             copy the live keys into a new data directory",
+            index::MAX_FILE_ID
+        )),
+    )
 }
 
 pub(crate) type FileTable = Vec<Option<Arc<MappedFile>>>;
@@ -506,11 +530,12 @@ impl Inner {
             w.active.min_seq.store(seq, Ordering::Relaxed);
         }
         if w.tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
-            // Half full: the next file gets made while this one fills.
-            self.roller
-                .want_spare(w.next_file_id, self.opts.max_file_size as usize);
-            w.next_file_id += 1;
-            w.spare_asked = true;
+            // Half full: the next file gets made while this one fills. (No
+            // id left: the roll-over reports it.)
+            if let Ok(id) = w.take_file_id(&self.dir) {
+                self.roller.want_spare(id, self.opts.max_file_size as usize);
+                w.spare_asked = true;
+            }
         }
         let loc = index::pack(w.active.id(), off as u64);
         drop(w);
@@ -541,10 +566,15 @@ impl Inner {
                 // here. If the disk is full this fails cleanly and the
                 // current file stays active (and unsealed).
                 w.spare = spare;
-                let id = w.next_file_id;
-                let file = create_file(&self.dir, id, capacity, self.opts.huge_pages)?;
-                w.next_file_id += 1;
-                file
+                let id = w.take_file_id(&self.dir)?;
+                match create_file(&self.dir, id, capacity, self.opts.huge_pages) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        // The id is free again for the next try.
+                        w.next_file_id = id;
+                        return Err(e);
+                    }
+                }
             }
         };
         let id = next.id();
@@ -853,12 +883,12 @@ impl Engine {
             other => OpenError::InvalidOptions(other.to_string()),
         };
         let mut files = rec.files;
-        let (active, capacity, on_disk, next_file_id) = match create_file(
-            &dir,
-            next_id,
-            capacity,
-            options.huge_pages,
-        ) {
+        let made = if next_id > index::MAX_FILE_ID {
+            Err(file_ids_exhausted(&dir, next_id))
+        } else {
+            create_file(&dir, next_id, capacity, options.huge_pages)
+        };
+        let (active, capacity, on_disk, next_file_id) = match made {
             Ok(active) => {
                 if files.len() <= next_id as usize {
                     files.resize(next_id as usize + 1, None);
@@ -871,12 +901,13 @@ impl Engine {
             // to create the file again (and fails with ENOSPC until
             // space is freed).
             Err(WriteError::Io { source, path, .. })
-                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+                if next_id > index::MAX_FILE_ID
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
             {
                 warn!(
                     file = %path.display(),
                     error = %source,
-                    "no space for a new HSTable: serving reads, writes fail until space is freed"
+                    "cannot create a new HSTable: serving reads, writes fail until this is resolved"
                 );
                 let stand_in = MappedFile::placeholder(path.clone(), next_id)
                     .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;

@@ -46,6 +46,9 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// [`Table::rebuild`]), never a larger capacity.
 const SLACK: usize = 64;
 const OFFSET_BITS: u32 = 40;
+/// The largest file id a location can hold (24 bits). The engine never
+/// makes a file past it, and recovery refuses one.
+pub const MAX_FILE_ID: u32 = (1 << (64 - OFFSET_BITS)) - 1;
 
 /// Packs a file id and offset into an index location.
 #[inline]

@@ -104,6 +104,17 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
             .and_then(|n| n.parse::<u32>().ok())
         {
             if file_path(dir, id).file_name() == Some(entry.file_name().as_os_str()) {
+                if id > index::MAX_FILE_ID {
+                    // Its index locations would alias another file's.
+                    return Err(OpenError::Corrupt {
+                        file: entry.path(),
+                        offset: 12,
+                        reason: format!(
+                            "file id {id} is past the largest this format can address ({})",
+                            index::MAX_FILE_ID
+                        ),
+                    });
+                }
                 ids.push(id);
             }
         }

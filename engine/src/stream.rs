@@ -87,9 +87,7 @@ pub(crate) fn begin(
     } else {
         let id = {
             let mut w = lock(&inner.writer);
-            let id = w.next_file_id;
-            w.next_file_id += 1;
-            id
+            w.take_file_id(&inner.dir)?
         };
         let mut tmp = file_path(&inner.dir, id).into_os_string();
         tmp.push(TEMP_SUFFIX);

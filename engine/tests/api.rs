@@ -524,3 +524,48 @@ fn huge_page_maps_survive_roll_over_and_reopen() {
         assert_eq!(&*got.value, &value(i)[..]);
     }
 }
+
+/// Index locations hold 24 bits of file id. A store whose files reached the
+/// last id opens and serves reads; new files are refused with a clear error
+/// instead of aliasing file 0 on; a file past the last id is refused at open.
+#[test]
+fn file_ids_past_what_a_location_holds_are_refused() {
+    let last = (1u32 << 24) - 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), opts(Durability::None)).expect("open");
+    e.put(b"k", b"v", meta(0), Condition::Always).expect("put");
+    e.close().expect("close");
+    // The only file becomes the one with the last id.
+    let renumber = |id: u32| {
+        let from = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|d| d.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|x| x == "hst"))
+            .expect("data file");
+        let mut bytes = std::fs::read(&from).expect("read");
+        bytes[12..16].copy_from_slice(&id.to_le_bytes());
+        std::fs::remove_file(&from).expect("remove");
+        std::fs::write(dir.path().join(format!("{id:08}.hst")), &bytes).expect("write");
+    };
+    renumber(last);
+
+    let e = Engine::open(dir.path(), opts(Durability::None)).expect("open at the last id");
+    assert_eq!(&*e.get(b"k").expect("get").expect("k").value, b"v");
+    let err = e
+        .put(b"k2", b"v2", meta(0), Condition::Always)
+        .expect_err("no file id left");
+    assert!(
+        err.to_string().contains("past the largest"),
+        "unclear error: {err}"
+    );
+    assert_eq!(&*e.get(b"k").expect("get").expect("k").value, b"v");
+    e.close().expect("close");
+
+    renumber(last + 1);
+    match Engine::open(dir.path(), opts(Durability::None)) {
+        Err(OpenError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("past the largest"), "{reason}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
