@@ -263,6 +263,7 @@ struct Output {
     flushed: usize,
     entries: Vec<IndexEntry>,
     min_seq: u64,
+    max_seq: u64,
     /// Bytes of tombstones and Clear records kept.
     pinned: u64,
 }
@@ -288,6 +289,7 @@ impl Output {
             flushed: 0,
             entries: Vec::new(),
             min_seq: u64::MAX,
+            max_seq: 0,
             pinned: 0,
         })
     }
@@ -319,6 +321,7 @@ impl Output {
             ..*e
         });
         self.min_seq = self.min_seq.min(e.seq);
+        self.max_seq = self.max_seq.max(e.seq);
         if self.buf.len() >= 1 << 20 {
             self.flush()?;
         }
@@ -343,6 +346,7 @@ impl Output {
         .map_err(|e| WriteError::io("mapping", &path, e))?;
         mapped.records_end.store(end as u64, Ordering::Relaxed);
         mapped.min_seq.store(self.min_seq, Ordering::Relaxed);
+        mapped.max_seq.store(self.max_seq, Ordering::Relaxed);
         mapped.dead.store(self.pinned, Ordering::Relaxed);
         mapped.pinned.store(self.pinned, Ordering::Relaxed);
         mapped.sealed.store(true, Ordering::Relaxed);
@@ -396,6 +400,24 @@ fn compact_group(
             .min()
             .unwrap_or(u64::MAX)
             .min(w.last_seq + 1)
+    };
+    // The store's highest sequence number on disk, if it is in the group:
+    // that record is kept even when it could be dropped, or a clean reopen
+    // would start numbering below it and hand out CAS values again. (Later
+    // writes land in the active file, outside the group, with higher ones.)
+    let keep_seq = {
+        let files = read_files(&inner.files);
+        let max_of = |inside: bool| {
+            files
+                .iter()
+                .flatten()
+                .filter(|f| ids.contains(&f.id()) == inside)
+                .map(|f| f.max_seq.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0)
+        };
+        let (group, other) = (max_of(true), max_of(false));
+        (group > other).then_some(group)
     };
     let now = (inner.opts.clock)();
     let max = inner.opts.max_file_size as usize;
@@ -475,6 +497,7 @@ fn compact_group(
                     } else if rec.header.expiry != 0
                         && rec.header.expiry <= now
                         && e.seq < min_other
+                        && keep_seq != Some(e.seq)
                     {
                         if inner
                             .index
@@ -489,11 +512,11 @@ fn compact_group(
                         true
                     }
                 }
-                RecordKind::Delete => e.seq >= min_other,
+                RecordKind::Delete => e.seq >= min_other || keep_seq == Some(e.seq),
                 RecordKind::Clear => {
                     // A clear holds every stripe until the index is empty.
                     drop(inner.stripe(0));
-                    e.seq >= min_other
+                    e.seq >= min_other || keep_seq == Some(e.seq)
                 }
             };
             if !keep {

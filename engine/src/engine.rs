@@ -529,6 +529,7 @@ impl Inner {
         if w.active.min_seq.load(Ordering::Relaxed) == u64::MAX {
             w.active.min_seq.store(seq, Ordering::Relaxed);
         }
+        w.active.max_seq.store(seq, Ordering::Relaxed);
         if w.tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
             // Half full: the next file gets made while this one fills. (No
             // id left: the roll-over reports it.)

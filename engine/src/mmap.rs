@@ -69,6 +69,10 @@ pub struct MappedFile {
     /// none yet). Compaction drops a tombstone only when every other file
     /// holds newer records only.
     pub min_seq: AtomicU64,
+    /// The highest sequence number in this file (0: none yet). Compaction
+    /// keeps the store's highest record, so a reopen never reissues a
+    /// sequence number (a CAS value) handed out before.
+    pub max_seq: AtomicU64,
     /// The file has its index and footer (always, but for the active file
     /// and a full one the roller has not sealed yet).
     pub sealed: AtomicBool,
@@ -112,6 +116,7 @@ impl MappedFile {
             dead: AtomicU64::new(0),
             records_end: AtomicU64::new(0),
             min_seq: AtomicU64::new(u64::MAX),
+            max_seq: AtomicU64::new(0),
             pinned: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
         })

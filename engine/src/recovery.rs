@@ -182,6 +182,8 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
             .max()
             .unwrap_or(FILE_HEADER_LEN as u64);
         f.min_seq.store(min, std::sync::atomic::Ordering::Relaxed);
+        let max = entries.iter().map(|e| e.seq).max().unwrap_or(0);
+        f.max_seq.store(max, std::sync::atomic::Ordering::Relaxed);
         f.records_end
             .store(end, std::sync::atomic::Ordering::Relaxed);
     }

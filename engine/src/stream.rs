@@ -260,6 +260,7 @@ fn commit_file(
     .map_err(|e| WriteError::io("mapping", &path, e))?;
     mapped.records_end.store(end as u64, Ordering::Relaxed);
     mapped.min_seq.store(seq, Ordering::Relaxed);
+    mapped.max_seq.store(seq, Ordering::Relaxed);
     mapped.sealed.store(true, Ordering::Relaxed);
     {
         let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());

@@ -326,3 +326,46 @@ fn a_failed_unlink_of_a_compacted_file_does_not_bring_a_deleted_key_back() {
     assert_eq!(contents(&e, 600), want);
     assert!(!dir.path().join("00000001.hst").exists());
 }
+
+/// Sequence numbers are CAS values: a clean reopen must continue above
+/// every one handed out, also when compaction dropped the records that
+/// held the highest ones (tombstones nothing needs any more).
+#[test]
+fn compaction_and_a_clean_reopen_never_reissue_a_sequence_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), opts()).expect("open");
+    for k in 0..50 {
+        put(&e, &key(k), &value(k, 0));
+    }
+    for k in 0..50 {
+        assert!(e.delete(&key(k)).expect("delete").result);
+    }
+    let highest = e.stats().last_seq;
+    e.close().expect("close");
+
+    // Every record is droppable now: the Puts are dead, and no file but
+    // the group could hold an older version for the tombstones.
+    let e = Engine::open(dir.path(), opts()).expect("reopen");
+    e.compact().expect("compact");
+    assert_eq!(contents(&e, 50), BTreeMap::new());
+    e.close().expect("close");
+
+    let e = Engine::open(dir.path(), opts()).expect("reopen after compaction");
+    assert!(
+        e.stats().last_seq >= highest,
+        "numbering restarts at {} below {highest}",
+        e.stats().last_seq
+    );
+    let seq = match e
+        .put(b"after", b"v", Meta::default(), Condition::Always)
+        .expect("put")
+        .result
+    {
+        engine::PutOutcome::Stored { seq } => seq,
+        other => panic!("expected Stored, got {other:?}"),
+    };
+    assert!(
+        seq > highest,
+        "sequence number {seq} reissued (had {highest})"
+    );
+}
