@@ -305,7 +305,7 @@ fn a_failed_unlink_of_a_compacted_file_does_not_bring_a_deleted_key_back() {
         put(&e, &key(k), &value(k, 1));
     }
     let s = e.stats();
-    assert!(s.active_file_id >= 3, "several files: {s:?}");
+    assert!(s.files >= 3, "several files: {s:?}");
     // File 1 holds the Put of "gone"; its unlink fails.
     e.fail_unlink_for_tests(1);
     let report = e.compact().expect("compact");
