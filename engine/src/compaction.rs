@@ -285,7 +285,7 @@ impl Output {
             id,
             tmp,
             file,
-            buf: format::encode_file_header(id).to_vec(),
+            buf: format::encode_file_header(id, inner.format.version).to_vec(),
             flushed: 0,
             entries: Vec::new(),
             min_seq: u64::MAX,
@@ -332,7 +332,14 @@ impl Output {
     fn finish(mut self, inner: &Inner) -> Result<Arc<MappedFile>, WriteError> {
         self.flush()?;
         let end = self.flushed;
-        let len = seal(&self.file, &self.tmp, end, &self.entries, true)?;
+        let len = seal(
+            &self.file,
+            &self.tmp,
+            end,
+            &self.entries,
+            true,
+            inner.format.version,
+        )?;
         let path = file_path(&inner.dir, self.id);
         fs::rename(&self.tmp, &path).map_err(|e| WriteError::io("renaming", &self.tmp, e))?;
         // NOTE: sealed files are < 4 GiB + one record, so the length fits usize.

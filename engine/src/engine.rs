@@ -281,6 +281,8 @@ pub(crate) type FileTable = Vec<Option<Arc<MappedFile>>>;
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub opts: Options,
+    /// The store's format version and key-hash seed.
+    pub format: format::StoreFormat,
     pub index: Index,
     /// Per-key-hash locks held across check + append + publish, so one key's
     /// writes publish in sequence order and conditions are atomic.
@@ -380,6 +382,7 @@ pub(crate) fn seal(
     data_end: usize,
     entries: &[IndexEntry],
     sync: bool,
+    version: u32,
 ) -> Result<u64, WriteError> {
     let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN + FOOTER_LEN);
     for e in entries {
@@ -389,6 +392,7 @@ pub(crate) fn seal(
         index_offset: data_end as u64,
         entry_count: entries.len() as u64,
         index_crc: crc32fast::hash(&buf),
+        version,
     };
     buf.extend_from_slice(&footer.encode());
     let end = (data_end + buf.len()) as u64;
@@ -410,6 +414,7 @@ pub(crate) fn create_file(
     id: u32,
     capacity: usize,
     huge_pages: bool,
+    version: u32,
 ) -> Result<Arc<MappedFile>, WriteError> {
     let path = file_path(dir, id);
     let result = (|| {
@@ -419,7 +424,7 @@ pub(crate) fn create_file(
             .create_new(true)
             .open(&path)
             .map_err(|e| WriteError::io("creating", &path, e))?;
-        file.write_all_at(&format::encode_file_header(id), 0)
+        file.write_all_at(&format::encode_file_header(id, version), 0)
             .map_err(|e| WriteError::io("writing the header of", &path, e))?;
         mmap::preallocate(&file, capacity as u64)
             .map_err(|e| WriteError::io("preallocating", &path, e))?;
@@ -568,7 +573,13 @@ impl Inner {
                 // current file stays active (and unsealed).
                 w.spare = spare;
                 let id = w.take_file_id(&self.dir)?;
-                match create_file(&self.dir, id, capacity, self.opts.huge_pages) {
+                match create_file(
+                    &self.dir,
+                    id,
+                    capacity,
+                    self.opts.huge_pages,
+                    self.format.version,
+                ) {
                     Ok(file) => file,
                     Err(e) => {
                         // The id is free again for the next try.
@@ -887,7 +898,13 @@ impl Engine {
         let made = if next_id > index::MAX_FILE_ID {
             Err(file_ids_exhausted(&dir, next_id))
         } else {
-            create_file(&dir, next_id, capacity, options.huge_pages)
+            create_file(
+                &dir,
+                next_id,
+                capacity,
+                options.huge_pages,
+                rec.format.version,
+            )
         };
         let (active, capacity, on_disk, next_file_id) = match made {
             Ok(active) => {
@@ -932,6 +949,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             dir,
             opts: options.clone(),
+            format: rec.format,
             index: rec.index,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             files: RwLock::new(files),
@@ -1005,7 +1023,7 @@ impl Engine {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(ReadError::Closed);
         }
-        self.inner.lookup(format::key_hash(key), key)
+        self.inner.lookup(self.inner.format.hash(key), key)
     }
 
     /// Writes `value` under `key` if `cond` holds. Applies at once; see
@@ -1020,7 +1038,7 @@ impl Engine {
         check_key(key)?;
         check_value_len(value.len(), &self.inner.opts)?;
         self.inner.write_gate()?;
-        let hash = format::key_hash(key);
+        let hash = self.inner.format.hash(key);
         let _key_lock = self.inner.stripe(hash);
         if let Some(result) = self.inner.refusal(hash, key, cond)? {
             return Ok(Written {
@@ -1039,7 +1057,7 @@ impl Engine {
     pub fn delete(&self, key: &[u8]) -> Result<Written<bool>, WriteError> {
         check_key(key)?;
         self.inner.write_gate()?;
-        let hash = format::key_hash(key);
+        let hash = self.inner.format.hash(key);
         let _key_lock = self.inner.stripe(hash);
         if self.inner.lookup(hash, key)?.is_none() {
             return Ok(Written {
@@ -1065,7 +1083,7 @@ impl Engine {
     ) -> Result<Written<R>, WriteError> {
         check_key(key)?;
         self.inner.write_gate()?;
-        let hash = format::key_hash(key);
+        let hash = self.inner.format.hash(key);
         let _key_lock = self.inner.stripe(hash);
         let current = self.inner.lookup(hash, key)?;
         let (update, result) = f(current.as_ref());
@@ -1289,7 +1307,15 @@ impl Engine {
                 .map_err(|e| WriteError::io("removing", &path, e))
         } else {
             w.active.shrink_to(sealed_len(w.tail, w.entries.len()));
-            seal(w.active.file(), w.active.path(), w.tail, &w.entries, true).map(|_| {
+            seal(
+                w.active.file(),
+                w.active.path(),
+                w.tail,
+                &w.entries,
+                true,
+                self.inner.format.version,
+            )
+            .map(|_| {
                 self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
             })
         };

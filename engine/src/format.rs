@@ -11,9 +11,15 @@ use std::fmt;
 pub const FILE_MAGIC: [u8; 8] = *b"HSTABLE\0";
 /// Magic in the footer of a sealed HSTable.
 pub const FOOTER_MAGIC: [u8; 8] = *b"HSTFOOT\0";
-/// The format version written by this code. Version 2 gave header byte 5
-/// (reserved, zero, in version 1) the value encoding; this code reads both.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version written by this code into new stores. Version 2 gave
+/// header byte 5 (reserved, zero, in version 1) the value encoding; version
+/// 3 hashes keys with the store's own random seed (the `SEED` file) instead
+/// of [`HASH_SEED`]. This code reads all three.
+pub const FORMAT_VERSION: u32 = 3;
+/// The version this code writes into a store created before version 3 (no
+/// `SEED` file): its sealed indexes hold hashes with [`HASH_SEED`], so it
+/// goes on with that seed and that version.
+pub const LEGACY_FORMAT_VERSION: u32 = 2;
 /// The oldest format version this code reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
@@ -44,14 +50,63 @@ pub const MAX_VALUE_LEN: usize = (1 << 30) - 1;
 /// more is not one this engine wrote.
 pub const MAX_SEQ: u64 = 1 << 62;
 
-/// Seed of the key hash. Fixed forever: sealed indexes store hashes, so
-/// changing it is a format change.
+/// Seed of the key hash of stores of format versions 1 and 2. Public, so
+/// keys can be brute-forced against it; version 3 stores have their own.
 pub const HASH_SEED: u64 = 0x4b69_6e67_4442_0001;
 
-/// The 64-bit stable hash of a key (xxh3 with [`HASH_SEED`]).
+/// The 64-bit hash of a key with [`HASH_SEED`] (stores of versions 1, 2).
 #[inline]
 pub fn key_hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(key, HASH_SEED)
+}
+
+/// How a store writes its HSTables: their format version and the seed of
+/// its key hash (sealed indexes store hashes, so a store keeps both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFormat {
+    pub version: u32,
+    pub seed: u64,
+}
+
+impl StoreFormat {
+    /// A store made before version 3: no `SEED` file.
+    pub const LEGACY: StoreFormat = StoreFormat {
+        version: LEGACY_FORMAT_VERSION,
+        seed: HASH_SEED,
+    };
+
+    /// The hash of `key` in this store.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(key, self.seed)
+    }
+}
+
+/// Magic of a store's `SEED` file.
+pub const SEED_MAGIC: [u8; 8] = *b"HSTSEED\0";
+/// Bytes of the `SEED` file: magic, seed (u64), CRC32 of the 16 bytes before.
+pub const SEED_FILE_LEN: usize = 20;
+
+/// The `SEED` file of a version 3 store.
+pub fn encode_seed(seed: u64) -> [u8; SEED_FILE_LEN] {
+    let mut out = [0u8; SEED_FILE_LEN];
+    out[0..8].copy_from_slice(&SEED_MAGIC);
+    out[8..16].copy_from_slice(&seed.to_le_bytes());
+    let crc = crc32fast::hash(&out[0..16]);
+    out[16..20].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The seed in a `SEED` file; `None` if the bytes are not a valid one.
+pub fn decode_seed(b: &[u8]) -> Option<u64> {
+    if b.len() != SEED_FILE_LEN || b[0..8] != SEED_MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(b[16..20].try_into().ok()?);
+    if crc32fast::hash(&b[0..16]) != crc {
+        return None;
+    }
+    Some(u64::from_le_bytes(b[8..16].try_into().ok()?))
 }
 
 /// What a record means. Stored as one byte; 0 and unknown bytes are rejected,
@@ -327,10 +382,10 @@ pub fn decode_record(b: &[u8]) -> Result<RecordRef<'_>, RecordError> {
 }
 
 /// The file header: magic, format version, file id.
-pub fn encode_file_header(file_id: u32) -> [u8; FILE_HEADER_LEN] {
+pub fn encode_file_header(file_id: u32, version: u32) -> [u8; FILE_HEADER_LEN] {
     let mut out = [0u8; FILE_HEADER_LEN];
     out[0..8].copy_from_slice(&FILE_MAGIC);
-    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[8..12].copy_from_slice(&version.to_le_bytes());
     out[12..16].copy_from_slice(&file_id.to_le_bytes());
     out
 }
@@ -385,6 +440,11 @@ pub enum FileHeaderError {
 
 /// Decodes a file header, returning the file id.
 pub fn decode_file_header(b: &[u8]) -> Result<u32, FileHeaderError> {
+    decode_file_header_version(b).map(|(id, _)| id)
+}
+
+/// Decodes a file header, returning the file id and the format version.
+pub fn decode_file_header_version(b: &[u8]) -> Result<(u32, u32), FileHeaderError> {
     if b.len() < FILE_HEADER_LEN {
         return Err(FileHeaderError::Truncated);
     }
@@ -395,7 +455,10 @@ pub fn decode_file_header(b: &[u8]) -> Result<u32, FileHeaderError> {
     if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FileHeaderError::Version(version));
     }
-    Ok(u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")))
+    Ok((
+        u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
+        version,
+    ))
 }
 
 /// One entry of a sealed file's index: enough to rebuild the in-memory index
@@ -438,6 +501,8 @@ pub struct Footer {
     pub entry_count: u64,
     /// CRC32 of the index bytes.
     pub index_crc: u32,
+    /// The format version of the file.
+    pub version: u32,
 }
 
 impl Footer {
@@ -446,7 +511,7 @@ impl Footer {
         out[0..8].copy_from_slice(&self.index_offset.to_le_bytes());
         out[8..16].copy_from_slice(&self.entry_count.to_le_bytes());
         out[16..20].copy_from_slice(&self.index_crc.to_le_bytes());
-        out[20..24].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[20..24].copy_from_slice(&self.version.to_le_bytes());
         out[24..32].copy_from_slice(&FOOTER_MAGIC);
         // 32..36 reserved, zero
         let crc = crc32fast::hash(&out[0..36]);
@@ -472,6 +537,7 @@ impl Footer {
             index_offset: u64::from_le_bytes(b[0..8].try_into().ok()?),
             entry_count: u64::from_le_bytes(b[8..16].try_into().ok()?),
             index_crc: u32::from_le_bytes(b[16..20].try_into().ok()?),
+            version,
         })
     }
 }
@@ -557,6 +623,24 @@ mod tests {
     }
 
     #[test]
+    fn seed_file_round_trips_and_corruption_is_rejected() {
+        let b = encode_seed(0x0123_4567_89ab_cdef);
+        assert_eq!(decode_seed(&b), Some(0x0123_4567_89ab_cdef));
+        for i in 0..b.len() {
+            let mut bad = b;
+            bad[i] ^= 0x04;
+            assert_eq!(decode_seed(&bad), None, "byte {i}");
+        }
+        assert_eq!(decode_seed(&b[..19]), None);
+        let s = StoreFormat {
+            version: FORMAT_VERSION,
+            seed: 1,
+        };
+        assert_ne!(s.hash(b"k"), StoreFormat::LEGACY.hash(b"k"));
+        assert_eq!(StoreFormat::LEGACY.hash(b"k"), key_hash(b"k"));
+    }
+
+    #[test]
     fn impossible_sequence_numbers_are_rejected() {
         for seq in [0, MAX_SEQ + 1, u64::MAX] {
             let rec = encode_record(RecordKind::Put, b"k", b"v", 0, 0, seq);
@@ -585,6 +669,7 @@ mod tests {
             index_offset: 1000,
             entry_count: 3,
             index_crc: 0xdead_beef,
+            version: FORMAT_VERSION,
         };
         let b = f.encode();
         assert_eq!(Footer::decode(&b), Some(f));
@@ -608,13 +693,15 @@ mod tests {
 
     #[test]
     fn file_header_round_trip() {
-        let h = encode_file_header(17);
-        assert_eq!(decode_file_header(&h), Ok(17));
+        let h = encode_file_header(17, FORMAT_VERSION);
+        assert_eq!(decode_file_header_version(&h), Ok((17, 3)));
         let mut v = h;
         v[8] = 1;
         assert_eq!(decode_file_header(&v), Ok(17), "version 1 is read");
-        v[8] = 3;
-        assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(3)));
+        v[8] = 2;
+        assert_eq!(decode_file_header(&v), Ok(17), "version 2 is read");
+        v[8] = 4;
+        assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(4)));
         v[8] = 0;
         assert_eq!(decode_file_header(&v), Err(FileHeaderError::Version(0)));
         assert_eq!(

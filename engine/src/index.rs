@@ -23,9 +23,10 @@
 //! * crafted keys cannot grow the table: a run that reaches the end spills
 //!   into overflow slots past the last home slot, as many as it needs
 //!   (see `Table::rebuild`); capacity grows with the number of keys only.
-//!   Such keys still share one long run, so they cost probe time: the hash
-//!   seed is a public constant (FORMAT.md), so that part of hash flooding
-//!   is not defended here.
+//!   Such keys still share one long run, so they cost probe time; what
+//!   keeps clients from making them is the store's secret hash seed
+//!   (FORMAT.md, "Key hash"; stores made before format version 3 keep the
+//!   public one).
 //!
 //! Keys whose 64-bit hashes collide are simply adjacent entries with the same
 //! hash; callers tell them apart by comparing the key stored in the record

@@ -115,6 +115,7 @@ pub fn lock_dir(dir: &Path) -> Result<File, OpenError> {
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, OpenError> {
     let _lock = lock_dir(dir)?;
     let (ids, temps) = list(dir)?;
+    let store = crate::recovery::store_format(dir, !ids.is_empty(), false)?;
     let mut report = VerifyReport::default();
     for t in temps {
         report.notes.push(Problem {
@@ -124,12 +125,17 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, OpenError> {
         });
     }
     for id in ids {
-        verify_file(&file_path(dir, id), id, &mut report)?;
+        verify_file(&file_path(dir, id), id, store, &mut report)?;
     }
     Ok(report)
 }
 
-fn verify_file(path: &Path, id: u32, report: &mut VerifyReport) -> Result<(), OpenError> {
+fn verify_file(
+    path: &Path,
+    id: u32,
+    store: format::StoreFormat,
+    report: &mut VerifyReport,
+) -> Result<(), OpenError> {
     let bytes = fs::read(path).map_err(|e| OpenError::io("reading", path, e))?;
     let len = bytes.len() as u64;
     let problem = |offset: u64, what: String| Problem {
@@ -240,7 +246,7 @@ fn verify_file(path: &Path, id: u32, report: &mut VerifyReport) -> Result<(), Op
                 if e.kind != RecordKind::Clear {
                     let at = e.offset as usize;
                     if let Ok(r) = format::decode_record(&bytes[at..data_end]) {
-                        if format::key_hash(r.key) != e.hash || r.header.kind != e.kind {
+                        if store.hash(r.key) != e.hash || r.header.kind != e.kind {
                             report.problems.push(problem(
                                 at as u64,
                                 "index entry does not match its record".into(),

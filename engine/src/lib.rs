@@ -71,6 +71,10 @@
 //!
 //! # Index
 //!
+//! Keys hash with xxh3 and the store's own random seed (the `SEED` file,
+//! format version 3), so clients cannot craft colliding keys; stores made
+//! before version 3 keep the public constant seed.
+//!
 //! 18 to 26 bytes of RAM per live key, about 20 on average (see `index.rs`:
 //! sorted linear probing, 1.4x growth, 16-byte slots); [`EngineStats::index_bytes`]
 //! reports it from allocated capacity. Large tables sit on transparent huge

@@ -41,8 +41,8 @@ use tracing::{info, warn};
 use crate::engine::{file_path, key_at, kill_at, seal, sync_dir, FileTable};
 use crate::error::{OpenError, WriteError};
 use crate::format::{
-    self, FileHeaderError, Footer, IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN,
-    FOOTER_LEN, INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
+    self, FileHeaderError, Footer, IndexEntry, RecordHeader, RecordKind, StoreFormat,
+    FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::index::{self, Index};
 use crate::mmap::MappedFile;
@@ -62,6 +62,8 @@ pub(crate) struct Recovered {
     pub last_seq: u64,
     /// Some file had to be scanned: the engine stopped without closing.
     pub scanned: bool,
+    /// The store's format version and key-hash seed.
+    pub format: StoreFormat,
 }
 
 fn open_err(e: WriteError) -> OpenError {
@@ -148,6 +150,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
     if removed_temp {
         sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
     }
+    let format = store_format(dir, !ids.is_empty(), true)?;
 
     let mut rec = Recovered {
         files: Vec::new(),
@@ -158,6 +161,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         truncated_bytes: 0,
         last_seq: 0,
         scanned: false,
+        format,
     };
     let mut loaded: Vec<(u32, Vec<IndexEntry>)> = Vec::new();
     for id in ids {
@@ -298,8 +302,29 @@ fn load_file(
         sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
         return Ok(None);
     }
-    match format::decode_file_header(&header) {
-        Ok(found) if found == id => {}
+    match format::decode_file_header_version(&header) {
+        Ok((found, version)) if found == id => {
+            // Sealed indexes hold hashes with the store's seed: a file of
+            // the other kind would be looked up with the wrong one.
+            if (version >= 3) != (rec.format.version >= 3) {
+                return Err(OpenError::Corrupt {
+                    file: path,
+                    offset: 8,
+                    reason: if version >= 3 {
+                        format!(
+                            "format version {version} needs the store's key-hash seed, \
+                             but the directory has no valid {SEED_FILE} file"
+                        )
+                    } else {
+                        format!(
+                            "format version {version} in a store of version {}, \
+                             whose keys hash with its own seed",
+                            rec.format.version
+                        )
+                    },
+                });
+            }
+        }
         // A power cut after a file's creation can leave its size (the
         // preallocation is metadata, journalled) without its header (a data
         // write nobody synced yet): zeros, or part of the header and then
@@ -323,13 +348,13 @@ fn load_file(
                 file = %path.display(),
                 "rewriting an HSTable header that never reached the disk; scanning the file"
             );
-            file.write_all_at(&format::encode_file_header(id), 0)
+            file.write_all_at(&format::encode_file_header(id, rec.format.version), 0)
                 .map_err(|e| OpenError::io("rewriting the header of", &path, e))?;
             // The first records shared the header's page: a footer, if any,
             // may point at them, so verify every record instead.
             header_lost = true;
         }
-        Ok(found) => {
+        Ok((found, _)) => {
             return Err(OpenError::Corrupt {
                 file: path,
                 offset: 12,
@@ -365,7 +390,7 @@ fn load_file(
     // No valid footer: scan.
     let mapped = MappedFile::map(file, len as usize, path.clone(), id, opts.huge_pages)
         .map_err(|e| OpenError::io("mapping", &path, e))?;
-    let (entries, data_end, bad) = scan(&mapped, &path);
+    let (entries, data_end, bad) = scan(&mapped, &path, rec.format);
     rec.scanned = true;
     rec.bad_records += bad;
     let cut = len as usize - data_end;
@@ -387,7 +412,8 @@ fn load_file(
         rec.truncated_bytes += cut as u64;
         warn!(file = %path.display(), offset = data_end, bytes = cut, "truncating a torn tail");
     }
-    let sealed_len = seal(&file, &path, data_end, &entries, true).map_err(open_err)?;
+    let sealed_len =
+        seal(&file, &path, data_end, &entries, true, rec.format.version).map_err(open_err)?;
     info!(
         file = %path.display(),
         records = entries.len(),
@@ -402,13 +428,74 @@ fn load_file(
     Ok(Some((Arc::new(mapped), entries)))
 }
 
+/// Name of the file with a version 3 store's key-hash seed.
+pub(crate) const SEED_FILE: &str = "SEED";
+
+/// The format of the store in `dir`: from its `SEED` file; without one, a
+/// store made before version 3 if it has HSTables (`has_files`), else a
+/// new store, whose seed is made (random, from the OS) and written, synced
+/// with the directory, before any HSTable exists (when `create`).
+pub(crate) fn store_format(
+    dir: &Path,
+    has_files: bool,
+    create: bool,
+) -> Result<StoreFormat, OpenError> {
+    let path = dir.join(SEED_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            if let Some(seed) = format::decode_seed(&bytes) {
+                return Ok(StoreFormat {
+                    version: format::FORMAT_VERSION,
+                    seed,
+                });
+            }
+            if has_files {
+                return Err(OpenError::Corrupt {
+                    file: path,
+                    offset: 0,
+                    reason: "not a valid key-hash seed, and HSTables need it".into(),
+                });
+            }
+            // Torn by a crash while the store was created: made again.
+            warn!(file = %path.display(), "replacing a torn seed file of a store without HSTables");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if has_files {
+                return Ok(StoreFormat::LEGACY);
+            }
+        }
+        Err(e) => return Err(OpenError::io("reading", &path, e)),
+    }
+    if !create {
+        return Ok(StoreFormat::LEGACY);
+    }
+    let mut seed = [0u8; 8];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+        .map_err(|e| OpenError::io("reading a random seed from", "/dev/urandom", e))?;
+    let seed = u64::from_le_bytes(seed);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| OpenError::io("creating", &path, e))?;
+    file.write_all_at(&format::encode_seed(seed), 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| OpenError::io("writing", &path, e))?;
+    sync_dir(dir).map_err(|e| OpenError::io("syncing directory", dir, e))?;
+    Ok(StoreFormat {
+        version: format::FORMAT_VERSION,
+        seed,
+    })
+}
+
 /// Whether `header` is what an unsynced creation of HSTable `id` can leave
 /// after a power cut: every byte either zero or the byte this file's header
 /// (of any version this build reads) has there.
 fn is_unwritten_header(header: &[u8; FILE_HEADER_LEN], id: u32) -> bool {
     (format::MIN_FORMAT_VERSION..=format::FORMAT_VERSION).any(|version| {
-        let mut want = format::encode_file_header(id);
-        want[8..12].copy_from_slice(&version.to_le_bytes());
+        let want = format::encode_file_header(id, version);
         header.iter().zip(want).all(|(&b, w)| b == 0 || b == w)
     })
 }
@@ -471,7 +558,7 @@ pub(crate) fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<In
 
 /// Scans records from the file header on. Returns the valid records, where
 /// the valid data ends, and how many corrupt stretches were skipped.
-fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
+fn scan(f: &MappedFile, path: &Path, store: StoreFormat) -> (Vec<IndexEntry>, usize, u64) {
     let len = f.map_len();
     let all = f.bytes(0, len);
     let mut entries = Vec::new();
@@ -486,7 +573,7 @@ fn scan(f: &MappedFile, path: &Path) -> (Vec<IndexEntry>, usize, u64) {
                     hash: if r.header.kind == RecordKind::Clear {
                         0
                     } else {
-                        format::key_hash(r.key)
+                        store.hash(r.key)
                     },
                     seq: r.header.seq,
                     offset: pos as u32,

@@ -155,7 +155,14 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
     let f = &job.file;
     // Reads are bounded by the sealed length before the file is cut to it.
     f.shrink_to(crate::engine::sealed_len(job.data_end, job.entries.len()));
-    match seal(f.file(), f.path(), job.data_end, &job.entries, sync) {
+    match seal(
+        f.file(),
+        f.path(),
+        job.data_end,
+        &job.entries,
+        sync,
+        inner.format.version,
+    ) {
         Ok(_) => {
             if sync {
                 inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +181,13 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
 }
 
 fn make_spare(inner: &Inner, id: u32, capacity: usize) {
-    match create_file(&inner.dir, id, capacity, inner.opts.huge_pages) {
+    match create_file(
+        &inner.dir,
+        id,
+        capacity,
+        inner.opts.huge_pages,
+        inner.format.version,
+    ) {
         Ok(file) => {
             let mut w = lock(&inner.writer);
             w.spare_asked = false;

@@ -41,9 +41,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::engine::{file_of, key_at, lock, read_files, FileTable, Inner, Item, Value};
 use crate::error::ReadError;
-use crate::format::{
-    self, IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN,
-};
+use crate::format::{IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::index;
 use crate::mmap::MappedFile;
 
@@ -194,7 +192,7 @@ impl Snapshot {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(ReadError::Closed);
         }
-        let hash = format::key_hash(key);
+        let hash = self.inner.format.hash(key);
         match self.resolve(hash, key) {
             Some((file, off, _)) => self.inner.read_item(&file, off, key),
             None => Ok(None),
@@ -330,7 +328,7 @@ impl Iterator for SnapshotIter<'_> {
             let Some(key) = f.get(off + RECORD_HEADER_LEN, h.key_len as usize) else {
                 continue;
             };
-            let hash = format::key_hash(key);
+            let hash = snap.inner.format.hash(key);
             let Some((vf, voff, vseq)) = snap.resolve(hash, key) else {
                 continue;
             };

@@ -102,7 +102,7 @@ pub(crate) fn begin(
             let _ = fs::remove_file(&tmp);
             WriteError::io("writing", &tmp, e)
         };
-        file.write_all_at(&format::encode_file_header(id), 0)
+        file.write_all_at(&format::encode_file_header(id, inner.format.version), 0)
             .map_err(fail)?;
         file.write_all_at(key, (FILE_HEADER_LEN + RECORD_HEADER_LEN) as u64)
             .map_err(fail)?;
@@ -172,7 +172,7 @@ impl ValueWriter {
         let inner = self.inner.clone();
         inner.write_gate()?;
         let key = std::mem::take(&mut self.key);
-        let hash = format::key_hash(&key);
+        let hash = inner.format.hash(&key);
         let _key_lock = inner.stripe(hash);
         if let Some(result) = inner.refusal(hash, &key, cond)? {
             return Ok(Written {
@@ -233,7 +233,7 @@ fn commit_file(
     file.write_all_at(&header, FILE_HEADER_LEN as u64)
         .map_err(|e| WriteError::io("writing", tmp, e))?;
     let entry = IndexEntry {
-        hash: format::key_hash(key),
+        hash: inner.format.hash(key),
         seq,
         offset: FILE_HEADER_LEN as u32,
         // NOTE: at most MAX_VALUE_LEN + 64 KiB + header: fits u32.
@@ -241,7 +241,7 @@ fn commit_file(
         kind: RecordKind::Put,
     };
     let end = FILE_HEADER_LEN + rec_len;
-    let sealed = seal(&file, tmp, end, &[entry], true)?;
+    let sealed = seal(&file, tmp, end, &[entry], true, inner.format.version)?;
     // Everything written before this record must be on disk before it is:
     // otherwise a machine crash could keep the streamed value and lose
     // earlier writes, a state that never existed.

@@ -99,28 +99,75 @@ fn compressed_and_raw_records_mix_and_survive_reopen_and_compaction() {
     }
 }
 
+/// Rewrites the sealed HSTable at `path`, whose index holds the hash of
+/// `key` only, as format `version` (1 or 2) wrote it: version fields, the
+/// hash with the public constant seed, index and footer CRCs.
+fn rewrite_as_legacy(path: &std::path::Path, version: u32, key: &[u8]) {
+    let mut b = std::fs::read(path).expect("read");
+    b[8..12].copy_from_slice(&version.to_le_bytes());
+    let f = b.len() - 40;
+    let index = u64::from_le_bytes(b[f..f + 8].try_into().expect("8 bytes")) as usize;
+    b[index..index + 8].copy_from_slice(&engine::format::key_hash(key).to_le_bytes());
+    let index_crc = crc32fast::hash(&b[index..f]);
+    b[f + 16..f + 20].copy_from_slice(&index_crc.to_le_bytes());
+    b[f + 20..f + 24].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32fast::hash(&b[f..f + 36]);
+    b[f + 36..f + 40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, &b).expect("write");
+}
+
 #[test]
-fn version_1_files_stay_readable() {
+fn version_1_and_2_stores_stay_readable_and_writable() {
+    for version in [1u32, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let e = Engine::open(dir.path(), opts(Compression::None)).expect("open");
+            put(&e, "old", b"from an old file");
+            e.close().expect("close");
+        }
+        // A store from before version 3: no seed file, the constant seed.
+        std::fs::remove_file(dir.path().join("SEED")).expect("remove SEED");
+        rewrite_as_legacy(&dir.path().join("00000001.hst"), version, b"old");
+        let e = Engine::open(dir.path(), opts(Compression::Lz4)).expect("reopen");
+        assert_eq!(
+            &*e.get(b"old").expect("get").expect("old").value,
+            b"from an old file"
+        );
+        // It goes on writing version 2 files with the constant seed.
+        put(&e, "new", b"written by this build");
+        e.close().expect("close");
+        assert!(!dir.path().join("SEED").exists(), "an old store got a seed");
+        let newest = std::fs::read(dir.path().join("00000002.hst")).expect("read");
+        assert_eq!(newest[8..12], 2u32.to_le_bytes(), "version of a new file");
+        let e = Engine::open(dir.path(), opts(Compression::None)).expect("reopen");
+        assert_eq!(
+            &*e.get(b"old").expect("get").expect("old").value,
+            b"from an old file"
+        );
+        assert_eq!(
+            &*e.get(b"new").expect("get").expect("new").value,
+            b"written by this build"
+        );
+    }
+}
+
+/// A version 3 store whose seed file is gone cannot be read with the
+/// constant seed: open says so instead of serving nothing.
+#[test]
+fn a_version_3_store_without_its_seed_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let e = Engine::open(dir.path(), opts(Compression::None)).expect("open");
-        put(&e, "old", b"from a version 1 file");
+        put(&e, "k", b"v");
         e.close().expect("close");
     }
-    // Rewrite the file as version 1 wrote it: version fields 1, footer CRC.
-    let path = dir.path().join("00000001.hst");
-    let mut b = std::fs::read(&path).expect("read");
-    b[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let f = b.len() - 40;
-    b[f + 20..f + 24].copy_from_slice(&1u32.to_le_bytes());
-    let crc = crc32fast::hash(&b[f..f + 36]);
-    b[f + 36..f + 40].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &b).expect("write");
-    let e = Engine::open(dir.path(), opts(Compression::Lz4)).expect("reopen");
-    assert_eq!(
-        &*e.get(b"old").expect("get").expect("old").value,
-        b"from a version 1 file"
-    );
+    std::fs::remove_file(dir.path().join("SEED")).expect("remove SEED");
+    match Engine::open(dir.path(), opts(Compression::None)) {
+        Err(engine::OpenError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("SEED"), "{reason}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
 
 #[test]

@@ -60,7 +60,8 @@ fn a_preallocated_file_without_its_header_does_not_stop_open() {
         let next = hst_files(dir.path()).len() + 1;
         let spare = dir.path().join(format!("{next:08}.hst"));
         let mut bytes = vec![0u8; 64 << 10];
-        let header = engine::format::encode_file_header(next as u32);
+        let header =
+            engine::format::encode_file_header(next as u32, engine::format::FORMAT_VERSION);
         bytes[..torn].copy_from_slice(&header[..torn]);
         std::fs::write(&spare, &bytes).expect("write spare");
 
