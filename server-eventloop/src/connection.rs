@@ -1,5 +1,7 @@
 //! One client connection as an event loop sees it: the socket, the protocol
-//! session, and the two byte buffers between them.
+//! session, its input buffer, and its queue of replies ([`service::Output`],
+//! shared with the thread pool: segments written with vectored writes,
+//! values by reference).
 //!
 //! Memory per idle connection is the point of this module. An idle
 //! connection owns no buffer at all: when it becomes readable it borrows the
@@ -9,10 +11,11 @@
 //! that grew for one large request is freed (or cut down to a small one)
 //! once the request is done.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::Instant;
 
 use mio::net::TcpStream;
+use service::Output;
 
 /// Size of a freshly allocated input buffer: one read of this many bytes
 /// takes in a large pipeline, and a value below the protocol's streaming
@@ -117,93 +120,6 @@ impl Input {
     }
 }
 
-/// Replies waiting to be written.
-#[derive(Debug, Default)]
-pub(crate) struct Output {
-    data: Vec<u8>,
-    /// Bytes of `data` already written.
-    sent: usize,
-    /// Replies from this offset on wait for a sync to land (durability
-    /// `always`); only the bytes before it may be written meanwhile.
-    held_from: Option<usize>,
-}
-
-impl Output {
-    /// The buffer the session appends replies to. Takes the loop's spare if
-    /// this connection has none, and drops already-written bytes so the
-    /// buffer does not creep forward.
-    pub(crate) fn buffer(&mut self, spare: &mut Vec<u8>) -> &mut Vec<u8> {
-        if self.data.capacity() == 0 {
-            self.data = std::mem::take(spare);
-            self.data.clear();
-        }
-        if self.sent > 0 {
-            debug_assert!(self.held_from.is_none());
-            self.data.drain(..self.sent);
-            self.sent = 0;
-        }
-        &mut self.data
-    }
-
-    /// Bytes not yet written, held or not.
-    pub(crate) fn pending(&self) -> usize {
-        self.data.len() - self.sent
-    }
-
-    /// Whether there are bytes that may be written now.
-    pub(crate) fn has_writable(&self) -> bool {
-        self.sent < self.held_from.unwrap_or(self.data.len())
-    }
-
-    pub(crate) fn is_held(&self) -> bool {
-        self.held_from.is_some()
-    }
-
-    /// Holds everything from `offset` on until [`Output::release_hold`].
-    pub(crate) fn hold_from(&mut self, offset: usize) {
-        self.held_from = Some(offset.min(self.data.len()));
-    }
-
-    pub(crate) fn release_hold(&mut self) {
-        self.held_from = None;
-    }
-
-    /// Writes until the writable bytes are gone or the socket would block.
-    /// Returns how many bytes went out.
-    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
-        let limit = self.held_from.unwrap_or(self.data.len());
-        let mut written = 0;
-        while self.sent < limit {
-            match stream.write(&self.data[self.sent..limit]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.sent += n;
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.sent == self.data.len() && self.held_from.is_none() {
-            self.data.clear();
-            self.sent = 0;
-        }
-        Ok(written)
-    }
-
-    /// Gives an empty buffer back to the loop (or frees it if it grew big).
-    fn release(&mut self, spare: &mut Vec<u8>) {
-        if self.pending() == 0 && self.held_from.is_none() {
-            let buf = std::mem::take(&mut self.data);
-            self.sent = 0;
-            if spare.capacity() == 0 && buf.capacity() <= SPARE_MAX {
-                *spare = buf;
-            }
-        }
-    }
-}
-
 /// A served connection.
 pub(crate) struct Connection<S> {
     pub(crate) stream: TcpStream,
@@ -239,7 +155,7 @@ impl<S> Connection<S> {
             session,
             id,
             input: Input::default(),
-            output: Output::default(),
+            output: Output::new(),
             last_active: Instant::now(),
             starved: false,
             closing: false,
@@ -265,7 +181,7 @@ impl<S> Connection<S> {
 
     /// Writes what may be written until done or the socket would block.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        if self.output.flush(&mut self.stream)? > 0 {
+        if self.output.flush_to(&mut self.stream)? > 0 {
             self.last_active = Instant::now();
         }
         Ok(())
@@ -330,33 +246,5 @@ mod tests {
         input.consume(READ_BUFFER);
         input.release(&mut spare);
         assert!(spare.is_empty() || spare.len() <= SPARE_MAX);
-    }
-
-    #[test]
-    fn output_hold_limits_what_is_writable() {
-        let mut spare = Vec::new();
-        let mut out = Output::default();
-        out.buffer(&mut spare).extend_from_slice(b"END\r\n");
-        let at = out.pending();
-        out.buffer(&mut spare).extend_from_slice(b"STORED\r\n");
-        out.hold_from(at);
-        assert!(out.is_held());
-        assert_eq!(out.pending(), 13);
-        out.sent = at;
-        assert!(!out.has_writable(), "only held bytes are left");
-        out.release_hold();
-        assert!(out.has_writable());
-    }
-
-    #[test]
-    fn empty_output_returns_its_buffer() {
-        let mut spare = Vec::with_capacity(1024);
-        let mut out = Output::default();
-        out.buffer(&mut spare).extend_from_slice(b"x");
-        assert_eq!(spare.capacity(), 0);
-        out.sent = 1;
-        out.release(&mut spare);
-        assert!(spare.capacity() >= 1024);
-        assert_eq!(out.data.capacity(), 0);
     }
 }

@@ -543,16 +543,16 @@ impl<H: Handler> Context<H> {
                     return Next::Keep;
                 }
                 calls += 1;
-                let out = conn.output.buffer(&mut self.spare_out);
-                let before = out.len();
+                conn.output.adopt(&mut self.spare_out);
+                let before = conn.output.mark();
                 let done = self.handler.process(
                     &mut conn.session,
                     conn.input.pending(),
-                    out,
+                    &mut conn.output,
                     settings.requests_per_call,
                 );
                 conn.input.consume(done.consumed);
-                if done.consumed == 0 {
+                if done.consumed == 0 && !done.output_full {
                     conn.starved = true;
                 }
                 if done.close {

@@ -17,6 +17,9 @@ pub struct Processed<T> {
     /// Replies appended by this call must not reach the client before this
     /// ticket is durable; if it fails, the connection is closed unsent.
     pub hold: Option<T>,
+    /// The output reached its limit before the input was done: write, and
+    /// call again with the same input once the output has drained.
+    pub output_full: bool,
 }
 
 /// Called once when a held write is durable (`true`) or its sync failed.
@@ -33,13 +36,13 @@ pub trait Handler: Send + Sync + 'static {
     fn session(self: &Arc<Self>) -> Self::Session;
 
     /// Executes at most `max_requests` complete requests found at the front of
-    /// `input`, appending their replies to `out`. Consuming nothing means more
-    /// input is needed.
+    /// `input`, appending their replies to `out`. Consuming nothing, unless
+    /// the output is full, means more input is needed.
     fn process(
         &self,
         session: &mut Self::Session,
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut service::Output,
         max_requests: usize,
     ) -> Processed<Self::Ticket>;
 

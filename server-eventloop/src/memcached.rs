@@ -32,7 +32,7 @@ impl Handler for Service {
         &self,
         session: &mut Session,
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut service::Output,
         max_requests: usize,
     ) -> Processed<SyncTicket> {
         let progress = session.process(input, out, max_requests);
@@ -40,6 +40,7 @@ impl Handler for Service {
             consumed: progress.consumed,
             close: progress.step == Step::Close,
             hold: progress.hold,
+            output_full: progress.step == Step::OutputFull,
         }
     }
 

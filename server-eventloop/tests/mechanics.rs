@@ -42,7 +42,7 @@ impl Handler for Script {
         &self,
         _session: &mut (),
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut service::Output,
         max_requests: usize,
     ) -> Processed<Ticket> {
         let mut consumed = 0;
@@ -60,7 +60,7 @@ impl Handler for Script {
                 ("ping", _) => out.extend_from_slice(b"PONG\r\n"),
                 ("big", n) => {
                     let n: usize = n.parse().expect("size");
-                    out.resize(out.len() + n, b'x');
+                    out.extend_from_slice(&vec![b'x'; n]);
                     out.extend_from_slice(b"\r\n");
                 }
                 ("hold", _) => {
@@ -85,6 +85,7 @@ impl Handler for Script {
             consumed,
             close,
             hold,
+            output_full: false,
         }
     }
 

@@ -1,39 +1,34 @@
 //! One connection's life on a worker: blocking reads into a fixed buffer,
 //! every complete request executed by the service's [`Session`], the replies
-//! written back in one write once the writes they acknowledge are durable.
+//! written back with vectored writes once the writes they acknowledge are
+//! durable.
 //!
 //! Memory per connection is bounded whatever the client sends: the input
 //! buffer never grows (a large value reaches the session in chunks, so it is
-//! consumed as it arrives, and an oversized one is swallowed), and the reply
-//! buffer is flushed whenever it passes a high-water mark and shrunk back
-//! after a burst. What remains is the session's own: an append or prepend
-//! value (up to `--max-item-size`) gathered before it is applied, and the
-//! replies to one request (a multi-key get of large values).
+//! consumed as it arrives, and an oversized one is swallowed), and the
+//! replies wait in a [`service::Output`], whose values are references to the
+//! engine's map and which the session stops filling at the output limit,
+//! in the middle of a multi-key get too: the worker writes, then the session
+//! resumes. What remains is the session's own: an append or prepend value
+//! (up to `--max-item-size`) gathered before it is applied.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Engine, SyncTicket};
-use service::{Service, Session, Step};
+use service::{Output, Service, Session, Step};
 
 use crate::pool::Serve;
 
-/// Requests executed per `Session::process` call. One, so the reply buffer
-/// is checked against the high-water mark after every reply: with 16 per call,
-/// 16 pipelined gets of 1 MiB values would hold 16 MiB per worker. A call
-/// costs far less than the read and write around a batch, and the whole
-/// batch still goes out in one write.
-const REQUESTS_PER_CALL: usize = 1;
+/// Requests executed per `Session::process` call. The session itself stops
+/// at the output limit, so a batch of pipelined gets of large values cannot
+/// pile up replies; the whole batch still goes out in one vectored write.
+const REQUESTS_PER_CALL: usize = 64;
 /// Input buffer size floor; the buffer must also hold the longest request
 /// line plus a whole unchunked value (see [`input_capacity`]).
 const MIN_INPUT: usize = 16 * 1024;
-/// Replies are sent early once this many bytes are waiting.
-const OUT_HIGH_WATER: usize = 256 * 1024;
-/// Reply-buffer capacity a connection keeps between bursts.
-const OUT_KEEP: usize = 64 * 1024;
-const OUT_INITIAL: usize = 4 * 1024;
 
 /// Serves memcached connections with the shared [`Service`].
 pub(crate) struct Memcached {
@@ -60,7 +55,7 @@ impl Serve for Memcached {
             input: vec![0; self.input_capacity],
             start: 0,
             end: 0,
-            out: Vec::with_capacity(OUT_INITIAL),
+            out: Output::new(),
             hold: None,
         };
         match conn.run(self.idle_timeout) {
@@ -68,6 +63,9 @@ impl Serve for Memcached {
             Ok(End::Idle) => {
                 self.service.stats().idle_kick();
                 tracing::debug!("idle timeout: connection closed");
+            }
+            Ok(End::WriteStalled) => {
+                tracing::debug!("client read no reply within the write timeout: connection closed");
             }
             Ok(End::NotDurable(e)) => {
                 tracing::warn!(error = %e, "write not durable; connection closed without replies");
@@ -85,6 +83,8 @@ enum End {
     Closed,
     /// No input for the idle timeout.
     Idle,
+    /// The client took none of its replies for the write timeout.
+    WriteStalled,
     /// A write could not be made durable; its replies were not sent.
     NotDurable(engine::WriteError),
 }
@@ -98,7 +98,7 @@ struct Connection<'a> {
     start: usize,
     end: usize,
     /// Replies not yet written.
-    out: Vec<u8>,
+    out: Output,
     /// The newest not-yet-durable write whose reply is in `out`.
     hold: Option<SyncTicket>,
 }
@@ -133,8 +133,8 @@ impl Connection<'_> {
     }
 
     /// Executes every complete request in the buffer, sending replies early
-    /// only if they pass the high-water mark. Returns `Some` when the
-    /// connection must end.
+    /// only when the session stops at the output limit. Returns `Some` when
+    /// the connection must end.
     fn execute(&mut self) -> io::Result<Option<End>> {
         while self.start < self.end {
             let progress = self.session.process(
@@ -146,16 +146,15 @@ impl Connection<'_> {
             if let Some(ticket) = progress.hold {
                 self.hold_until(ticket);
             }
-            if matches!(progress.step, Step::Close) {
-                return Ok(Some(self.flush()?.unwrap_or(End::Closed)));
-            }
-            if progress.consumed == 0 {
-                break;
-            }
-            if self.out.len() >= OUT_HIGH_WATER {
-                if let Some(end) = self.flush()? {
-                    return Ok(Some(end));
+            match progress.step {
+                Step::Close => return Ok(Some(self.flush()?.unwrap_or(End::Closed))),
+                Step::OutputFull => {
+                    if let Some(end) = self.flush()? {
+                        return Ok(Some(end));
+                    }
                 }
+                Step::NeedInput if progress.consumed == 0 => break,
+                Step::NeedInput => {}
             }
         }
         Ok(None)
@@ -172,7 +171,8 @@ impl Connection<'_> {
     }
 
     /// Waits for the held writes to be durable, then writes every pending
-    /// reply in one write. `Some` means the connection must end.
+    /// reply (vectored writes, values straight from the engine's map).
+    /// `Some` means the connection must end.
     fn flush(&mut self) -> io::Result<Option<End>> {
         if let Some(ticket) = self.hold.take() {
             if let Err(e) = self.engine.wait_durable(ticket) {
@@ -182,15 +182,28 @@ impl Connection<'_> {
                 return Ok(Some(End::NotDurable(e)));
             }
         }
-        if self.out.is_empty() {
-            return Ok(None);
+        while self.out.has_writable() {
+            match self.out.write_once(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // The write timeout: a client that does not read its
+                    // replies frees its worker.
+                    self.out.clear();
+                    return Ok(Some(End::WriteStalled));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let written = self.stream.write_all(&self.out);
-        self.out.clear();
-        if self.out.capacity() > OUT_KEEP {
-            self.out = Vec::with_capacity(OUT_INITIAL);
-        }
-        written.map(|()| None)
+        let mut spare = Vec::new();
+        self.out.release(&mut spare);
+        Ok(None)
     }
 
     /// Moves the unconsumed tail of the input (a partial request, usually a

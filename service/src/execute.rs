@@ -9,6 +9,7 @@
 //! folded into [`Effects::hold`] so the front-end holds the reply until the
 //! write is durable.
 
+use crate::output::Output;
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -50,7 +51,7 @@ pub enum StoreMode {
 }
 
 /// Appends a reply unless `noreply` asked for silence.
-fn reply(out: &mut Vec<u8>, noreply: bool, bytes: &[u8]) {
+fn reply(out: &mut Output, noreply: bool, bytes: &[u8]) {
     if !noreply {
         out.extend_from_slice(bytes);
     }
@@ -82,12 +83,12 @@ pub(crate) fn store_outcome(c: &Counters, outcome: PutOutcome, is_cas: bool) -> 
 /// memcached answers a failed write with `SERVER_ERROR <reason>`; the reason
 /// is one line. Sent even with `noreply`: a client must learn that a write
 /// it did not wait for was lost.
-pub(crate) fn server_error(out: &mut Vec<u8>, what: &dyn std::fmt::Display) {
+pub(crate) fn server_error(out: &mut Output, what: &dyn std::fmt::Display) {
     let text = what.to_string().replace(['\r', '\n'], " ");
     let _ = write!(out, "SERVER_ERROR {text}\r\n");
 }
 
-fn value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+fn value_header(out: &mut Output, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
     out.extend_from_slice(b"VALUE ");
     out.extend_from_slice(key);
     let _ = match cas {
@@ -139,7 +140,7 @@ impl OwnedStore {
         &self,
         service: &Service,
         data: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let meta = self.meta.as_ref().map(|(flags, tokens)| {
@@ -169,14 +170,37 @@ impl OwnedStore {
     }
 }
 
+/// How a multi-key request goes: its first `skip` keys were answered by an
+/// earlier call, and it stops once the output holds `limit` bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume {
+    pub skip: usize,
+    pub limit: usize,
+}
+
 impl Service {
-    /// Executes one complete request.
-    pub(crate) fn execute(&self, request: Request<'_>, out: &mut Vec<u8>, fx: &mut Effects) {
+    /// Executes one complete request. A multi-key get skips its first
+    /// `skip` keys (answered by an earlier call) and stops when the output
+    /// reaches `limit` with keys left: then it returns how many of its keys
+    /// are answered, and the caller runs it again later with that `skip`.
+    pub(crate) fn execute(
+        &self,
+        request: Request<'_>,
+        out: &mut Output,
+        fx: &mut Effects,
+        skip: usize,
+        limit: usize,
+    ) -> Option<usize> {
+        let r = Resume { skip, limit };
         match request {
-            Request::Get { keys } => self.exec_get(keys, false, None, out, fx),
-            Request::Gets { keys } => self.exec_get(keys, true, None, out, fx),
-            Request::Gat { exptime, keys } => self.exec_get(keys, false, Some(exptime), out, fx),
-            Request::Gats { exptime, keys } => self.exec_get(keys, true, Some(exptime), out, fx),
+            Request::Get { keys } => return self.exec_get(keys, false, None, out, fx, r),
+            Request::Gets { keys } => return self.exec_get(keys, true, None, out, fx, r),
+            Request::Gat { exptime, keys } => {
+                return self.exec_get(keys, false, Some(exptime), out, fx, r)
+            }
+            Request::Gats { exptime, keys } => {
+                return self.exec_get(keys, true, Some(exptime), out, fx, r)
+            }
             Request::Store { header, data } => self.exec_storage(&header, data, out, fx),
             Request::Delete { key, noreply } => self.exec_delete(key, noreply, out, fx),
             Request::Incr {
@@ -212,6 +236,7 @@ impl Service {
                 out.extend_from_slice(b"MN\r\n");
             }
         }
+        None
     }
 
     /// A classic storage command or `ms`, with its whole value.
@@ -219,7 +244,7 @@ impl Service {
         &self,
         h: &StorageHeader<'_>,
         data: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         if let Some(meta) = &h.meta {
@@ -237,16 +262,21 @@ impl Service {
     }
 
     /// get / gets (`touch: None`) and gat / gats (`touch: Some(exptime)`).
+    /// Values are queued by reference (see [`Output::push_value`]); the
+    /// request stops between two keys once the output holds `r.limit`
+    /// bytes, returning the keys answered so far.
     pub(crate) fn exec_get<'k>(
         &self,
         keys: impl IntoIterator<Item = &'k [u8]>,
         with_cas: bool,
         touch: Option<i64>,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
-    ) {
+        r: Resume,
+    ) -> Option<usize> {
         let c = &self.stats.counters();
-        for key in keys {
+        let mut keys = keys.into_iter().enumerate().skip(r.skip).peekable();
+        while let Some((i, key)) = keys.next() {
             ServerStats::bump(&c.cmd_get);
             let found = match touch {
                 None => self.engine.get(key).map_err(|e| e.to_string()).map(|item| {
@@ -258,7 +288,7 @@ impl Service {
                             item.value.len(),
                             with_cas.then_some(item.seq),
                         );
-                        out.extend_from_slice(&item.value);
+                        out.push_value(&item.value);
                         out.extend_from_slice(b"\r\n");
                     })
                 }),
@@ -284,11 +314,15 @@ impl Service {
                 Ok(None) => ServerStats::bump(&c.get_misses),
                 Err(e) => {
                     server_error(out, &e);
-                    return;
+                    return None;
                 }
+            }
+            if keys.peek().is_some() && out.pending() >= r.limit {
+                return Some(i + 1);
             }
         }
         out.extend_from_slice(b"END\r\n");
+        None
     }
 
     /// Rewrites `key` with a new expiry, keeping value and flags. Returns
@@ -333,7 +367,7 @@ impl Service {
         key: &[u8],
         exptime: i64,
         noreply: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
@@ -361,7 +395,7 @@ impl Service {
         exptime: i64,
         data: &[u8],
         noreply: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
@@ -448,7 +482,7 @@ impl Service {
         &self,
         key: &[u8],
         noreply: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
@@ -474,7 +508,7 @@ impl Service {
         delta: u64,
         direction: Direction,
         noreply: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         enum Outcome {
@@ -532,13 +566,7 @@ impl Service {
     /// [`Service::run_due_flush`]), which no client can tell apart from a
     /// flush on the dot, and needs no timer thread. A later flush_all
     /// replaces a pending one, as in memcached.
-    pub(crate) fn exec_flush(
-        &self,
-        delay: i64,
-        noreply: bool,
-        out: &mut Vec<u8>,
-        fx: &mut Effects,
-    ) {
+    pub(crate) fn exec_flush(&self, delay: i64, noreply: bool, out: &mut Output, fx: &mut Effects) {
         ServerStats::bump(&self.stats.counters().cmd_flush);
         if delay > 0 {
             let at = self.expiry(delay);
@@ -577,7 +605,7 @@ impl Service {
     }
 
     /// stats [group].
-    pub(crate) fn exec_stats(&self, group: Option<&[u8]>, out: &mut Vec<u8>) {
+    pub(crate) fn exec_stats(&self, group: Option<&[u8]>, out: &mut Output) {
         match group {
             None | Some(b"") => {
                 let ctx = crate::stats::StatsContext {
@@ -603,13 +631,13 @@ impl Service {
     }
 
     /// verbosity.
-    pub(crate) fn exec_verbosity(&self, level: u32, noreply: bool, out: &mut Vec<u8>) {
+    pub(crate) fn exec_verbosity(&self, level: u32, noreply: bool, out: &mut Output) {
         self.verbosity.store(level, Relaxed);
         reply(out, noreply, b"OK\r\n");
     }
 
     /// version.
-    pub(crate) fn exec_version(&self, out: &mut Vec<u8>) {
+    pub(crate) fn exec_version(&self, out: &mut Output) {
         let _ = write!(out, "VERSION {}\r\n", crate::VERSION);
     }
 }
@@ -639,14 +667,20 @@ pub(crate) mod tests {
         )
     }
 
-    fn text(out: &[u8]) -> String {
-        String::from_utf8_lossy(out).into_owned()
+    fn text(out: &Output) -> String {
+        String::from_utf8_lossy(&out.to_vec()).into_owned()
     }
+
+    /// A get that runs to its end.
+    const WHOLE: Resume = Resume {
+        skip: 0,
+        limit: usize::MAX,
+    };
 
     #[test]
     fn store_and_get() {
         let (s, _dir) = service(engine::Durability::None);
-        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_store(StoreMode::Set, b"k", 5, 0, b"abc", false, &mut out, &mut fx);
         s.exec_store(StoreMode::Add, b"k", 5, 0, b"x", false, &mut out, &mut fx);
         s.exec_store(
@@ -679,7 +713,7 @@ pub(crate) mod tests {
             &mut out,
             &mut fx,
         );
-        s.exec_get([&b"k"[..], b"nx"], false, None, &mut out, &mut fx);
+        s.exec_get([&b"k"[..], b"nx"], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(text(&out), "STORED\r\nNOT_STORED\r\nNOT_STORED\r\nSTORED\r\nSTORED\r\nVALUE k 5 6\r\n_abcde\r\nEND\r\n");
         assert_eq!(fx.hold, None, "durability none never holds replies");
         let c = s.stats().totals();
@@ -691,10 +725,10 @@ pub(crate) mod tests {
     #[test]
     fn cas_uses_the_sequence_number() {
         let (s, _dir) = service(engine::Durability::None);
-        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_store(StoreMode::Set, b"k", 0, 0, b"a", false, &mut out, &mut fx);
         let seq = s.engine().get(b"k").expect("get").expect("live").seq;
-        out.clear();
+        out = Output::new();
         s.exec_store(
             StoreMode::Cas(seq),
             b"k",
@@ -726,8 +760,8 @@ pub(crate) mod tests {
             &mut fx,
         );
         assert_eq!(text(&out), "STORED\r\nEXISTS\r\nNOT_FOUND\r\n");
-        out.clear();
-        s.exec_get([&b"k"[..]], true, None, &mut out, &mut fx);
+        out = Output::new();
+        s.exec_get([&b"k"[..]], true, None, &mut out, &mut fx, WHOLE);
         let new_seq = s.engine().get(b"k").expect("get").expect("live").seq;
         assert_eq!(text(&out), format!("VALUE k 0 1 {new_seq}\r\nb\r\nEND\r\n"));
         let c = s.stats().totals();
@@ -737,14 +771,14 @@ pub(crate) mod tests {
     #[test]
     fn incr_decr_noreply_and_errors() {
         let (s, _dir) = service(engine::Durability::None);
-        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_store(StoreMode::Set, b"n", 3, 0, b"100", true, &mut out, &mut fx);
         s.exec_arith(b"n", 95, Direction::Decr, false, &mut out, &mut fx);
         s.exec_arith(b"n", 1, Direction::Incr, true, &mut out, &mut fx);
         s.exec_arith(b"nx", 1, Direction::Incr, false, &mut out, &mut fx);
         s.exec_store(StoreMode::Set, b"t", 0, 0, b"text", true, &mut out, &mut fx);
         s.exec_arith(b"t", 1, Direction::Incr, false, &mut out, &mut fx);
-        s.exec_get([&b"n"[..]], false, None, &mut out, &mut fx);
+        s.exec_get([&b"n"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(
             text(&out),
             "5\r\nNOT_FOUND\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nVALUE n 3 3\r\n6  \r\nEND\r\n"
@@ -754,8 +788,8 @@ pub(crate) mod tests {
     #[test]
     fn always_durability_holds_replies() {
         let (s, _dir) = service(engine::Durability::Always);
-        let (mut out, mut fx) = (Vec::new(), Effects::default());
-        s.exec_get([&b"k"[..]], false, None, &mut out, &mut fx);
+        let (mut out, mut fx) = (Output::new(), Effects::default());
+        s.exec_get([&b"k"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(fx.hold, None, "a read holds nothing");
         s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", false, &mut out, &mut fx);
         let first = fx.hold.expect("a write under `always` holds its reply");
@@ -769,7 +803,7 @@ pub(crate) mod tests {
     #[test]
     fn delayed_flush_runs_when_due() {
         let (s, _dir) = service(engine::Durability::None);
-        let (mut out, mut fx) = (Vec::new(), Effects::default());
+        let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", true, &mut out, &mut fx);
         s.exec_flush(100, false, &mut out, &mut fx);
         s.run_due_flush(&mut fx);
@@ -785,7 +819,7 @@ pub(crate) mod tests {
     #[test]
     fn stats_replies_end_with_end() {
         let (s, _dir) = service(engine::Durability::None);
-        let mut out = Vec::new();
+        let mut out = Output::new();
         s.exec_stats(None, &mut out);
         let general = text(&out);
         assert!(general.starts_with("STAT pid "), "{general}");
@@ -805,7 +839,7 @@ pub(crate) mod tests {
                 "{name} missing from {general}"
             );
         }
-        out.clear();
+        out = Output::new();
         s.exec_stats(Some(b"settings"), &mut out);
         let settings = text(&out);
         assert!(
@@ -813,7 +847,7 @@ pub(crate) mod tests {
             "{settings}"
         );
         assert!(settings.ends_with("END\r\n"));
-        out.clear();
+        out = Output::new();
         s.exec_stats(Some(b"bogus"), &mut out);
         assert_eq!(text(&out), "ERROR\r\n");
     }

@@ -26,6 +26,7 @@ mod execute;
 mod flags;
 pub mod memccapable;
 mod meta;
+pub mod output;
 pub mod reference;
 mod session;
 mod shutdown;
@@ -47,6 +48,7 @@ pub use flags::{
     engine_options, init_logging, parse_size, Compression, DurabilityFlag, FlagError, Flags,
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,
 };
+pub use output::Output;
 pub use session::{Progress, Session, Step};
 pub use shutdown::{PanicGuard, Shutdown};
 pub use signals::{install_signal_handlers, FORCED_EXIT_CODE};
@@ -77,7 +79,14 @@ pub struct ServiceConfig {
     pub durability: DurabilityFlag,
     /// Reported by `stats settings`; recorded only until the engine compresses.
     pub compression: Compression,
+    /// Bytes of replies a connection may have pending (referenced values
+    /// included) before its session stops executing, in the middle of a
+    /// multi-key request too, until the client reads (see [`Session::process`]).
+    pub output_limit: usize,
 }
+
+/// [`ServiceConfig::output_limit`] of both front-ends.
+pub const OUTPUT_LIMIT: usize = 256 * 1024;
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -88,6 +97,7 @@ impl Default for ServiceConfig {
             idle_timeout: None,
             durability: DurabilityFlag::Interval(DEFAULT_SYNC_INTERVAL),
             compression: Compression::None,
+            output_limit: OUTPUT_LIMIT,
         }
     }
 }
@@ -102,6 +112,7 @@ impl ServiceConfig {
             idle_timeout: flags.idle_timeout(),
             durability: flags.durability,
             compression: flags.compression,
+            output_limit: OUTPUT_LIMIT,
         }
     }
 

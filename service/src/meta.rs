@@ -11,6 +11,7 @@
 //! does. Flags this server keeps nothing for (`h`, `l`, `N`, `R`, `I`, `u`,
 //! `b`) are accepted and ignored.
 
+use crate::output::Output;
 use std::io::Write as _;
 
 use engine::{Condition, Meta, PutOutcome, Update};
@@ -31,13 +32,7 @@ struct Shown {
 
 /// Appends the return flags (`O`, `k`, and with an item `c`, `f`, `s`, `t`)
 /// in the order the client sent them.
-fn return_flags(
-    out: &mut Vec<u8>,
-    meta: &MetaFlags<'_>,
-    key: &[u8],
-    item: Option<Shown>,
-    now: u32,
-) {
+fn return_flags(out: &mut Output, meta: &MetaFlags<'_>, key: &[u8], item: Option<Shown>, now: u32) {
     for token in meta.tokens.into_iter().flatten() {
         let Some((&letter, arg)) = token.split_first() else {
             continue;
@@ -72,13 +67,20 @@ fn return_flags(
     }
 }
 
+/// A value `mg` returns: the engine's (sent by reference when large), or
+/// the copy a touch rewrote.
+enum Found {
+    Mapped(engine::Value),
+    Owned(Vec<u8>),
+}
+
 impl Service {
     /// mg.
     pub(crate) fn exec_mg(
         &self,
         key: &[u8],
         meta: &MetaFlags<'_>,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
@@ -91,11 +93,12 @@ impl Service {
                 .get(key)
                 .map(|item| {
                     item.map(|i| {
+                        let size = i.value.len();
                         (
-                            i.value.to_vec(),
+                            Found::Mapped(i.value),
                             Shown {
                                 flags: i.flags,
-                                size: i.value.len(),
+                                size,
                                 cas: i.seq,
                                 expiry: i.expiry,
                             },
@@ -130,7 +133,7 @@ impl Service {
                                 cas: w.ticket.seq(),
                                 expiry,
                             };
-                            (value, shown)
+                            (Found::Owned(value), shown)
                         })
                     })
                     .map_err(|e| e.to_string())
@@ -149,14 +152,17 @@ impl Service {
             Ok(Some((value, shown))) => {
                 ServerStats::bump(&c.get_hits);
                 if meta.return_value {
-                    let _ = write!(out, "VA {}", value.len());
+                    let _ = write!(out, "VA {}", shown.size);
                 } else {
                     out.extend_from_slice(b"HD");
                 }
                 return_flags(out, meta, key, Some(shown), now);
                 out.extend_from_slice(b"\r\n");
                 if meta.return_value {
-                    out.extend_from_slice(&value);
+                    match &value {
+                        Found::Mapped(v) => out.push_value(v),
+                        Found::Owned(v) => out.extend_from_slice(v),
+                    }
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -169,7 +175,7 @@ impl Service {
         key: &[u8],
         meta: &MetaFlags<'_>,
         data: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
@@ -275,7 +281,7 @@ impl Service {
         &self,
         key: &[u8],
         meta: &MetaFlags<'_>,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         fx: &mut Effects,
     ) {
         #[derive(PartialEq)]

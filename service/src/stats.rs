@@ -14,6 +14,7 @@
 //! * `get_expired`: always 0. The engine reports an expired item as missing,
 //!   so such a get counts as a miss.
 
+use crate::output::Output;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -261,7 +262,7 @@ pub(crate) struct StatsContext<'a> {
 }
 
 /// Appends the `stats` reply: `STAT <name> <value>` lines then `END`.
-pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Vec<u8>) {
+pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Output) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -322,7 +323,7 @@ pub(crate) struct Settings<'a> {
 }
 
 /// Appends the `stats settings` reply.
-pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Vec<u8>) {
+pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Output) {
     let c = s.config;
     let mut stat = |name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
     stat("maxbytes", &0);
@@ -343,7 +344,7 @@ pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"END\r\n");
 }
 
-fn write_stat(out: &mut Vec<u8>, name: &str, value: &dyn std::fmt::Display) {
+fn write_stat(out: &mut Output, name: &str, value: &dyn std::fmt::Display) {
     use std::io::Write;
     // Writing into a Vec cannot fail.
     let _ = write!(out, "STAT {name} {value}\r\n");

@@ -3,7 +3,7 @@
 //! conformance suite runs against it. Every case must pass, as against
 //! memcached.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ fn serve(mut stream: TcpStream, service: Arc<Service>) {
     // Big enough for the longest line plus a value the decoder hands over whole.
     let mut input = vec![0u8; (limits.max_line_len + limits.chunk_threshold + 2).max(64 * 1024)];
     let (mut start, mut end) = (0, 0);
-    let mut out = Vec::new();
+    let mut out = service::Output::new();
     service.stats().connection_opened();
     loop {
         let mut close = false;
@@ -38,15 +38,19 @@ fn serve(mut stream: TcpStream, service: Arc<Service>) {
                 close = true;
                 break;
             }
+            if progress.step == Step::OutputFull {
+                // A blocking writer: send what is pending, then go on.
+                if out.flush_to(&mut stream).is_err() {
+                    return;
+                }
+                continue;
+            }
             if progress.consumed == 0 {
                 break;
             }
         }
-        if !out.is_empty() {
-            if stream.write_all(&out).is_err() {
-                break;
-            }
-            out.clear();
+        if !out.is_empty() && out.flush_to(&mut stream).is_err() {
+            break;
         }
         if close {
             break;
