@@ -216,11 +216,7 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         let mut drain_deadline: Option<Instant> = None;
-        let mut next_sweep = self
-            .ctx
-            .settings
-            .idle_timeout
-            .map(|t| Instant::now() + sweep_interval(t));
+        let mut next_sweep = self.ctx.settings.sweep().map(|t| Instant::now() + t);
         loop {
             let timeout = self.timeout(next_sweep, drain_deadline);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -260,11 +256,7 @@ impl<H: Handler> EventLoop<H> {
             if let Some(at) = next_sweep {
                 if Instant::now() >= at {
                     self.close_idle();
-                    next_sweep = self
-                        .ctx
-                        .settings
-                        .idle_timeout
-                        .map(|t| Instant::now() + sweep_interval(t));
+                    next_sweep = self.ctx.settings.sweep().map(|t| Instant::now() + t);
                 }
             }
             if self.ctx.shutdown.is_triggered() {
@@ -457,19 +449,38 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
+    /// Closes connections silent for the idle timeout, and those whose
+    /// client took none of its pending replies for the write timeout.
     fn close_idle(&mut self) {
-        let Some(idle) = self.ctx.settings.idle_timeout else {
-            return;
-        };
+        let (idle, write) = (
+            self.ctx.settings.idle_timeout,
+            self.ctx.settings.write_timeout,
+        );
         let now = Instant::now();
+        let mut idle_kicks = 0;
         let expired: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.output.is_held() && now.duration_since(c.last_active) >= idle)
+            .filter(|(_, c)| {
+                let quiet = now.duration_since(c.last_active);
+                if c.output.is_held() {
+                    // Waiting for a sync, not for the client.
+                    return false;
+                }
+                if c.output.has_writable() {
+                    write.is_some_and(|w| quiet >= w)
+                } else {
+                    let kick = idle.is_some_and(|i| quiet >= i);
+                    idle_kicks += usize::from(kick);
+                    kick
+                }
+            })
             .map(|(k, _)| k)
             .collect();
-        for key in expired {
+        for _ in 0..idle_kicks {
             self.ctx.handler.idle_kick();
+        }
+        for key in expired {
             self.close(key);
         }
     }
@@ -505,6 +516,17 @@ fn deregister(registry: &Registry, stream: &mut TcpStream) {
 /// actual lifetime within a quarter of the setting, at negligible cost.
 fn sweep_interval(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(10), MAX_SLEEP)
+}
+
+impl crate::Settings {
+    /// How often to look for connections past a timeout (None: no timeout set).
+    fn sweep(&self) -> Option<Duration> {
+        [self.idle_timeout, self.write_timeout]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(sweep_interval)
+    }
 }
 
 impl<H: Handler> Context<H> {

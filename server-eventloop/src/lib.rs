@@ -69,6 +69,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// Close a connection with no traffic for this long (None: never).
     pub idle_timeout: Option<Duration>,
+    /// Close a connection whose client took none of its pending replies
+    /// for this long (None: never).
+    pub write_timeout: Option<Duration>,
     /// Requests executed per [`Handler::process`] call.
     pub requests_per_call: usize,
     /// `process` calls per connection per wake-up: with `requests_per_call`
@@ -90,6 +93,7 @@ impl Default for Settings {
             pin: false,
             max_connections: 0,
             idle_timeout: None,
+            write_timeout: None,
             requests_per_call: 32,
             calls_per_wakeup: 4,
             output_limit: 256 * 1024,

@@ -47,7 +47,9 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
     let flags = &cli.flags;
     service::prepare_open_file_limit(flags.max_connections, 0);
 
-    let config = ServiceConfig::from_flags(flags);
+    // Idle connections cost the event loop a few bytes each: like
+    // memcached, it never closes them unless told to.
+    let config = ServiceConfig::from_flags(flags, 0);
     let settings = settings_from_flags(flags, &config.limits());
     let engine = Arc::new(
         Engine::open(&flags.data_dir, engine_options(flags)).with_context(|| {

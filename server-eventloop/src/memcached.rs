@@ -82,7 +82,8 @@ pub fn settings_from_flags(flags: &Flags, limits: &protocol::Limits) -> Settings
         loops: flags.threads_or(default_loops()),
         pin: flags.pin_or(true),
         max_connections: flags.max_connections,
-        idle_timeout: flags.idle_timeout(),
+        idle_timeout: flags.idle_timeout_or(0),
+        write_timeout: flags.write_timeout(),
         max_input: defaults
             .max_input
             .max(limits.max_line_len + limits.chunk_threshold + INPUT_SLACK),

@@ -33,8 +33,11 @@ const MIN_INPUT: usize = 16 * 1024;
 /// Serves memcached connections with the shared [`Service`].
 pub(crate) struct Memcached {
     pub service: Arc<Service>,
-    /// Read (and write) timeout: a silent client frees its worker after this.
+    /// Read timeout: a silent client frees its worker after this.
     pub idle_timeout: Option<Duration>,
+    /// Write timeout: a client that takes none of its replies for this long
+    /// frees its worker.
+    pub write_timeout: Option<Duration>,
     /// Bytes of input buffer per connection.
     pub input_capacity: usize,
 }
@@ -58,7 +61,7 @@ impl Serve for Memcached {
             out: Output::new(),
             hold: None,
         };
-        match conn.run(self.idle_timeout) {
+        match conn.run(self.idle_timeout, self.write_timeout) {
             Ok(End::ClientLeft | End::Closed) => {}
             Ok(End::Idle) => {
                 self.service.stats().idle_kick();
@@ -104,9 +107,13 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    fn run(&mut self, idle_timeout: Option<Duration>) -> io::Result<End> {
+    fn run(
+        &mut self,
+        idle_timeout: Option<Duration>,
+        write_timeout: Option<Duration>,
+    ) -> io::Result<End> {
         self.stream.set_read_timeout(idle_timeout)?;
-        self.stream.set_write_timeout(idle_timeout)?;
+        self.stream.set_write_timeout(write_timeout)?;
         loop {
             if let Some(end) = self.execute()? {
                 return Ok(end);

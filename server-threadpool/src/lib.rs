@@ -102,6 +102,11 @@ impl Options {
     }
 }
 
+/// The thread pool's idle timeout when `--idle-timeout` is not given: a
+/// silent client holds a worker, and 150 of them would hold the pool, so
+/// unlike the event loop (and memcached) it does not wait forever.
+pub const IDLE_TIMEOUT_DEFAULT_S: u64 = 300;
+
 /// Serves memcached clients on `listener` until `shutdown` is triggered,
 /// then stops gracefully: stops accepting, closes queued connections, lets
 /// workers finish the requests in hand, and closes the engine (sealing the
@@ -118,6 +123,7 @@ pub fn run(
     let serve = Arc::new(connection::Memcached {
         service: Arc::clone(&service),
         idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
         input_capacity: connection::input_capacity(limits.max_line_len, limits.chunk_threshold),
     });
     let settings = PoolSettings {

@@ -48,7 +48,7 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
     .context("cannot install signal handlers")?;
 
     let options = Options::from_flags(flags);
-    let config = ServiceConfig::from_flags(flags);
+    let config = ServiceConfig::from_flags(flags, server_threadpool::IDLE_TIMEOUT_DEFAULT_S);
     // Each connection a worker serves holds a second descriptor, kept so that
     // shutdown can interrupt its read.
     service::prepare_open_file_limit(flags.max_connections, options.workers as u64);
@@ -79,7 +79,8 @@ fn serve(flags: &Flags) -> anyhow::Result<()> {
         pin = options.pin,
         durability = %flags.durability,
         max_connections = flags.max_connections,
-        idle_timeout_s = flags.idle_timeout,
+        idle_timeout_s = service.config().idle_timeout.map_or(0, |d| d.as_secs()),
+        write_timeout_s = service.config().write_timeout.map_or(0, |d| d.as_secs()),
         "server-threadpool started"
     );
 

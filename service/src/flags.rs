@@ -62,8 +62,16 @@ pub struct Flags {
     pub durability: DurabilityFlag,
 
     /// Seconds a connection may stay silent before it is closed; 0 = never.
-    #[arg(long, default_value_t = 0)]
-    pub idle_timeout: u64,
+    /// Default: never for the event loop (as memcached), 300 for the thread
+    /// pool, where a silent client holds a worker.
+    #[arg(long)]
+    pub idle_timeout: Option<u64>,
+
+    /// Seconds a client may leave its replies unread (none of them taken
+    /// while some are pending) before its connection is closed; 0 = never.
+    /// Bounds how long a client that never reads holds a thread-pool worker.
+    #[arg(long, default_value_t = 10)]
+    pub write_timeout: u64,
 
     /// Value compression on disk: none or lz4.
     #[arg(long, default_value = "none")]
@@ -86,9 +94,16 @@ impl Flags {
         self.threads.filter(|&n| n > 0).unwrap_or(default)
     }
 
-    /// `--idle-timeout` as a duration; `None` when connections never time out.
-    pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout))
+    /// `--idle-timeout` as a duration, or the front-end's default (in
+    /// seconds) when not given; `None` when connections never time out.
+    pub fn idle_timeout_or(&self, default_s: u64) -> Option<Duration> {
+        let s = self.idle_timeout.unwrap_or(default_s);
+        (s > 0).then(|| Duration::from_secs(s))
+    }
+
+    /// `--write-timeout` as a duration; `None` when never.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        (self.write_timeout > 0).then(|| Duration::from_secs(self.write_timeout))
     }
 
     /// `--max-item-size` in bytes as a `usize`.
@@ -291,7 +306,9 @@ mod tests {
             f.durability,
             DurabilityFlag::Interval(Duration::from_millis(50))
         );
-        assert_eq!(f.idle_timeout(), None);
+        assert_eq!(f.idle_timeout_or(0), None);
+        assert_eq!(f.idle_timeout_or(300), Some(Duration::from_secs(300)));
+        assert_eq!(f.write_timeout(), Some(Duration::from_secs(10)));
         assert_eq!(f.compression, Compression::None);
         assert_eq!(f.log_level, "info");
     }
@@ -331,7 +348,7 @@ mod tests {
             f.durability,
             DurabilityFlag::Interval(Duration::from_millis(5))
         );
-        assert_eq!(f.idle_timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(f.idle_timeout_or(300), Some(Duration::from_secs(30)));
         assert_eq!(f.compression, Compression::Lz4);
         assert_eq!(engine_options(&f).compression, engine::Compression::Lz4);
         assert_eq!(f.log_level, "debug");
@@ -391,7 +408,8 @@ mod tests {
             "10240",
             "[default: 1m]",
             "[default: interval]",
-            "[default: 0]",
+            "[default: 10]",
+            "300 for the thread pool",
             "[default: none]",
             "[default: info]",
         ] {

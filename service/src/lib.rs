@@ -75,6 +75,8 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// Reported by `stats settings`; the front-end enforces it.
     pub idle_timeout: Option<Duration>,
+    /// Reported by `stats settings`; the front-end enforces it.
+    pub write_timeout: Option<Duration>,
     /// Reported by `stats settings`; the engine applies it.
     pub durability: DurabilityFlag,
     /// Reported by `stats settings`; recorded only until the engine compresses.
@@ -95,6 +97,7 @@ impl Default for ServiceConfig {
             max_connections: 10240,
             listen: SocketAddr::from(([127, 0, 0, 1], 11211)),
             idle_timeout: None,
+            write_timeout: None,
             durability: DurabilityFlag::Interval(DEFAULT_SYNC_INTERVAL),
             compression: Compression::None,
             output_limit: OUTPUT_LIMIT,
@@ -103,13 +106,15 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// The service's settings from the shared flags.
-    pub fn from_flags(flags: &Flags) -> Self {
+    /// The service's settings from the shared flags; `idle_default_s` is
+    /// the front-end's idle timeout when `--idle-timeout` is not given.
+    pub fn from_flags(flags: &Flags, idle_default_s: u64) -> Self {
         ServiceConfig {
             max_item_size: flags.max_item_size(),
             max_connections: flags.max_connections,
             listen: flags.listen,
-            idle_timeout: flags.idle_timeout(),
+            idle_timeout: flags.idle_timeout_or(idle_default_s),
+            write_timeout: flags.write_timeout(),
             durability: flags.durability,
             compression: flags.compression,
             output_limit: OUTPUT_LIMIT,

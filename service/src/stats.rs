@@ -337,6 +337,7 @@ pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Output) {
     stat("cas_enabled", &"yes");
     stat("item_size_max", &c.max_item_size);
     stat("idle_timeout", &c.idle_timeout.map_or(0, |d| d.as_secs()));
+    stat("write_timeout", &c.write_timeout.map_or(0, |d| d.as_secs()));
     stat("flush_enabled", &"yes");
     stat("durability", &c.durability);
     stat("compression", &c.compression);
