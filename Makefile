@@ -56,6 +56,16 @@ conformance:
 	$(CARGO) test -p service --test conformance_memcached --test conformance_in_process
 	$(if $(ADDR),$(CARGO) run -p service --bin conformance -- $(ADDR))
 
+# The hostile-client suite against both front-ends and memcached (when
+# installed): one line per attack with the well-behaved client's errors and
+# p99, the server's memory growth, and pass/fail. HOSTILE_SECONDS= per attack.
+# `make test` runs a short version against both front-ends.
+HOSTILE_SECONDS ?= 5
+.PHONY: hostile
+hostile:
+	$(CARGO) build --release -p server-threadpool -p server-eventloop -p testkit
+	HOSTILE_SECONDS=$(HOSTILE_SECONDS) $(or $(CARGO_TARGET_DIR),target)/release/hostile
+
 # server-eventloop with 10,000 concurrent connections, each doing a set and a
 # get (`make test` runs the same test with 1,000).
 load-10k:
