@@ -37,6 +37,20 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The longest `get`/`gets` line accepted (its many keys may make it
+    /// longer than `max_line_len`).
+    pub fn max_multiget_line(&self) -> usize {
+        self.max_item_size.max(self.max_line_len)
+    }
+
+    /// The most input a front-end must be able to hold for the decoder to
+    /// take any of it: the longest line with a whole unchunked value, or the
+    /// longest multi-get line, with its CRLF. Both front-ends size their
+    /// input by this, so they accept the same requests.
+    pub fn max_buffered(&self) -> usize {
+        (self.max_line_len + self.chunk_threshold + 2).max(self.max_multiget_line() + 2)
+    }
+
     /// Whether memcached would refuse a value of `len` bytes for this key and
     /// flags with `SERVER_ERROR object too large for cache`.
     pub fn too_large(&self, key_len: usize, flags: u32, len: usize) -> bool {

@@ -84,9 +84,9 @@ pub fn settings_from_flags(flags: &Flags, limits: &protocol::Limits) -> Settings
         max_connections: flags.max_connections,
         idle_timeout: flags.idle_timeout_or(0),
         write_timeout: flags.write_timeout(),
-        max_input: defaults
-            .max_input
-            .max(limits.max_line_len + limits.chunk_threshold + INPUT_SLACK),
+        // What the decoder may need whole, as the thread pool allows, with
+        // room for the next request's first bytes.
+        max_input: limits.max_buffered() + INPUT_SLACK,
         ..defaults
     }
 }

@@ -38,8 +38,11 @@ pub(crate) struct Memcached {
     /// Write timeout: a client that takes none of its replies for this long
     /// frees its worker.
     pub write_timeout: Option<Duration>,
-    /// Bytes of input buffer per connection.
+    /// Bytes of input buffer a connection starts with (and shrinks back to).
     pub input_capacity: usize,
+    /// The most input buffer a connection may grow to: what the decoder may
+    /// need whole (a long multi-get line), as in the event loop.
+    pub max_input: usize,
 }
 
 /// The smallest input buffer that holds any request the decoder hands over
@@ -56,6 +59,8 @@ impl Serve for Memcached {
             session: self.service.session(),
             engine: self.service.engine(),
             input: vec![0; self.input_capacity],
+            input_floor: self.input_capacity,
+            max_input: self.max_input,
             start: 0,
             end: 0,
             out: Output::new(),
@@ -96,8 +101,12 @@ struct Connection<'a> {
     stream: TcpStream,
     session: Session,
     engine: &'a Engine,
-    /// Fixed-size input buffer; `input[start..end]` is unconsumed.
+    /// Input buffer; `input[start..end]` is unconsumed. Grows (up to
+    /// `max_input`) only for a request that needs more, and shrinks back to
+    /// `input_floor` once empty.
     input: Vec<u8>,
+    input_floor: usize,
+    max_input: usize,
     start: usize,
     end: usize,
     /// Replies not yet written.
@@ -214,23 +223,32 @@ impl Connection<'_> {
     }
 
     /// Moves the unconsumed tail of the input (a partial request, usually a
-    /// few bytes) to the front so the next read has the whole buffer.
+    /// few bytes) to the front so the next read has the whole buffer, and
+    /// grows the buffer when a partial request fills it (a multi-get line
+    /// longer than the buffer), up to `max_input`.
     fn make_room(&mut self) -> io::Result<()> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.input.len() > self.input_floor {
+                // A long request is done: give its buffer back.
+                self.input = vec![0; self.input_floor];
+            }
         } else if self.start > 0 {
             self.input.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
         if self.end == self.input.len() {
-            // The decoder hands over anything longer than a line plus a
-            // chunk in pieces, and the buffer is sized for that, so this
-            // means the limits and the buffer disagree.
-            return Err(io::Error::other(
-                "request does not fit the input buffer and the decoder took none of it",
-            ));
+            if self.input.len() >= self.max_input {
+                // The decoder refuses anything longer than this itself, so
+                // this means the limits and the buffer disagree.
+                return Err(io::Error::other(
+                    "request does not fit the input buffer and the decoder took none of it",
+                ));
+            }
+            let grown = (self.input.len() * 2).min(self.max_input);
+            self.input.resize(grown, 0);
         }
         Ok(())
     }

@@ -125,6 +125,7 @@ pub fn run(
         idle_timeout: config.idle_timeout,
         write_timeout: config.write_timeout,
         input_capacity: connection::input_capacity(limits.max_line_len, limits.chunk_threshold),
+        max_input: limits.max_buffered(),
     });
     let settings = PoolSettings {
         workers: options.workers,
