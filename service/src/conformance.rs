@@ -600,6 +600,11 @@ const SCRIPTED: &[(&str, Kind, Script)] = &[
     ("request_split_byte_by_byte", Kind::Plain, byte_by_byte),
     ("large_value_round_trip", Kind::Plain, large_value),
     ("object_too_large_swallowed", Kind::Plain, too_large),
+    (
+        "refused_set_removes_the_old_value",
+        Kind::Plain,
+        refused_set_removes_old,
+    ),
     ("line_too_long_closes", Kind::Plain, line_too_long),
     ("http_request_closes", Kind::Plain, http_closes),
     ("quit_closes", Kind::Plain, quit_closes),
@@ -683,6 +688,34 @@ fn too_large(ctx: &mut Ctx) -> Result<(), Mismatch> {
     conn.send(&request)?;
     conn.expect(
         format!("SERVER_ERROR object too large for cache\r\nEND\r\n{SENTINEL_REPLY}").as_bytes(),
+    )
+}
+
+/// memcached unlinks the key when a `set` of it fails as too large, so no
+/// client reads the value the set meant to replace; `add` keeps it.
+fn refused_set_removes_old(ctx: &mut Ctx) -> Result<(), Mismatch> {
+    let (key, kept) = (ctx.key("refusedset"), ctx.key("refusedadd"));
+    let size = 2_000_000;
+    let mut request =
+        format!("set {key} 0 0 3\r\nold\r\nset {kept} 0 0 4\r\nkeep\r\n").into_bytes();
+    for line in [
+        format!("set {key} 0 0 {size}"),
+        format!("add {kept} 0 0 {size}"),
+    ] {
+        request.extend_from_slice(format!("{line}\r\n").as_bytes());
+        request.resize(request.len() + size, b'z');
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(format!("get {key} {kept}\r\n{SENTINEL}").as_bytes());
+    let mut conn = ctx.conn()?;
+    conn.send(&request)?;
+    conn.expect(
+        format!(
+            "STORED\r\nSTORED\r\nSERVER_ERROR object too large for cache\r\n\
+             SERVER_ERROR object too large for cache\r\nVALUE {kept} 0 4\r\nkeep\r\nEND\r\n\
+             {SENTINEL_REPLY}"
+        )
+        .as_bytes(),
     )
 }
 

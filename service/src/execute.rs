@@ -402,6 +402,9 @@ impl Service {
         ServerStats::bump(&c.cmd_set);
         if self.limits.too_large(key.len(), flags, data.len()) {
             ServerStats::bump(&c.store_too_large);
+            if mode == StoreMode::Set {
+                self.drop_stale(key, fx);
+            }
             reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n");
             return;
         }
@@ -475,6 +478,18 @@ impl Service {
             Some(outcome) => store_outcome(c, outcome, matches!(mode, StoreMode::Cas(_))),
         };
         reply(out, noreply, text);
+    }
+
+    /// Removes `key` after a `set` of it was refused as too large, as
+    /// memcached does, so that no client reads the value the failed set
+    /// meant to replace. Nothing to report: the refusal is the reply.
+    pub(crate) fn drop_stale(&self, key: &[u8], fx: &mut Effects) {
+        match self.engine.delete(key) {
+            Ok(w) => fx.wrote(self, w.ticket),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove the value a refused set replaces")
+            }
+        }
     }
 
     /// delete.

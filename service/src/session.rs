@@ -115,6 +115,27 @@ fn finish_stream(
     }
 }
 
+/// The key of a classic `set` (or a meta `ms` in its default set mode)
+/// request line: the commands after whose refusal as too large memcached
+/// removes the key's old value, so a client never reads a stale value
+/// after a failed update.
+fn set_key(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut tokens = line.split(|&b| b == b' ').filter(|t| !t.is_empty());
+    let cmd = tokens.next()?;
+    let key = tokens.next()?;
+    let is_set = match cmd {
+        b"set" => true,
+        // `ms` sets unless an M flag names another mode.
+        b"ms" => tokens
+            .skip(1)
+            .all(|t| !t.starts_with(b"M") || t.eq_ignore_ascii_case(b"MS")),
+        _ => false,
+    };
+    is_set.then_some(key)
+}
+
 /// One connection's state. Not shared: each connection owns one.
 pub struct Session {
     service: Arc<Service>,
@@ -241,13 +262,17 @@ impl Session {
                     self.pending = None;
                     // The decoder accounted for the bad request's bytes
                     // (including a too-large value's data, which it swallows).
+                    let line = &input[consumed..consumed + error.consumed];
                     consumed += error.consumed;
-                    out.extend_from_slice(error.reply());
                     if error.kind == protocol::ErrorKind::TooLarge {
                         crate::stats::ServerStats::bump(
                             &self.service.stats().counters().store_too_large,
                         );
+                        if let Some(key) = set_key(line) {
+                            self.service.drop_stale(key, &mut fx);
+                        }
                     }
+                    out.extend_from_slice(error.reply());
                     if error.close {
                         step = Step::Close;
                         // Nothing after a fatal error is looked at.
@@ -455,6 +480,41 @@ mod tests {
         assert_eq!(got, expected);
         assert!(got.ends_with(b"END\r\nMN\r\n"));
         assert_eq!(got.iter().filter(|&&b| b == b'V').count(), 6);
+    }
+
+    #[test]
+    fn a_set_refused_as_too_large_removes_the_old_value() {
+        let (s, _dir) = service(engine::Durability::None);
+        let mut session = s.session();
+        let mut input = b"set k 0 0 3\r\nold\r\nset k 0 0 2000000\r\n".to_vec();
+        input.resize(input.len() + 2_000_000, b'z');
+        input.extend_from_slice(b"\r\nget k\r\nset a 0 0 1\r\nx\r\nadd a 0 0 2000000\r\n");
+        input.resize(input.len() + 2_000_000, b'z');
+        input.extend_from_slice(b"\r\nget a\r\n");
+        let mut out = Output::new();
+        let mut start = 0;
+        while start < input.len() {
+            let progress = session.process(&input[start..], &mut out, usize::MAX);
+            assert!(progress.consumed > 0);
+            start += progress.consumed;
+        }
+        // As memcached: a failed `set` leaves no stale value; a failed
+        // `add` (or replace, append, ...) leaves the old one.
+        assert_eq!(
+            String::from_utf8_lossy(&out.to_vec()),
+            "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\nSTORED\r\n\
+             SERVER_ERROR object too large for cache\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+        );
+    }
+
+    #[test]
+    fn set_keys_of_refused_lines() {
+        assert_eq!(set_key(b"set k 0 0 9\r\n"), Some(&b"k"[..]));
+        assert_eq!(set_key(b"ms k 9 T0\r\n"), Some(&b"k"[..]));
+        assert_eq!(set_key(b"ms k 9 MS\r\n"), Some(&b"k"[..]));
+        assert_eq!(set_key(b"ms k 9 MA\r\n"), None);
+        assert_eq!(set_key(b"add k 0 0 9\r\n"), None);
+        assert_eq!(set_key(b"cas k 0 0 9 1\r\n"), None);
     }
 
     #[test]
