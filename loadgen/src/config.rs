@@ -285,6 +285,37 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// How keys are placed over several `--server`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// `xxh3(key) % servers`: even, cheap, and unlike any memcached client.
+    #[default]
+    Modulo,
+    /// libmemcached's and twemproxy's ketama with MD5 ([`crate::ketama`]):
+    /// every key on the server a ketama client or proxy would choose.
+    Ketama,
+}
+
+impl FromStr for Distribution {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Distribution, String> {
+        match s {
+            "modulo" => Ok(Distribution::Modulo),
+            "ketama" => Ok(Distribution::Ketama),
+            _ => Err(format!("bad distribution {s:?}: modulo or ketama")),
+        }
+    }
+}
+
+impl fmt::Display for Distribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Distribution::Modulo => "modulo",
+            Distribution::Ketama => "ketama",
+        })
+    }
+}
+
 fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -293,7 +324,7 @@ fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct RunConfig {
     /// Server address host:port; repeat for several servers (keys are spread
-    /// over them by a hash of the key). Every connection opens one TCP
+    /// over them as --distribution says). Every connection opens one TCP
     /// connection to each server.
     #[arg(
         long = "server",
@@ -301,6 +332,14 @@ pub struct RunConfig {
         value_name = "ADDR"
     )]
     pub servers: Vec<String>,
+
+    /// Key placement over several servers: modulo (xxh3 of the key modulo
+    /// the number of servers) or ketama (libmemcached's and twemproxy's
+    /// consistent hashing with MD5; write each --server as in the proxy's
+    /// server list, since ketama hashes the names).
+    #[arg(long, default_value = "modulo")]
+    #[serde(serialize_with = "ser_display")]
+    pub distribution: Distribution,
 
     /// Client threads; connections are spread over them round-robin.
     #[arg(long, default_value_t = 1)]
@@ -544,5 +583,9 @@ mod tests {
             assert_eq!(p.to_string().parse::<Protocol>().unwrap(), p);
         }
         assert!("binary".parse::<Protocol>().is_err());
+        for d in [Distribution::Modulo, Distribution::Ketama] {
+            assert_eq!(d.to_string().parse::<Distribution>().unwrap(), d);
+        }
+        assert!("crc32".parse::<Distribution>().is_err());
     }
 }

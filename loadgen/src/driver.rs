@@ -94,6 +94,8 @@ pub struct IntervalReport {
     pub warmup_completed: u64,
     /// Wrong values seen, with their keys (at most 100 per thread in all).
     pub failures: Vec<VerifyFailure>,
+    /// Measured requests sent to each server, by index of `--server`.
+    pub server_requests: Vec<u64>,
 }
 
 /// What a thread tells the coordinator.
@@ -326,6 +328,7 @@ impl Driver {
                 counters: Counters::default(),
                 warmup_completed: 0,
                 failures: Vec::new(),
+                server_requests: vec![0; nservers],
             },
             failures_reported: 0,
             tx,
@@ -387,6 +390,10 @@ impl Driver {
             counters: std::mem::take(&mut self.cur.counters),
             warmup_completed: std::mem::take(&mut self.cur.warmup_completed),
             failures: std::mem::take(&mut self.cur.failures),
+            server_requests: std::mem::replace(
+                &mut self.cur.server_requests,
+                vec![0; self.nservers],
+            ),
         }
     }
 
@@ -737,6 +744,7 @@ impl Driver {
         client.in_flight += 1;
         if measured {
             self.cur.counters.op(kind).requests += 1;
+            self.cur.server_requests[server] += 1;
         }
         if !sock.dirty {
             sock.dirty = true;

@@ -22,6 +22,7 @@ pub mod config;
 pub mod driver;
 pub mod hgrm;
 pub mod hlog;
+pub mod ketama;
 pub mod merge;
 pub mod output;
 pub mod record;

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use crate::config::{OpKind, RunConfig};
+use crate::config::{Distribution, OpKind, RunConfig};
 use crate::driver::{run_thread, IntervalReport, Report, Schedule, Shared};
 use crate::hlog;
+use crate::ketama::Ketama;
 use crate::output::{summary_with_files, write_outputs};
 use crate::record::{new_histogram, Counters, Histograms, VerifyFailure};
-use crate::summary::{ClientCpu, Measured, PreloadSummary, Summary};
+use crate::summary::{ClientCpu, Measured, PreloadSummary, ServerRequests, Summary};
 use crate::workload::{KeySpace, Values};
 use crate::Error;
 
@@ -72,6 +73,7 @@ struct Pending {
     hists: Histograms,
     counters: Counters,
     warmup_completed: u64,
+    server_requests: Vec<u64>,
 }
 
 /// Runs the load and returns its summary; writes the output directory if asked.
@@ -87,6 +89,8 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
             keys: cfg.keys,
             key_size: cfg.key_size,
             servers: addrs.len(),
+            ketama: (cfg.distribution == Distribution::Ketama)
+                .then(|| Arc::new(Ketama::new(&cfg.servers))),
         },
         values: Values::new(&cfg),
         addrs,
@@ -184,6 +188,7 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     let mut totals = Histograms::default();
     let mut counters = Counters::default();
     let mut warmup_completed = 0u64;
+    let mut server_requests = vec![0u64; cfg.servers.len()];
     let mut failures: Vec<VerifyFailure> = Vec::new();
     let mut pending: BTreeMap<i64, Pending> = BTreeMap::new();
     let mut done = 0usize;
@@ -208,6 +213,9 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
         }
         counters.add(&p.counters);
         warmup_completed += p.warmup_completed;
+        for (a, b) in server_requests.iter_mut().zip(&p.server_requests) {
+            *a += b;
+        }
         if !cfg.quiet {
             eprintln!("{}", live_line(index, &p, length));
         }
@@ -250,6 +258,10 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
         p.hists.add(&r.hists);
         p.counters.add(&r.counters);
         p.warmup_completed += r.warmup_completed;
+        p.server_requests.resize(r.server_requests.len(), 0);
+        for (a, b) in p.server_requests.iter_mut().zip(&r.server_requests) {
+            *a += b;
+        }
         // Intervals are complete, in order, once every thread has sent them.
         while let Some(entry) = pending.first_entry() {
             if entry.get().reports < threads {
@@ -299,6 +311,15 @@ pub fn run(cfg: RunConfig) -> Result<RunOutcome, Error> {
     });
     summary.config = serde_json::to_value(&cfg).ok();
     summary.client_cpu = Some(client_cpu);
+    summary.servers = cfg
+        .servers
+        .iter()
+        .zip(&server_requests)
+        .map(|(server, &requests)| ServerRequests {
+            server: server.clone(),
+            requests,
+        })
+        .collect();
     summary.preload = cfg.preload.then_some(preload);
     if let Some(dir) = &out_dir {
         write_outputs(

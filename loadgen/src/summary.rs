@@ -294,6 +294,15 @@ pub struct PreloadSummary {
     pub seconds: f64,
 }
 
+/// The measured requests one server was sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerRequests {
+    /// The `--server` as given.
+    pub server: String,
+    /// Measured requests sent to it (a multi-get counts once).
+    pub requests: u64,
+}
+
 /// The whole `summary.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -340,6 +349,10 @@ pub struct Summary {
     /// loadgen's own CPU time over the load phase (a run; null for a merge).
     #[serde(default)]
     pub client_cpu: Option<ClientCpu>,
+    /// Per `--server`, in their order: the measured requests it was sent
+    /// (a run; empty for a merge).
+    #[serde(default)]
+    pub servers: Vec<ServerRequests>,
     /// For a merge: the input logs.
     pub inputs: Vec<String>,
     /// Files written next to this one: `.hgrm` per operation and measure, and the `.hlog`.
@@ -387,6 +400,7 @@ impl Summary {
             warmup_completed: m.warmup_completed,
             preload: None,
             client_cpu: None,
+            servers: Vec::new(),
             inputs: Vec::new(),
             files: Vec::new(),
         }

@@ -3,7 +3,8 @@
 //!
 //! Keys are the numbers `0..keys` written as `k` followed by the zero-padded
 //! number, exactly `key_size` bytes long. A key goes to server
-//! `xxh3(key) % servers`.
+//! `xxh3(key) % servers`, or under `--distribution ketama` to the server
+//! ketama chooses ([`crate::ketama`]).
 //!
 //! Values under `--verify` are laid out as
 //! `[version: u64 LE][checksum: u64 LE][filler]`, where the checksum is
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::config::{KeyDist, OpKind, RunConfig, VERIFY_HEADER};
+use crate::ketama::Ketama;
 use crate::rng::{Rng, Zipf};
 
 /// Key formatting and placement, shared by all connections.
@@ -29,6 +31,9 @@ pub struct KeySpace {
     pub key_size: usize,
     /// Number of servers keys are spread over.
     pub servers: usize,
+    /// The ketama continuum of the servers, when keys are placed by ketama
+    /// rather than modulo.
+    pub ketama: Option<Arc<Ketama>>,
 }
 
 impl KeySpace {
@@ -60,6 +65,8 @@ impl KeySpace {
     pub fn server_of(&self, key: &[u8]) -> usize {
         if self.servers == 1 {
             0
+        } else if let Some(k) = &self.ketama {
+            k.server_of(key)
         } else {
             (xxh3_64(key) % self.servers as u64) as usize
         }
@@ -232,6 +239,7 @@ mod tests {
             keys: 1000,
             key_size: 8,
             servers: 1,
+            ketama: None,
         };
         let mut k = Vec::new();
         ks.write_key(42, &mut k);
@@ -247,6 +255,7 @@ mod tests {
             keys: 1000,
             key_size: 8,
             servers: 3,
+            ketama: None,
         };
         let mut per = [0; 3];
         let mut k = Vec::new();

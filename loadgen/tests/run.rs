@@ -310,11 +310,22 @@ fn binary_exit_status_and_help() {
 
 #[test]
 fn keys_spread_over_two_servers_and_are_found_where_they_were_put() {
+    keys_spread_over_two_servers_in("modulo");
+}
+
+#[test]
+fn ketama_places_keys_as_its_continuum_says_and_counts_requests_per_server() {
+    keys_spread_over_two_servers_in("ketama");
+}
+
+fn keys_spread_over_two_servers_in(distribution: &str) {
     let a = TestServer::start();
     let b = TestServer::start();
     let (aa, ba) = (a.addr_string(), b.addr_string());
     let c = RunConfig::from_args(&[
         "--quiet",
+        "--distribution",
+        distribution,
         "--server",
         &aa,
         "--server",
@@ -359,6 +370,23 @@ fn keys_spread_over_two_servers_and_are_found_where_they_were_put() {
     assert_eq!(ca[1] + cb[1], 300);
     assert_eq!(ca[0] + cb[0], op(s, "get").counters.requests);
     assert_eq!(ca[3] + cb[3], op(s, "mget").counters.requests);
+    // Requests per server in the summary: what each server was sent.
+    let per: Vec<(&str, u64)> = s
+        .servers
+        .iter()
+        .map(|x| (x.server.as_str(), x.requests))
+        .collect();
+    assert_eq!(
+        per,
+        [(aa.as_str(), ca[0] + ca[3]), (ba.as_str(), cb[0] + cb[3])]
+    );
+    if distribution == "ketama" {
+        let k = loadgen::ketama::Ketama::new(&[&aa, &ba]);
+        let on_a = (0..300)
+            .filter(|n| k.server_of(format!("k{n:05}").as_bytes()) == 0)
+            .count() as u64;
+        assert_eq!(ca[1], on_a, "preload sets on the first server");
+    }
 }
 
 #[test]
