@@ -66,6 +66,14 @@ hostile:
 	$(CARGO) build --release -p server-threadpool -p server-eventloop -p testkit
 	HOSTILE_SECONDS=$(HOSTILE_SECONDS) $(or $(CARGO_TARGET_DIR),target)/release/hostile
 
+# Three servers (both front-ends) on 127.0.0.11-13 behind nutcracker (ketama,
+# auto_eject_hosts): placement, conformance through the proxy, loadgen
+# --verify, a backend killed under load and brought back. `make test` runs
+# the same tests smaller; both need nutcracker (apt-get install nutcracker).
+.PHONY: cluster-test
+cluster-test:
+	CLUSTER_TEST_LONG=1 $(CARGO) test -p bench --test cluster -- --nocapture
+
 # server-eventloop with 10,000 concurrent connections, each doing a set and a
 # get (`make test` runs the same test with 1,000).
 load-10k:
