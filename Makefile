@@ -143,6 +143,16 @@ bench-full:
 	$(CARGO) build --release -p bench -p loadgen
 	$(CARGO) run --release -q -p bench -- run --preset full $(BENCH_FLAGS)
 
+# 1, 2 and 3 server-eventloop backends on 127.0.0.11-13, driven directly by
+# loadgen with ketama and through nutcracker: throughput, latency and the
+# proxy's CPU per request, by the same method and report as `make bench`
+# (same flags). On one machine the backends share the server cores, and the
+# report says what that can and cannot show. Needs nutcracker.
+.PHONY: bench-cluster
+bench-cluster:
+	$(CARGO) build --release -p bench -p loadgen
+	$(CARGO) run --release -q -p bench -- run --preset cluster $(BENCH_FLAGS)
+
 # Re-render a run's REPORT.md and charts from its raw outputs:
 # make report RUN=results/<run-id> (default: results/latest).
 report:

@@ -477,6 +477,9 @@ fn dimension(d: &RunData, w: &Workload, p: &Point, pool: &str) -> String {
 /// sentences from the verdicts: where the thread pool holds its own against
 /// the event loop, where it falls behind, and how both compare with memcached.
 pub fn headline(d: &RunData) -> Vec<String> {
+    if crate::cluster::in_run(d) {
+        return crate::cluster::headline(d);
+    }
     let mut out = Vec::new();
     let (Some(tp), Some(el)) = (
         d.primary(FrontendKind::Threadpool),

@@ -26,6 +26,8 @@
 //! * [`process`]: starting a server or `loadgen` pinned to its cores,
 //!   stopping it by PID, and reading its CPU time and peak RSS from `/proc`.
 //! * [`runner`]: runs a matrix cell by cell with a progress display.
+//! * [`cluster`]: cluster cells (several backends, directly with ketama or
+//!   behind nutcracker) and their section of the report.
 //! * [`model`]: the files of a run directory, as written and as read back.
 //! * [`stats`]: medians, ranges, and the verdict rule over rounds.
 //! * [`data`]: a run directory loaded: figures per point and front-end over
@@ -36,6 +38,7 @@
 //! * [`compare`]: two runs cell by cell (`bench compare`).
 
 pub mod charts;
+pub mod cluster;
 pub mod compare;
 pub mod data;
 pub mod findings;

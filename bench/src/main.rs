@@ -29,6 +29,9 @@ enum Preset {
     /// 16, 1024, 10,000 connections x read-heavy, large, write-always, plus
     /// open-loop runs at 50 and 90% of each front-end's maximum; 5 rounds.
     Full,
+    /// 1, 2 and 3 event-loop backends, directly with ketama and through
+    /// nutcracker (and an A/A twin); read-heavy at 16 connections, 3 rounds.
+    Cluster,
 }
 
 #[derive(Subcommand)]
@@ -60,7 +63,8 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "default", env = "BENCH_PRESET")]
     preset: Preset,
     /// Front-ends, comma-separated: threadpool, threadpool-<N>, eventloop,
-    /// eventloop-reuseport, eventloop-dispatch, memcached.
+    /// eventloop-reuseport, eventloop-dispatch, memcached, cluster-direct-<N>,
+    /// cluster-proxy-<N>.
     #[arg(long, env = "BENCH_FRONTENDS")]
     frontends: Option<String>,
     /// Connection counts, comma-separated.
@@ -178,6 +182,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let mut m = match preset {
                 Preset::Default => Matrix::default_matrix(),
                 Preset::Full => Matrix::full_matrix(),
+                Preset::Cluster => Matrix::cluster_matrix(),
             };
             let mut notes = note;
             let mut changed = Vec::new();

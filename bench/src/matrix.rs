@@ -8,6 +8,9 @@
 //! id (`read-heavy_threadpool-16_c1024_r2`) is enough to reproduce it. Any of
 //! them with `-twin` appended (`eventloop-twin`) is the same server run once
 //! more in every cell: the A/A pair whose spread is the run's noise floor.
+//! `cluster-direct-<N>` and `cluster-proxy-<N>` are N event-loop servers on
+//! their own loopback addresses, driven directly with ketama placement or
+//! through nutcracker ([`crate::cluster`]).
 //!
 //! # Rounds
 //!
@@ -43,6 +46,8 @@ pub enum FrontendKind {
     Eventloop,
     /// memcached, the reference.
     Memcached,
+    /// Several `server-eventloop`s, directly or behind nutcracker.
+    Cluster,
 }
 
 impl FrontendKind {
@@ -50,7 +55,7 @@ impl FrontendKind {
     pub fn binary(self) -> &'static str {
         match self {
             FrontendKind::Threadpool => "server-threadpool",
-            FrontendKind::Eventloop => "server-eventloop",
+            FrontendKind::Eventloop | FrontendKind::Cluster => "server-eventloop",
             FrontendKind::Memcached => "memcached",
         }
     }
@@ -59,7 +64,7 @@ impl FrontendKind {
     pub fn package(self) -> Option<&'static str> {
         match self {
             FrontendKind::Threadpool => Some("server-threadpool"),
-            FrontendKind::Eventloop => Some("server-eventloop"),
+            FrontendKind::Eventloop | FrontendKind::Cluster => Some("server-eventloop"),
             FrontendKind::Memcached => None,
         }
     }
@@ -100,6 +105,18 @@ pub struct Frontend {
     /// every cell to measure the noise floor.
     #[serde(default)]
     pub twin_of: Option<String>,
+    /// A cluster: how many backends, and whether nutcracker fronts them.
+    #[serde(default)]
+    pub cluster: Option<ClusterShape>,
+}
+
+/// The shape of a cluster front-end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterShape {
+    /// Backends, each a `server-eventloop` with one event loop.
+    pub backends: usize,
+    /// Through nutcracker (ketama), else loadgen with `--distribution ketama`.
+    pub proxy: bool,
 }
 
 /// What a front-end name ends with to make it an A/A twin.
@@ -134,6 +151,7 @@ impl FromStr for Frontend {
             workers,
             accept,
             twin_of: None,
+            cluster: None,
         };
         match s {
             "threadpool" => return Ok(f(FrontendKind::Threadpool, None, None)),
@@ -151,6 +169,17 @@ impl FromStr for Frontend {
             "memcached" => return Ok(f(FrontendKind::Memcached, None, None)),
             _ => {}
         }
+        for (prefix, proxy) in [("cluster-direct-", false), ("cluster-proxy-", true)] {
+            if let Some(n) = s.strip_prefix(prefix) {
+                let backends = n.parse().ok().filter(|&n| (1..=200).contains(&n));
+                let backends =
+                    backends.ok_or_else(|| Error::Config(format!("bad backend count in {s:?}")))?;
+                return Ok(Frontend {
+                    cluster: Some(ClusterShape { backends, proxy }),
+                    ..f(FrontendKind::Cluster, None, None)
+                });
+            }
+        }
         if let Some(n) = s.strip_prefix("threadpool-") {
             let n: usize = n
                 .parse()
@@ -161,7 +190,8 @@ impl FromStr for Frontend {
         }
         Err(Error::Config(format!(
             "unknown front-end {s:?}: threadpool, threadpool-<N>, eventloop, \
-             eventloop-reuseport, eventloop-dispatch or memcached, each optionally with \
+             eventloop-reuseport, eventloop-dispatch, memcached, cluster-direct-<N> or \
+             cluster-proxy-<N>, each optionally with \
              {TWIN_SUFFIX} (an A/A twin)"
         )))
     }
@@ -424,6 +454,34 @@ impl Matrix {
             fs.reverse();
         }
         fs
+    }
+
+    /// `make bench-cluster`: 1, 2 and 3 event-loop backends, each driven
+    /// directly (loadgen with ketama) and through nutcracker, and an A/A
+    /// twin of the direct 3; read-heavy at 16 connections, 3 rounds of 3 s.
+    pub fn cluster_matrix() -> Matrix {
+        Matrix {
+            name: "cluster".into(),
+            frontends: known(&[
+                "cluster-direct-1",
+                "cluster-proxy-1",
+                "cluster-direct-2",
+                "cluster-proxy-2",
+                "cluster-direct-3",
+                "cluster-proxy-3",
+                "cluster-direct-3-twin",
+            ]),
+            connections: vec![16],
+            workload_connections: BTreeMap::new(),
+            rounds: 3,
+            workloads: workloads(&["read-heavy"]),
+            duration_s: 3.0,
+            warmup_s: 1.0,
+            timeout_s: 1.0,
+            pipeline: 1,
+            open_loop: None,
+            spectrum_connections: 16,
+        }
     }
 
     /// Every cell in run order: the closed-loop rounds, then the open-loop

@@ -68,6 +68,7 @@ pub fn markdown(d: &RunData, charts: &[PathBuf]) -> String {
     for w in &info.matrix.workloads {
         workload_section(&mut o, d, w, charts);
     }
+    crate::cluster::section(&mut o, d);
     open_loop_section(&mut o, d, charts);
     failures_section(&mut o, d);
     files_section(&mut o);

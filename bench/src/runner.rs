@@ -33,13 +33,13 @@ use crate::{write_json, Error};
 pub const ACCEPT_FLAG: &str = "--accept";
 
 /// Connections of the preload pass (fewer when the cell has fewer).
-const PRELOAD_CONNECTIONS: usize = 16;
+pub(crate) const PRELOAD_CONNECTIONS: usize = 16;
 
 /// How long a server may take to start listening.
-const START_LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const START_LIMIT: Duration = Duration::from_secs(20);
 
 /// How long a server may take to exit after SIGTERM (it syncs and seals its files).
-const STOP_GRACE: Duration = Duration::from_secs(15);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// Writes `bytes` sequentially into a file in `dir`, fdatasyncs it, and
 /// times the whole; the file is removed after.
@@ -276,6 +276,7 @@ fn locate(
                 .unwrap_or_default()
         ),
         FrontendKind::Memcached => format!("-t {server_cores} (one worker thread per server core)"),
+        FrontendKind::Cluster => crate::cluster::describe(f),
     };
     let mut status = FrontendStatus {
         frontend: f.clone(),
@@ -348,7 +349,7 @@ fn build(pkg: &str, bin: &str, run_dir: &Path) -> Result<(), String> {
 }
 
 /// The full path of `name`, looked up in PATH unless it has a '/'.
-fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return p.exists().then_some(p);
@@ -361,13 +362,13 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 }
 
 /// What a cell needs from the run.
-struct CellContext<'a> {
-    matrix: &'a Matrix,
-    split: &'a CoreSplit,
-    loadgen: &'a Path,
-    binary: Option<&'a PathBuf>,
-    scratch: &'a Path,
-    run_dir: &'a Path,
+pub(crate) struct CellContext<'a> {
+    pub(crate) matrix: &'a Matrix,
+    pub(crate) split: &'a CoreSplit,
+    pub(crate) loadgen: &'a Path,
+    pub(crate) binary: Option<&'a PathBuf>,
+    pub(crate) scratch: &'a Path,
+    pub(crate) run_dir: &'a Path,
 }
 
 /// The server's command line.
@@ -420,7 +421,7 @@ pub fn server_argv(
 }
 
 /// The arguments `loadgen run` gets for a workload (key space and values).
-fn workload_args(w: &Workload) -> Vec<String> {
+pub(crate) fn workload_args(w: &Workload) -> Vec<String> {
     [
         "--keys",
         &w.keys.to_string(),
@@ -434,7 +435,7 @@ fn workload_args(w: &Workload) -> Vec<String> {
     .collect()
 }
 
-fn cores_arg(cores: &[usize]) -> String {
+pub(crate) fn cores_arg(cores: &[usize]) -> String {
     cores
         .iter()
         .map(ToString::to_string)
@@ -566,6 +567,9 @@ fn measure_in(
     data_dir: &Path,
     record: &mut CellRecord,
 ) -> Result<(), Error> {
+    if f.kind == FrontendKind::Cluster {
+        return crate::cluster::measure_in(ctx, cell, f, w, bin, out, data_dir, record);
+    }
     let m = ctx.matrix;
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -701,13 +705,13 @@ fn measure_in(
     outcome
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
     let p = dir.join(name);
     std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
 }
 
 /// Runs `loadgen` on the load-generator cores; stdout and stderr into `log`.
-fn run_loadgen(
+pub(crate) fn run_loadgen(
     argv: &[String],
     ctx: &CellContext<'_>,
     log: &Path,

@@ -14,6 +14,8 @@
 //! * one backend killed (SIGKILL) under load: the proxy ejects it, the run
 //!   goes on with errors counted and bounded, every key on a surviving
 //!   backend is still there and intact; restarted, it rejoins.
+//! * `bench run --preset cluster`, tiny: cluster cells run, the direct ones
+//!   spread requests by ketama, and the report shows the proxy's cost.
 //!
 //! Needs `nutcracker` on the PATH: without it the tests say so and pass,
 //! except under `CI=true`, where a missing nutcracker fails them.
@@ -626,4 +628,61 @@ fn a_backend_killed_under_load_is_ejected_and_rejoins() {
         assert!(Instant::now() < deadline, "backend {victim} did not rejoin");
         sleep(Duration::from_millis(RETRY_MS));
     }
+}
+
+#[test]
+fn bench_cluster_cells_run_and_report_the_proxy_cost() {
+    let Some(_) = nutcracker() else { return };
+    let bins = bin_dir();
+    build_binaries(&bins);
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--preset", "cluster", "--no-build", "--bin-dir"])
+        .arg(&bins)
+        .arg("--results")
+        .arg(&results)
+        .args(["--run-id", "cluster", "--frontends"])
+        .arg("cluster-direct-2,cluster-proxy-2,cluster-direct-2-twin")
+        .args(["--rounds", "1", "--duration", "0.3", "--warmup", "0.1"])
+        .args(["--keys", "500", "--disk-probe-mib", "0"])
+        .output()
+        .expect("bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench run failed:\n{stderr}");
+    let dir = results.join("cluster");
+    let report = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
+    assert!(
+        report.contains("## Past one machine: direct (ketama) and through nutcracker"),
+        "{report}"
+    );
+    // The proxied cell measured the proxy's CPU, and the row shows it.
+    let usage = std::fs::read_to_string(
+        dir.join("read-heavy_cluster-proxy-2_c16_r1")
+            .join("proxy-usage.json"),
+    )
+    .expect("proxy-usage.json");
+    let usage: serde_json::Value = serde_json::from_str(&usage).unwrap();
+    assert!(usage["requests"].as_u64() > Some(0), "{usage}");
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| 2 | "))
+        .unwrap_or_else(|| panic!("no row for 2 backends in\n{report}"));
+    let cost = row.split(" | ").nth(7).unwrap();
+    assert!(cost.parse::<f64>().is_ok_and(|c| c > 0.0), "{row}");
+    // The direct cell spread its requests over both backends by ketama.
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("read-heavy_cluster-direct-2_c16_r1/summary.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["config"]["distribution"], "ketama", "{s}");
+    let per: Vec<u64> = s["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["requests"].as_u64().unwrap())
+        .collect();
+    assert!(per.len() == 2 && per.iter().all(|&n| n > 0), "{per:?}");
+    assert!(report.contains("shows no scale-out"), "{report}");
 }
