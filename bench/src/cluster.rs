@@ -390,11 +390,13 @@ fn scope(d: &RunData) -> String {
     format!(
         "All backends (and the proxy) ran on the same {} server core(s) and the load \
          generator on {} core(s) of one machine: more backends divide the same cores, so \
-         throughput across cluster sizes shows no scale-out. What carries over to real \
-         hosts is the comparison at equal size: the latency the proxy adds to every \
-         request and the CPU it spends on one (the same on any host, give or take its \
-         CPU), and that keys land where ketama says. Across hosts, run the backends and \
-         nutcracker on their own machines (README: Past one machine).",
+         throughput across cluster sizes shows no scale-out, and a proxied cell's \
+         throughput is lower also because the proxy takes the backends' cores. What \
+         carries over to real hosts is the CPU the proxy spends on one request (give or \
+         take the speed of the CPU) and that keys land where ketama says; the latency it \
+         adds here includes waiting for cores it shares with the backends, so it is an \
+         upper bound of what a proxy on a host of its own adds. Across hosts, run the \
+         backends and nutcracker on their own machines (README: Past one machine).",
         cores.server.len(),
         cores.loadgen.len()
     )

@@ -2,7 +2,8 @@
 //!
 //! * [`config`]: the flags of `loadgen run`, which are also the recorded configuration.
 //! * [`rng`], [`workload`]: seeded keys, values (with checksums under `--verify`)
-//!   and operations.
+//!   and operations; [`ketama`]: key placement over several servers as
+//!   twemproxy and libmemcached's ketama do it (`--distribution ketama`).
 //! * [`driver`]: one mio event loop per client thread, many non-blocking
 //!   connections each, closed or open loop, timeouts and reconnects; requests
 //!   and replies go through `protocol`'s client side, adapted in [`wire`].
