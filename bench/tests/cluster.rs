@@ -218,6 +218,10 @@ struct Cluster {
 }
 
 /// Milliseconds nutcracker keeps an ejected backend out before retrying it.
+/// A killed backend fails at once (connection refused), so it is ejected at
+/// once; a slow one is only given up on after the proxy's `timeout`, set
+/// long (5 s) so that the tests running side by side on shared cores never
+/// eject a live backend.
 const RETRY_MS: u64 = 300;
 
 impl Cluster {
@@ -251,7 +255,7 @@ impl Cluster {
             format!(
                 "cluster:\n  listen: {proxy}\n  hash: md5\n  distribution: ketama\n  \
                  auto_eject_hosts: true\n  server_failure_limit: 1\n  \
-                 server_retry_timeout: {RETRY_MS}\n  timeout: 1000\n  servers:\n{servers}"
+                 server_retry_timeout: {RETRY_MS}\n  timeout: 5000\n  servers:\n{servers}"
             ),
         )
         .unwrap();
@@ -471,6 +475,10 @@ fn loadgen_verify_through_the_proxy_fills_every_backend_in_ketama_proportions() 
             duration,
             "--value-size",
             "16-200",
+            // Generous: the tests share the cores, and a slow reply here
+            // is not what this test is about.
+            "--timeout",
+            "5s",
         ],
     );
     assert!(ok, "loadgen failed: {s}");
