@@ -29,6 +29,16 @@ ENGINE_BENCH_ARGS ?=
 bench-engine:
 	$(CARGO) run --release -p engine --bin engine-bench -- $(ENGINE_BENCH_ARGS)
 
+# engine-bench at BASE (a git revision) against the working tree: both
+# built, run in interleaved rounds, median and range of the ratios new/old
+# per workload, e.g. make bench-engine-compare BASE=main ROUNDS=5
+# ENGINE_BENCH_ARGS="--num 200000". Needs a quiet machine.
+ROUNDS ?= 5
+.PHONY: bench-engine-compare
+bench-engine-compare:
+	$(if $(BASE),,$(error BASE=<git rev> is required))
+	CARGO=$(CARGO) bash engine/bench/compare.sh $(BASE) $(ROUNDS) -- $(ENGINE_BENCH_ARGS)
+
 # Offline tool over a data directory no server has open, e.g.
 # make kvtool ARGS="verify /var/lib/kv" (verify, stats, compact, dump [--values]).
 .PHONY: kvtool
