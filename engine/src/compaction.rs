@@ -635,7 +635,7 @@ fn compact_group(
     let list = write_obsolete(&inner.dir, &ids)?;
     let mut all_gone = true;
     for f in &done {
-        let unlinked = if inner.fail_unlink_for_tests(f.id()) {
+        let unlinked = if inner.faults.unlink_fails(f.id()) {
             Err(std::io::Error::from_raw_os_error(libc::EIO))
         } else {
             fs::remove_file(f.path())

@@ -61,7 +61,6 @@ pub(crate) struct SyncShared {
     cause: Mutex<Option<WriteError>>,
     /// Serialises fdatasync calls so a caller that waited finds its work done.
     pub serial: Mutex<()>,
-    fail_next: AtomicBool,
 }
 
 impl SyncShared {
@@ -74,7 +73,6 @@ impl SyncShared {
             poisoned: AtomicBool::new(false),
             cause: Mutex::new(None),
             serial: Mutex::new(()),
-            fail_next: AtomicBool::new(false),
         }
     }
 
@@ -91,18 +89,6 @@ impl SyncShared {
             .as_ref()
             .map_or_else(String::new, |e| e.to_string());
         Some(WriteError::Poisoned { cause })
-    }
-
-    /// Runs `f` (an fdatasync) unless a fault was injected.
-    pub fn fault_or(&self, f: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
-        if self.fail_next.swap(false, Ordering::AcqRel) {
-            return Err(std::io::Error::other("injected sync failure"));
-        }
-        f()
-    }
-
-    pub fn inject_fault(&self) {
-        self.fail_next.store(true, Ordering::Release);
     }
 
     /// Everything up to `seq` is on disk. Wakes blocked waiters and the

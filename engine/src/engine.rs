@@ -300,10 +300,8 @@ pub(crate) struct Inner {
     pub closed: AtomicBool,
     pub counters: Counters,
     lock_file: Mutex<Option<File>>,
-    /// Fault injection: the next new HSTable fails as if the disk were full.
-    fail_next_create: AtomicBool,
-    /// Fault injection: compaction's unlink of this file id fails (0: none).
-    fail_unlink: std::sync::atomic::AtomicU32,
+    /// Test-only faults (`fault-injection` feature).
+    pub faults: crate::fault::Faults,
     pub compaction: crate::compaction::CompactionState,
     /// Live snapshots and the old versions they may still read.
     pub snapshots: crate::snapshot::Registry,
@@ -463,11 +461,6 @@ pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteErr
 }
 
 impl Inner {
-    /// Whether the unlink of file `id` is to fail (a test's fault injection).
-    pub(crate) fn fail_unlink_for_tests(&self, id: u32) -> bool {
-        id != 0 && self.fail_unlink.load(Ordering::Acquire) == id
-    }
-
     /// Every stripe lock: no write is then between its append and its publish.
     pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
         self.stripes.iter().map(lock).collect()
@@ -558,7 +551,7 @@ impl Inner {
         let standard = self.opts.max_file_size as usize;
         let capacity = standard.max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
         // Fails like a full disk would; the current file stays active.
-        if self.fail_next_create.swap(false, Ordering::AcqRel) {
+        if self.faults.create_fails() {
             return Err(WriteError::io(
                 "preallocating",
                 file_path(&self.dir, w.next_file_id),
@@ -825,7 +818,12 @@ impl Inner {
         // `upto` too: they go first. fdatasync writes back the pages dirtied
         // through the shared map too: they are the file's page cache.
         for file in rolled.iter().chain(std::iter::once(&active)) {
-            if let Err(e) = self.sync.fault_or(|| file.file().sync_data()) {
+            let synced = if self.faults.sync_fails() {
+                Err(std::io::Error::other("injected sync failure"))
+            } else {
+                file.file().sync_data()
+            };
+            if let Err(e) = synced {
                 let err = WriteError::io("syncing", file.path(), e);
                 tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
                 self.sync.poison(&err);
@@ -971,8 +969,7 @@ impl Engine {
             closed: AtomicBool::new(false),
             counters,
             lock_file: Mutex::new(Some(lock_file)),
-            fail_next_create: AtomicBool::new(false),
-            fail_unlink: std::sync::atomic::AtomicU32::new(0),
+            faults: crate::fault::Faults::default(),
             compaction: crate::compaction::CompactionState::default(),
             snapshots: crate::snapshot::Registry::default(),
         });
@@ -1344,7 +1341,7 @@ impl Engine {
     /// Simulates a crash of the process for tests: stops without sealing or
     /// syncing anything and releases the directory lock, so the directory can
     /// be reopened and recovered in the same process.
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn crash_for_tests(self) {
         self.inner.closed.store(true, Ordering::Release);
         lock(&self.inner.writer).closed = true;
@@ -1354,28 +1351,28 @@ impl Engine {
     }
 
     /// Makes the next fdatasync fail with an I/O error (fault-injection for tests).
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn fail_next_sync_for_tests(&self) {
-        self.inner.sync.inject_fault();
+        self.inner.faults.arm_sync();
     }
 
     /// Makes the next roll-over fail as if the disk were full (ENOSPC from
     /// preallocation), for tests.
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn fail_next_roll_over_for_tests(&self) {
-        self.inner.fail_next_create.store(true, Ordering::Release);
+        self.inner.faults.arm_create();
     }
 
     /// Makes compaction's unlink of HSTable `id` fail (as an I/O error
     /// would), for tests.
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn fail_unlink_for_tests(&self, id: u32) {
-        self.inner.fail_unlink.store(id, Ordering::Release);
+        self.inner.faults.arm_unlink(id);
     }
 
     /// Holds (true) or releases (false) the sealing of full files and the
     /// preallocation of the next one, for tests of roll-over.
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn hold_roll_over_for_tests(&self, held: bool) {
         self.inner.roller.hold(held);
     }

@@ -143,6 +143,7 @@ mod compaction;
 mod durability;
 mod engine;
 mod error;
+mod fault;
 pub mod format;
 mod index;
 pub mod inspect;

@@ -104,6 +104,7 @@ impl Roller {
     }
 
     /// Test hook: while held, queued jobs wait.
+    #[cfg(feature = "fault-injection")]
     pub fn hold(&self, held: bool) {
         lock(&self.state).held = held;
         self.work.notify_all();
