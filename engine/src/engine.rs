@@ -461,6 +461,19 @@ pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteErr
 }
 
 impl Inner {
+    /// Asks every background thread to exit.
+    fn stop_threads(&self) {
+        self.sync.stop();
+        self.roller.stop();
+        self.compaction.stop();
+    }
+
+    fn release_lock(&self) {
+        if let Some(f) = lock(&self.lock_file).take() {
+            let _ = f.unlock();
+        }
+    }
+
     /// Every stripe lock: no write is then between its append and its publish.
     pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
         self.stripes.iter().map(lock).collect()
@@ -842,173 +855,17 @@ impl Inner {
 impl Engine {
     /// Opens (creating if needed) the data directory `dir`, recovering after
     /// a crash: see the crate docs for the rules.
+    ///
+    /// Four steps: check the options, lock the directory, recover (and make
+    /// the active file), start the threads. A step that fails undoes the
+    /// ones before it: threads already started are stopped and joined, and
+    /// the directory lock is released.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine, OpenError> {
         let dir = dir.as_ref().to_path_buf();
-        if !(4096..=MAX_FILE_SIZE).contains(&options.max_file_size) {
-            return Err(OpenError::InvalidOptions(format!(
-                "max_file_size {} is outside 4096..={MAX_FILE_SIZE}",
-                options.max_file_size
-            )));
-        }
-        if !(options.compaction_threshold > 0.0 && options.compaction_threshold <= 1.0) {
-            return Err(OpenError::InvalidOptions(format!(
-                "compaction_threshold {} is outside (0, 1]",
-                options.compaction_threshold
-            )));
-        }
-        if let Durability::Interval(d) = options.durability {
-            if d.is_zero() {
-                return Err(OpenError::InvalidOptions(
-                    "sync interval must be at least 1 ms".into(),
-                ));
-            }
-        }
-        fs::create_dir_all(&dir).map_err(|e| OpenError::io("creating", &dir, e))?;
-        let lock_path = dir.join("LOCK");
-        let lock_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| OpenError::io("opening", &lock_path, e))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { dir }),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(OpenError::io("locking", &lock_path, e))
-            }
-        }
-
-        let rec = recovery::recover(&dir, &options)?;
-        let next_id = rec.files.len() as u32;
-        let next_id = next_id.max(1);
-        let capacity = options.max_file_size as usize;
-        let to_open_err = |e: WriteError| match e {
-            WriteError::Io { op, path, source } => OpenError::Io {
-                op,
-                path,
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            other => OpenError::InvalidOptions(other.to_string()),
-        };
-        let mut files = rec.files;
-        let made = if next_id > index::MAX_FILE_ID {
-            Err(file_ids_exhausted(&dir, next_id))
-        } else {
-            create_file(
-                &dir,
-                next_id,
-                capacity,
-                options.huge_pages,
-                rec.format.version,
-            )
-        };
-        let (active, capacity, on_disk, next_file_id) = match made {
-            Ok(active) => {
-                if files.len() <= next_id as usize {
-                    files.resize(next_id as usize + 1, None);
-                }
-                files[next_id as usize] = Some(active.clone());
-                (active, capacity, true, next_id + 1)
-            }
-            // A full disk must not stop reads: open with a stand-in for
-            // the active file that has no room, so the first write tries
-            // to create the file again (and fails with ENOSPC until
-            // space is freed).
-            Err(WriteError::Io { source, path, .. })
-                if next_id > index::MAX_FILE_ID
-                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
-            {
-                warn!(
-                    file = %path.display(),
-                    error = %source,
-                    "cannot create a new HSTable: serving reads, writes fail until this is resolved"
-                );
-                let stand_in = MappedFile::placeholder(path.clone(), next_id)
-                    .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;
-                (Arc::new(stand_in), 0, false, next_id)
-            }
-            Err(e) => return Err(to_open_err(e)),
-        };
-        let file_count = files.iter().flatten().count() as u64;
-
-        let counters = Counters::default();
-        counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
-        counters.dead_bytes.store(rec.dead_bytes, Ordering::Relaxed);
-        counters.files.store(file_count, Ordering::Relaxed);
-        counters
-            .bad_records
-            .store(rec.bad_records, Ordering::Relaxed);
-        counters
-            .truncated_bytes
-            .store(rec.truncated_bytes, Ordering::Relaxed);
-
-        let inner = Arc::new(Inner {
-            dir,
-            opts: options.clone(),
-            format: rec.format,
-            index: rec.index,
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            files: RwLock::new(files),
-            writer: Mutex::new(Writer {
-                active,
-                active_on_disk: on_disk,
-                tail: FILE_HEADER_LEN,
-                capacity,
-                entries: Vec::new(),
-                last_seq: rec.last_seq,
-                next_file_id,
-                spare: None,
-                spare_asked: false,
-                closed: false,
-            }),
-            sync: SyncShared::new(rec.last_seq),
-            rolled: Mutex::new(Vec::new()),
-            roller: crate::roller::Roller::default(),
-            closed: AtomicBool::new(false),
-            counters,
-            lock_file: Mutex::new(Some(lock_file)),
-            faults: crate::fault::Faults::default(),
-            compaction: crate::compaction::CompactionState::default(),
-            snapshots: crate::snapshot::Registry::default(),
-        });
-        info!(
-            dir = %inner.dir.display(),
-            keys = inner.index.len(),
-            files = file_count,
-            bad_records = rec.bad_records,
-            last_seq = rec.last_seq,
-            "engine opened"
-        );
-        let mut threads = Vec::new();
-        {
-            let i = inner.clone();
-            threads.push(spawn("engine-roll", move || {
-                crate::roller::roller_loop(&i)
-            })?);
-        }
-        match options.durability {
-            Durability::None => {}
-            Durability::Always => {
-                let i = inner.clone();
-                threads.push(spawn("engine-sync", move || {
-                    crate::durability::sync_loop(&i)
-                })?);
-            }
-            Durability::Interval(every) => {
-                let i = inner.clone();
-                threads.push(spawn("engine-sync", move || {
-                    crate::durability::interval_loop(&i, every)
-                })?);
-            }
-        }
-        if options.background_compaction {
-            let i = inner.clone();
-            threads.push(spawn("engine-compact", move || {
-                crate::compaction::background_loop(&i)
-            })?);
-        }
+        validate(&options)?;
+        let lock_file = lock_dir(&dir)?;
+        let inner = Arc::new(Inner::recover(dir, options, lock_file)?);
+        let threads = start_threads(&inner)?;
         Ok(Engine {
             inner,
             threads: Mutex::new(threads),
@@ -1324,18 +1181,14 @@ impl Engine {
     }
 
     fn stop_threads(&self) {
-        self.inner.sync.stop();
-        self.inner.roller.stop();
-        self.inner.compaction.stop();
+        self.inner.stop_threads();
         for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
     }
 
     fn release_lock(&self) {
-        if let Some(f) = lock(&self.inner.lock_file).take() {
-            let _ = f.unlock();
-        }
+        self.inner.release_lock();
     }
 
     /// Simulates a crash of the process for tests: stops without sealing or
@@ -1400,9 +1253,227 @@ impl Drop for Engine {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, OpenError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(|e| OpenError::io("starting the sync thread for", PathBuf::new(), e))
+/// Step 1 of open: options that cannot work are refused before anything
+/// touches the disk.
+fn validate(options: &Options) -> Result<(), OpenError> {
+    if !(4096..=MAX_FILE_SIZE).contains(&options.max_file_size) {
+        return Err(OpenError::InvalidOptions(format!(
+            "max_file_size {} is outside 4096..={MAX_FILE_SIZE}",
+            options.max_file_size
+        )));
+    }
+    if !(options.compaction_threshold > 0.0 && options.compaction_threshold <= 1.0) {
+        return Err(OpenError::InvalidOptions(format!(
+            "compaction_threshold {} is outside (0, 1]",
+            options.compaction_threshold
+        )));
+    }
+    if let Durability::Interval(d) = options.durability {
+        if d.is_zero() {
+            return Err(OpenError::InvalidOptions(
+                "sync interval must be at least 1 ms".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 2 of open: creates the directory and takes its lock (released when
+/// the returned file is closed).
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    fs::create_dir_all(dir).map_err(|e| OpenError::io("creating", dir, e))?;
+    let lock_path = dir.join("LOCK");
+    let lock_file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| OpenError::io("opening", &lock_path, e))?;
+    match lock_file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(OpenError::Locked {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(OpenError::io("locking", &lock_path, e))
+        }
+    }
+    Ok(lock_file)
+}
+
+impl Inner {
+    /// Step 3 of open: recovers the directory, makes the active file and
+    /// sets up the state every thread shares.
+    fn recover(dir: PathBuf, options: Options, lock_file: File) -> Result<Inner, OpenError> {
+        let rec = recovery::recover(&dir, &options)?;
+        let next_id = rec.files.len() as u32;
+        let next_id = next_id.max(1);
+        let capacity = options.max_file_size as usize;
+        let mut files = rec.files;
+        let made = if next_id > index::MAX_FILE_ID {
+            Err(file_ids_exhausted(&dir, next_id))
+        } else {
+            create_file(
+                &dir,
+                next_id,
+                capacity,
+                options.huge_pages,
+                rec.format.version,
+            )
+        };
+        let (active, capacity, on_disk, next_file_id) = match made {
+            Ok(active) => {
+                if files.len() <= next_id as usize {
+                    files.resize(next_id as usize + 1, None);
+                }
+                files[next_id as usize] = Some(active.clone());
+                (active, capacity, true, next_id + 1)
+            }
+            // A full disk must not stop reads: open with a stand-in for
+            // the active file that has no room, so the first write tries
+            // to create the file again (and fails with ENOSPC until
+            // space is freed).
+            Err(WriteError::Io { source, path, .. })
+                if next_id > index::MAX_FILE_ID
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                warn!(
+                    file = %path.display(),
+                    error = %source,
+                    "cannot create a new HSTable: serving reads, writes fail until this is resolved"
+                );
+                let stand_in = MappedFile::placeholder(path.clone(), next_id)
+                    .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;
+                (Arc::new(stand_in), 0, false, next_id)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let file_count = files.iter().flatten().count() as u64;
+
+        let counters = Counters::default();
+        counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
+        counters.dead_bytes.store(rec.dead_bytes, Ordering::Relaxed);
+        counters.files.store(file_count, Ordering::Relaxed);
+        counters
+            .bad_records
+            .store(rec.bad_records, Ordering::Relaxed);
+        counters
+            .truncated_bytes
+            .store(rec.truncated_bytes, Ordering::Relaxed);
+
+        let inner = Inner {
+            dir,
+            opts: options,
+            format: rec.format,
+            index: rec.index,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            files: RwLock::new(files),
+            writer: Mutex::new(Writer {
+                active,
+                active_on_disk: on_disk,
+                tail: FILE_HEADER_LEN,
+                capacity,
+                entries: Vec::new(),
+                last_seq: rec.last_seq,
+                next_file_id,
+                spare: None,
+                spare_asked: false,
+                closed: false,
+            }),
+            sync: SyncShared::new(rec.last_seq),
+            rolled: Mutex::new(Vec::new()),
+            roller: crate::roller::Roller::default(),
+            closed: AtomicBool::new(false),
+            counters,
+            lock_file: Mutex::new(Some(lock_file)),
+            faults: crate::fault::Faults::default(),
+            compaction: crate::compaction::CompactionState::default(),
+            snapshots: crate::snapshot::Registry::default(),
+        };
+        info!(
+            dir = %inner.dir.display(),
+            keys = inner.index.len(),
+            files = file_count,
+            bad_records = rec.bad_records,
+            last_seq = rec.last_seq,
+            "engine opened"
+        );
+        Ok(inner)
+    }
+}
+
+/// Step 4 of open: starts the roller, the sync thread (if the durability
+/// has one) and background compaction.
+fn start_threads(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>, OpenError> {
+    let mut started = Started {
+        inner,
+        threads: Vec::new(),
+    };
+    let i = inner.clone();
+    started.spawn("engine-roll", "starting the roller thread for", move || {
+        crate::roller::roller_loop(&i)
+    })?;
+    let i = inner.clone();
+    match inner.opts.durability {
+        Durability::None => {}
+        Durability::Always => {
+            started.spawn("engine-sync", "starting the sync thread for", move || {
+                crate::durability::sync_loop(&i)
+            })?
+        }
+        Durability::Interval(every) => {
+            started.spawn("engine-sync", "starting the sync thread for", move || {
+                crate::durability::interval_loop(&i, every)
+            })?
+        }
+    }
+    if inner.opts.background_compaction {
+        let i = inner.clone();
+        started.spawn(
+            "engine-compact",
+            "starting the compaction thread for",
+            move || crate::compaction::background_loop(&i),
+        )?;
+    }
+    Ok(std::mem::take(&mut started.threads))
+}
+
+/// The threads open has started so far. If a later one fails to start,
+/// dropping this stops and joins them, so nothing keeps the engine (and
+/// its directory lock) alive after open returned the error.
+struct Started<'a> {
+    inner: &'a Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Started<'_> {
+    fn spawn(
+        &mut self,
+        name: &str,
+        op: &'static str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), OpenError> {
+        let t = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|e| OpenError::io(op, &self.inner.dir, e))?;
+        self.threads.push(t);
+        Ok(())
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.inner.stop_threads();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.inner.release_lock();
+    }
 }

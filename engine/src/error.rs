@@ -119,3 +119,50 @@ impl OpenError {
         }
     }
 }
+
+/// A write-path failure during open (creating the active file, sealing a
+/// scanned one). The I/O error is kept as it was, errno included.
+impl From<WriteError> for OpenError {
+    fn from(e: WriteError) -> OpenError {
+        match e {
+            WriteError::Io { op, path, source } => OpenError::Io {
+                op,
+                path,
+                source: Arc::try_unwrap(source).unwrap_or_else(|shared| {
+                    // Shared (a clone was kept somewhere): the errno, or
+                    // the error itself as the source.
+                    match shared.raw_os_error() {
+                        Some(code) => io::Error::from_raw_os_error(code),
+                        None => io::Error::new(shared.kind(), shared),
+                    }
+                }),
+            },
+            other => OpenError::InvalidOptions(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_error_from_write_error_keeps_the_errno() {
+        let w = WriteError::io(
+            "preallocating",
+            "/d/00000001.hst",
+            io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        let kept = w.clone();
+        for e in [w, kept] {
+            match OpenError::from(e) {
+                OpenError::Io { op, path, source } => {
+                    assert_eq!(op, "preallocating");
+                    assert_eq!(path, PathBuf::from("/d/00000001.hst"));
+                    assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+                }
+                other => panic!("not an I/O error: {other:?}"),
+            }
+        }
+    }
+}

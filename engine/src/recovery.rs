@@ -39,7 +39,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::engine::{file_path, key_at, kill_at, seal, sync_dir, FileTable};
-use crate::error::{OpenError, WriteError};
+use crate::error::OpenError;
 use crate::format::{
     self, FileHeaderError, Footer, IndexEntry, RecordHeader, RecordKind, StoreFormat,
     FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
@@ -64,17 +64,6 @@ pub(crate) struct Recovered {
     pub scanned: bool,
     /// The store's format version and key-hash seed.
     pub format: StoreFormat,
-}
-
-fn open_err(e: WriteError) -> OpenError {
-    match e {
-        WriteError::Io { op, path, source } => OpenError::Io {
-            op,
-            path,
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        other => OpenError::InvalidOptions(other.to_string()),
-    }
 }
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError> {
@@ -412,8 +401,7 @@ fn load_file(
         rec.truncated_bytes += cut as u64;
         warn!(file = %path.display(), offset = data_end, bytes = cut, "truncating a torn tail");
     }
-    let sealed_len =
-        seal(&file, &path, data_end, &entries, true, rec.format.version).map_err(open_err)?;
+    let sealed_len = seal(&file, &path, data_end, &entries, true, rec.format.version)?;
     info!(
         file = %path.display(),
         records = entries.len(),
