@@ -18,7 +18,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
@@ -36,185 +36,12 @@ use crate::mmap::{self, MappedFile};
 use crate::options::{Compression, Durability, Options, MIN_COMPRESS_LEN};
 use crate::recovery;
 use crate::snapshot::Snapshot;
+use crate::stats::{Counters, EngineStats};
+use crate::types::{Condition, Item, Meta, PutOutcome, Update, Value, Written};
 
 const STRIPES: usize = 256;
 /// Largest allowed `max_file_size`: offsets in a sealed index are u32.
 const MAX_FILE_SIZE: u64 = 3 << 30;
-
-/// A value: a slice of an HSTable's map, no copy (keeps the file mapped for
-/// as long as it lives), or, for a compressed record, the decompressed bytes.
-#[derive(Clone)]
-pub struct Value {
-    repr: Repr,
-}
-
-#[derive(Clone)]
-enum Repr {
-    Mapped {
-        file: Arc<MappedFile>,
-        off: usize,
-        len: usize,
-    },
-    Owned(Arc<[u8]>),
-}
-
-impl Value {
-    pub(crate) fn mapped(file: Arc<MappedFile>, off: usize, len: usize) -> Value {
-        Value {
-            repr: Repr::Mapped { file, off, len },
-        }
-    }
-
-    pub(crate) fn owned(bytes: Vec<u8>) -> Value {
-        Value {
-            repr: Repr::Owned(bytes.into()),
-        }
-    }
-}
-
-impl std::ops::Deref for Value {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match &self.repr {
-            Repr::Mapped { file, off, len } => file.bytes(*off, *len),
-            Repr::Owned(b) => b,
-        }
-    }
-}
-
-impl AsRef<[u8]> for Value {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl std::fmt::Debug for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Value({:?})", String::from_utf8_lossy(self))
-    }
-}
-
-impl PartialEq<[u8]> for Value {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
-
-/// Client metadata stored with a value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Meta {
-    /// memcached client flags, opaque to the engine.
-    pub flags: u32,
-    /// Absolute expiry in unix seconds; 0 = never.
-    pub expiry: u32,
-}
-
-/// A live record.
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub value: Value,
-    pub flags: u32,
-    pub expiry: u32,
-    /// Sequence number of the write; memcached's CAS value.
-    pub seq: u64,
-}
-
-/// When a put applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
-    Always,
-    /// Only if the key is missing (or expired): memcached `add`.
-    IfAbsent,
-    /// Only if the key is live: memcached `replace`.
-    IfPresent,
-    /// Only if the key's sequence number is this one: memcached `cas`.
-    IfSeq(u64),
-}
-
-/// What a put did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    Stored {
-        seq: u64,
-    },
-    /// `IfAbsent` found the key, or `IfPresent` did not.
-    NotStored,
-    /// `IfSeq` found another sequence number.
-    Exists,
-    /// `IfSeq` found no live key.
-    NotFound,
-}
-
-/// What an [`Engine::update`] closure asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Update {
-    Keep,
-    Put { value: Vec<u8>, meta: Meta },
-    Delete,
-}
-
-/// The result of a mutation and the ticket that says when it is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written<T> {
-    pub result: T,
-    pub ticket: SyncTicket,
-}
-
-/// Plain counters, cheap to read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Keys in the index (expired ones included until overwritten).
-    pub keys: u64,
-    /// Bytes of the records the index points at.
-    pub live_bytes: u64,
-    /// Bytes of records that are overwritten, deleted, or tombstones.
-    pub dead_bytes: u64,
-    /// HSTables, sealed and active.
-    pub files: u64,
-    /// Record bytes appended since open.
-    pub bytes_written: u64,
-    /// fdatasync calls since open (group commits, roll-overs, close).
-    pub syncs: u64,
-    /// Corrupt records found (recovery scans and reads); never served.
-    pub bad_records: u64,
-    /// Compaction rounds completed since open.
-    pub compactions: u64,
-    /// RAM held by the index, from its allocated capacity.
-    pub index_bytes: u64,
-    /// Torn-tail bytes cut off by recovery at open.
-    pub truncated_bytes: u64,
-    /// Highest sequence number assigned.
-    pub last_seq: u64,
-    /// Highest sequence number known to be on disk.
-    pub durable_seq: u64,
-    /// Bytes used in the active HSTable (header and records).
-    pub active_file_bytes: u64,
-    /// File id of the active HSTable (compaction outputs may have higher ids).
-    pub active_file_id: u64,
-    /// Record bytes compaction wrote (live records moved) since open.
-    pub compacted_bytes: u64,
-    /// Record bytes compaction freed (dead records dropped) since open.
-    pub reclaimed_bytes: u64,
-    /// Live snapshots.
-    pub snapshots: u64,
-    /// Old versions kept in memory for live snapshots (the side list).
-    pub superseded_versions: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub live_bytes: AtomicU64,
-    pub dead_bytes: AtomicU64,
-    pub files: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub syncs: AtomicU64,
-    pub bad_records: AtomicU64,
-    pub truncated_bytes: AtomicU64,
-    pub compactions: AtomicU64,
-    pub compacted_bytes: AtomicU64,
-    pub reclaimed_bytes: AtomicU64,
-}
 
 /// State of the append path, behind the writer lock.
 pub(crate) struct Writer {

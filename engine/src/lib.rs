@@ -152,15 +152,19 @@ mod options;
 mod recovery;
 mod roller;
 mod snapshot;
+mod stats;
 mod stream;
+mod types;
 
 pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
-pub use engine::{Condition, Engine, EngineStats, Item, Meta, PutOutcome, Update, Value, Written};
+pub use engine::Engine;
 pub use error::{OpenError, ReadError, WriteError};
 pub use options::{
     unix_now, Compression, Durability, Options, ParseCompressionError, ParseDurabilityError,
     DEFAULT_SYNC_INTERVAL, MIN_COMPRESS_LEN,
 };
 pub use snapshot::{Entry, Snapshot, SnapshotIter};
+pub use stats::EngineStats;
 pub use stream::ValueWriter;
+pub use types::{Condition, Item, Meta, PutOutcome, Update, Value, Written};

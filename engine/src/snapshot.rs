@@ -39,11 +39,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::{file_of, key_at, lock, read_files, FileTable, Inner, Item, Value};
+use crate::engine::{file_of, key_at, lock, read_files, FileTable, Inner};
 use crate::error::ReadError;
 use crate::format::{IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::index;
 use crate::mmap::MappedFile;
+use crate::types::{Item, Value};
 
 /// An old version a live snapshot may still read.
 struct Superseded {

@@ -32,12 +32,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::durability::SyncTicket;
-use crate::engine::{check_key, check_value_len, file_path, lock, seal, sync_dir, Inner, Meta};
-use crate::engine::{Condition, PutOutcome, Written};
+use crate::engine::{check_key, check_value_len, file_path, lock, seal, sync_dir, Inner};
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::index;
 use crate::mmap::MappedFile;
+use crate::types::{Condition, Meta, PutOutcome, Written};
 
 /// Suffix of a streamed value's own file until its commit.
 pub const TEMP_SUFFIX: &str = ".streaming";
