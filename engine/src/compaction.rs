@@ -69,15 +69,17 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::engine::{file_path, lock, read_files, seal, sync_dir, Inner};
+use crate::engine::{lock, Inner};
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN};
+use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
+use crate::lock_order::{Rank, RankedMutex, RankedRwLock};
 use crate::mmap::MappedFile;
 
 /// Suffix of a compaction output that is not complete yet.
@@ -129,18 +131,29 @@ pub struct CompactionReport {
 }
 
 /// Coordination between compaction, its background thread and snapshots.
-#[derive(Default)]
 pub(crate) struct CompactionState {
     /// One compaction at a time (background or on demand).
-    pub run: Mutex<()>,
+    pub run: RankedMutex<()>,
     /// Held for writing while outputs join the file table and old files
     /// leave it; a snapshot takes it for reading, so it never pins both an
     /// old file and its copy.
-    pub switch: RwLock<()>,
+    pub switch: RankedRwLock<()>,
     /// A wake-up is pending.
     wake: Mutex<bool>,
     cv: Condvar,
     stop: AtomicBool,
+}
+
+impl Default for CompactionState {
+    fn default() -> Self {
+        CompactionState {
+            run: RankedMutex::new(Rank::CompactionRun, ()),
+            switch: RankedRwLock::new(Rank::Switch, ()),
+            wake: Mutex::new(false),
+            cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
 }
 
 impl CompactionState {
@@ -205,19 +218,18 @@ fn garbage(f: &MappedFile) -> (u64, u64) {
 /// Compacts every sealed file with garbage (`full`) or those at or above the
 /// configured threshold.
 pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, WriteError> {
-    let _one = lock(&inner.compaction.run);
+    let _one = inner.compaction.run.lock();
     // Full files still waiting for their seal are candidates too.
     inner.roller.drain();
     let mut report = CompactionReport::default();
     let victims: Vec<Arc<MappedFile>> = {
         // The writer lock keeps the active file from changing while the
         // table is read (writer before files table: the engine's lock order).
-        let w = lock(&inner.writer);
+        let w = inner.writer.lock();
         let active = w.active.id();
-        let files = read_files(&inner.files);
+        let files = inner.files.read();
         let mut v: Vec<_> = files
             .iter()
-            .flatten()
             // The active file, and full ones the roller has not sealed yet,
             // have no sealed index to read.
             .filter(|f| f.id() != active && f.sealed.load(Ordering::Acquire))
@@ -271,7 +283,7 @@ struct Output {
 impl Output {
     fn create(inner: &Inner) -> Result<Output, WriteError> {
         let id = {
-            let mut w = lock(&inner.writer);
+            let mut w = inner.writer.lock();
             w.take_file_id(&inner.dir)?
         };
         let tmp = temp_path(&inner.dir, id);
@@ -397,11 +409,10 @@ fn compact_group(
     // Every record outside the group, present or future, has a sequence
     // number >= min_other.
     let min_other = {
-        let w = lock(&inner.writer);
-        let files = read_files(&inner.files);
+        let w = inner.writer.lock();
+        let files = inner.files.read();
         files
             .iter()
-            .flatten()
             .filter(|f| !ids.contains(&f.id()))
             .map(|f| f.min_seq.load(Ordering::Relaxed))
             .min()
@@ -413,11 +424,10 @@ fn compact_group(
     // would start numbering below it and hand out CAS values again. (Later
     // writes land in the active file, outside the group, with higher ones.)
     let keep_seq = {
-        let files = read_files(&inner.files);
+        let files = inner.files.read();
         let max_of = |inside: bool| {
             files
                 .iter()
-                .flatten()
                 .filter(|f| ids.contains(&f.id()) == inside)
                 .map(|f| f.max_seq.load(Ordering::Relaxed))
                 .max()
@@ -449,7 +459,7 @@ fn compact_group(
                 return Err(WriteError::io("reading metadata of", f.path(), e));
             }
         };
-        let Some(entries) = crate::recovery::read_sealed_index(f.file(), len) else {
+        let Some(entries) = crate::hstable::read_sealed_index(f.file(), len) else {
             warn!(file = %f.path().display(), "not compacting a file whose footer does not verify");
             continue;
         };
@@ -602,11 +612,7 @@ fn compact_group(
     // Switch.
     let mut lost = 0u64;
     {
-        let _switch = inner
-            .compaction
-            .switch
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let _switch = inner.compaction.switch.write();
         insert_files(inner, &mapped);
         for m in &moves {
             let new = index::pack(mapped[m.out].id(), m.off as u64);
@@ -616,11 +622,9 @@ fn compact_group(
                 mapped[m.out].dead.fetch_add(m.len, Ordering::Relaxed);
             }
         }
-        let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = inner.files.write();
         for f in &done {
-            if let Some(slot) = files.get_mut(f.id() as usize) {
-                *slot = None;
-            }
+            files.remove(f.id());
         }
     }
     // A record was dropped because a newer one replaced it; that one must
@@ -677,13 +681,9 @@ fn compact_group(
 }
 
 fn insert_files(inner: &Inner, mapped: &[Arc<MappedFile>]) {
-    let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());
+    let mut files = inner.files.write();
     for m in mapped {
-        let id = m.id() as usize;
-        if files.len() <= id {
-            files.resize(id + 1, None);
-        }
-        files[id] = Some(m.clone());
+        files.insert(m.clone());
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::engine::{lock, Inner};
 use crate::error::WriteError;
+use crate::lock_order::{Rank, RankedMutex};
 
 /// A position in the write stream; a write is durable once the engine has
 /// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].
@@ -60,7 +61,7 @@ pub(crate) struct SyncShared {
     poisoned: AtomicBool,
     cause: Mutex<Option<WriteError>>,
     /// Serialises fdatasync calls so a caller that waited finds its work done.
-    pub serial: Mutex<()>,
+    pub serial: RankedMutex<()>,
 }
 
 impl SyncShared {
@@ -72,7 +73,7 @@ impl SyncShared {
             synced: AtomicU64::new(synced),
             poisoned: AtomicBool::new(false),
             cause: Mutex::new(None),
-            serial: Mutex::new(()),
+            serial: RankedMutex::new(Rank::SyncSerial, ()),
         }
     }
 
@@ -252,7 +253,7 @@ pub(crate) fn sync_loop(inner: &Inner) {
             // Errors poison the engine; complete_ready delivers them.
             let _ = inner.sync_now();
         }
-        inner.sync.clamp_requested(lock(&inner.writer).last_seq);
+        inner.sync.clamp_requested(inner.writer.lock().last_seq);
         inner.sync.complete_ready();
     }
 }

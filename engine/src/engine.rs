@@ -11,15 +11,14 @@
 //!  get(k) ──────► index shard read lock ─► location ─► header/key/value in the map
 //! ```
 //!
-//! Locks are always taken in this order: stripe, writer, files table,
-//! index shard, sync state. The writer lock is held only for the copy (no
-//! syscall), except at roll-over.
+//! The order the locks are taken in is in `lock_order.rs` (and checked in
+//! debug builds). The writer lock is held only for the copy (no syscall),
+//! except at roll-over.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use tracing::{info, warn};
@@ -31,8 +30,10 @@ use crate::format::{
     self, IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN,
     MAX_KEY_LEN, MAX_VALUE_LEN, RECORD_HEADER_LEN,
 };
+use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTable};
 use crate::index::{self, Index};
-use crate::mmap::{self, MappedFile};
+use crate::lock_order::{Held, Rank, RankedMutex, RankedRwLock};
+use crate::mmap::MappedFile;
 use crate::options::{Compression, Durability, Options, MIN_COMPRESS_LEN};
 use crate::recovery;
 use crate::snapshot::Snapshot;
@@ -103,8 +104,6 @@ fn file_ids_exhausted(dir: &Path, id: u32) -> WriteError {
     )
 }
 
-pub(crate) type FileTable = Vec<Option<Arc<MappedFile>>>;
-
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub opts: Options,
@@ -113,16 +112,16 @@ pub(crate) struct Inner {
     pub index: Index,
     /// Per-key-hash locks held across check + append + publish, so one key's
     /// writes publish in sequence order and conditions are atomic.
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[RankedMutex<()>]>,
     /// Every open HSTable by id; a location's file id indexes it.
-    pub files: RwLock<FileTable>,
-    pub writer: Mutex<Writer>,
+    pub files: RankedRwLock<FileTable>,
+    pub writer: RankedMutex<Writer>,
     pub sync: SyncShared,
     /// Rolled files whose records may not be on disk yet: a group commit
     /// syncs them before it counts them durable. Under every durability,
     /// `none` included: compaction's sync before it unlinks old versions,
     /// and close, must cover their replacements in rolled files too.
-    pub rolled: Mutex<Vec<Arc<MappedFile>>>,
+    pub rolled: RankedMutex<Vec<Arc<MappedFile>>>,
     pub roller: crate::roller::Roller,
     pub closed: AtomicBool,
     pub counters: Counters,
@@ -145,128 +144,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // data half-updated in a way later users could observe as unsafe; keep
     // serving rather than cascade the panic.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn read_files(l: &RwLock<FileTable>) -> RwLockReadGuard<'_, FileTable> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn file_path(dir: &Path, id: u32) -> PathBuf {
-    dir.join(format!("{id:08}.hst"))
-}
-
-/// fsync of the directory, so created, renamed or deleted names persist.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// The file and offset of a location, if the file exists.
-#[inline]
-pub(crate) fn file_of(files: &FileTable, loc: u64) -> Option<(&Arc<MappedFile>, usize)> {
-    let (id, off) = index::unpack(loc);
-    files.get(id as usize)?.as_ref().map(|f| (f, off))
-}
-
-/// The key and header of the record at `loc`, unverified.
-#[inline]
-pub(crate) fn key_at(files: &FileTable, loc: u64) -> Option<(&[u8], RecordHeader)> {
-    let (f, off) = file_of(files, loc)?;
-    let h = RecordHeader::decode(f.get(off, RECORD_HEADER_LEN)?).ok()?;
-    Some((f.get(off + RECORD_HEADER_LEN, h.key_len as usize)?, h))
-}
-
-/// Bytes of the record at `loc` (0 if it cannot be read).
-#[inline]
-pub(crate) fn len_at(files: &FileTable, loc: u64) -> u64 {
-    key_at(files, loc).map_or(0, |(_, h)| h.record_len() as u64)
-}
-
-/// Counts the record at `loc` as dead in its file; returns its bytes.
-#[inline]
-pub(crate) fn kill_at(files: &FileTable, loc: u64) -> u64 {
-    let len = len_at(files, loc);
-    if let Some((f, _)) = file_of(files, loc) {
-        f.dead.fetch_add(len, Ordering::Relaxed);
-    }
-    len
-}
-
-/// The length of a sealed file whose records end at `data_end`.
-pub(crate) fn sealed_len(data_end: usize, entries: usize) -> usize {
-    data_end + entries * INDEX_ENTRY_LEN + FOOTER_LEN
-}
-
-/// Seals an HSTable: writes its index and footer after the records, cuts the
-/// file there, and syncs it. Returns the sealed length.
-///
-/// Without `sync` (durability `none`) the kernel writes the file back when it
-/// likes; a machine crash may then lose it, as it may lose anything under `none`.
-pub(crate) fn seal(
-    file: &File,
-    path: &Path,
-    data_end: usize,
-    entries: &[IndexEntry],
-    sync: bool,
-    version: u32,
-) -> Result<u64, WriteError> {
-    let mut buf = Vec::with_capacity(entries.len() * INDEX_ENTRY_LEN + FOOTER_LEN);
-    for e in entries {
-        e.encode(&mut buf);
-    }
-    let footer = format::Footer {
-        index_offset: data_end as u64,
-        entry_count: entries.len() as u64,
-        index_crc: crc32fast::hash(&buf),
-        version,
-    };
-    buf.extend_from_slice(&footer.encode());
-    let end = (data_end + buf.len()) as u64;
-    file.write_all_at(&buf, data_end as u64)
-        .map_err(|e| WriteError::io("writing the index of", path, e))?;
-    // Shrinking under a live map is safe: see mmap.rs, invariant 1.
-    file.set_len(end)
-        .map_err(|e| WriteError::io("truncating", path, e))?;
-    if sync {
-        file.sync_data()
-            .map_err(|e| WriteError::io("syncing", path, e))?;
-    }
-    Ok(end)
-}
-
-/// Creates HSTable `id` preallocated to `capacity` bytes and maps it.
-pub(crate) fn create_file(
-    dir: &Path,
-    id: u32,
-    capacity: usize,
-    huge_pages: bool,
-    version: u32,
-) -> Result<Arc<MappedFile>, WriteError> {
-    let path = file_path(dir, id);
-    let result = (|| {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| WriteError::io("creating", &path, e))?;
-        file.write_all_at(&format::encode_file_header(id, version), 0)
-            .map_err(|e| WriteError::io("writing the header of", &path, e))?;
-        mmap::preallocate(&file, capacity as u64)
-            .map_err(|e| WriteError::io("preallocating", &path, e))?;
-        let mapped = MappedFile::map(file, capacity, path.clone(), id, huge_pages)
-            .map_err(|e| WriteError::io("mapping", &path, e))?;
-        mapped
-            .records_end
-            .store(FILE_HEADER_LEN as u64, Ordering::Relaxed);
-        sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
-        Ok(Arc::new(mapped))
-    })();
-    if result.is_err() {
-        // Leave no half-made file behind (e.g. after ENOSPC); recovery would
-        // cope, but a full disk should not also fill up with empty files.
-        let _ = fs::remove_file(&path);
-    }
-    result
 }
 
 pub(crate) fn check_key(key: &[u8]) -> Result<(), WriteError> {
@@ -302,14 +179,14 @@ impl Inner {
     }
 
     /// Every stripe lock: no write is then between its append and its publish.
-    pub(crate) fn all_stripes(&self) -> Vec<MutexGuard<'_, ()>> {
-        self.stripes.iter().map(lock).collect()
+    pub(crate) fn all_stripes(&self) -> Vec<Held<MutexGuard<'_, ()>>> {
+        self.stripes.iter().map(RankedMutex::lock_again).collect()
     }
 
     #[inline]
-    pub(crate) fn stripe(&self, hash: u64) -> MutexGuard<'_, ()> {
+    pub(crate) fn stripe(&self, hash: u64) -> Held<MutexGuard<'_, ()>> {
         // NOTE: the low 8 bits pick the stripe; shards use the top bits.
-        lock(&self.stripes[(hash as usize) % STRIPES])
+        self.stripes[(hash as usize) % STRIPES].lock()
     }
 
     pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
@@ -333,7 +210,7 @@ impl Inner {
         meta: Meta,
     ) -> Result<(u64, u64), WriteError> {
         let len = RECORD_HEADER_LEN + key.len() + value.len();
-        let mut w = lock(&self.writer);
+        let mut w = self.writer.lock();
         if w.closed {
             return Err(WriteError::Closed);
         }
@@ -422,18 +299,11 @@ impl Inner {
                 }
             }
         };
-        let id = next.id();
-        {
-            let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
-            if files.len() <= id as usize {
-                files.resize(id as usize + 1, None);
-            }
-            files[id as usize] = Some(next.clone());
-        }
+        self.files.write().insert(next.clone());
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
         if std::mem::replace(&mut w.active_on_disk, true) {
-            lock(&self.rolled).push(full.clone());
+            self.rolled.lock().push(full.clone());
             self.roller.seal(crate::roller::SealJob {
                 file: full,
                 data_end: w.tail,
@@ -448,10 +318,10 @@ impl Inner {
     /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
     /// an older version.
     pub(crate) fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
-        let files = read_files(&self.files);
+        let files = self.files.read();
         let mut shard = self.index.write(hash);
         let old = shard.insert(hash, loc, |l| {
-            key_at(&files, l).is_some_and(|(k, _)| k == key)
+            files.key_at(l).is_some_and(|(k, _)| k == key)
         });
         if let Some(old) = old {
             // Under the shard lock, so a snapshot read sees the old version
@@ -461,7 +331,7 @@ impl Inner {
         drop(shard);
         self.counters.live_bytes.fetch_add(len, Ordering::Relaxed);
         if let Some(old) = old {
-            let ol = kill_at(&files, old);
+            let ol = files.kill_at(old);
             self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
             self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
         }
@@ -470,19 +340,19 @@ impl Inner {
     /// Removes `key` from the index after its tombstone (at `tomb`, `len`
     /// bytes) was written.
     fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64, seq: u64) {
-        let files = read_files(&self.files);
+        let files = self.files.read();
         let mut shard = self.index.write(hash);
-        let old = shard.remove(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        let old = shard.remove(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
         if let Some(old) = old {
             self.snapshots.superseded(&files, hash, old, seq);
         }
         drop(shard);
         self.counters.dead_bytes.fetch_add(len, Ordering::Relaxed);
-        if let Some((f, _)) = file_of(&files, tomb) {
+        if let Some((f, _)) = files.file_of(tomb) {
             f.dead.fetch_add(len, Ordering::Relaxed);
         }
         if let Some(old) = old {
-            let ol = kill_at(&files, old);
+            let ol = files.kill_at(old);
             self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
             self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
         }
@@ -490,13 +360,13 @@ impl Inner {
 
     /// The live item of `key`, if any.
     fn lookup(&self, hash: u64, key: &[u8]) -> Result<Option<Item>, ReadError> {
-        let files = read_files(&self.files);
+        let files = self.files.read();
         let loc = self
             .index
             .read(hash)
-            .find(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+            .find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
         let Some(loc) = loc else { return Ok(None) };
-        let Some((file, off)) = file_of(&files, loc) else {
+        let Some((file, off)) = files.file_of(loc) else {
             return Ok(None);
         };
         self.read_item(file, off, key)
@@ -643,13 +513,13 @@ impl Inner {
 
     /// Syncs the active file up to everything appended so far (one group commit).
     pub(crate) fn sync_now(&self) -> Result<(), WriteError> {
-        let _one_at_a_time = lock(&self.sync.serial);
+        let _one_at_a_time = self.sync.serial.lock();
         if let Some(e) = self.sync.poisoned() {
             return Err(e);
         }
         let (active, rolled, upto) = {
-            let w = lock(&self.writer);
-            (w.active.clone(), lock(&self.rolled).clone(), w.last_seq)
+            let w = self.writer.lock();
+            (w.active.clone(), self.rolled.lock().clone(), w.last_seq)
         };
         if upto <= self.sync.synced() {
             return Ok(());
@@ -672,7 +542,9 @@ impl Inner {
             self.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
         if !rolled.is_empty() {
-            lock(&self.rolled).retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
+            self.rolled
+                .lock()
+                .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
         }
         self.sync.advance(upto);
         Ok(())
@@ -787,7 +659,7 @@ impl Engine {
         // All stripes: no write may sit between its append and its publish
         // while the index is emptied, or it would survive in memory but not
         // at recovery.
-        let _all: Vec<_> = self.inner.stripes.iter().map(lock).collect();
+        let _all = self.inner.all_stripes();
         let (seq, _) = self.inner.append(
             RecordKind::Clear,
             format::ENCODING_RAW,
@@ -797,13 +669,13 @@ impl Engine {
             Meta::default(),
         )?;
         if self.inner.snapshots.any() {
-            let files = read_files(&self.inner.files);
+            let files = self.inner.files.read();
             self.inner.index.for_each(|hash, loc| {
                 self.inner.snapshots.superseded(&files, hash, loc, seq);
             });
         }
         self.inner.index.clear();
-        for f in read_files(&self.inner.files).iter().flatten() {
+        for f in self.inner.files.read().iter() {
             // Every record so far is dead, the Clear record included.
             let end = f.records_end.load(Ordering::Relaxed);
             f.dead.store(
@@ -899,7 +771,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let c = &self.inner.counters;
         let w = {
-            let w = lock(&self.inner.writer);
+            let w = self.inner.writer.lock();
             (w.last_seq, w.tail as u64, u64::from(w.active.id()))
         };
         EngineStats {
@@ -932,11 +804,11 @@ impl Engine {
         }
         // Stop compaction first and wait for a round in progress to give up.
         self.inner.compaction.stop();
-        drop(lock(&self.inner.compaction.run));
+        drop(self.inner.compaction.run.lock());
         // No append from here on: a write that passed the write gate before
         // `closed` was set could otherwise roll a file after the roller
         // drained, and that file would be neither sealed nor synced.
-        lock(&self.inner.writer).closed = true;
+        self.inner.writer.lock().closed = true;
         // Full files queued for sealing are sealed (and synced) first.
         self.inner.roller.drain();
         let result = self.seal_active();
@@ -947,7 +819,7 @@ impl Engine {
     }
 
     fn seal_active(&self) -> Result<(), WriteError> {
-        let mut w = lock(&self.inner.writer);
+        let mut w = self.inner.writer.lock();
         w.closed = true;
         if let Some(spare) = w.spare.take() {
             crate::roller::discard(&self.inner, &spare);
@@ -958,7 +830,7 @@ impl Engine {
         }
         // Rolled files not synced yet (durability `none` seals without a
         // sync; a seal that failed): on disk before the durable mark moves.
-        let rolled = std::mem::take(&mut *lock(&self.inner.rolled));
+        let rolled = std::mem::take(&mut *self.inner.rolled.lock());
         for f in &rolled {
             if let Err(e) = f.file().sync_data() {
                 let err = WriteError::io("syncing", f.path(), e);
@@ -974,15 +846,7 @@ impl Engine {
             // Nothing was written: drop the empty preallocated file.
             let path = w.active.path().to_path_buf();
             let id = w.active.id();
-            if let Some(slot) = self
-                .inner
-                .files
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(id as usize)
-            {
-                *slot = None;
-            }
+            self.inner.files.write().remove(id);
             fs::remove_file(&path)
                 .and_then(|()| sync_dir(&self.inner.dir))
                 .map_err(|e| WriteError::io("removing", &path, e))
@@ -1024,7 +888,7 @@ impl Engine {
     #[cfg(feature = "fault-injection")]
     pub fn crash_for_tests(self) {
         self.inner.closed.store(true, Ordering::Release);
-        lock(&self.inner.writer).closed = true;
+        self.inner.writer.lock().closed = true;
         self.stop_threads();
         self.inner.sync.shut_down();
         self.release_lock();
@@ -1136,8 +1000,7 @@ impl Inner {
     /// sets up the state every thread shares.
     fn recover(dir: PathBuf, options: Options, lock_file: File) -> Result<Inner, OpenError> {
         let rec = recovery::recover(&dir, &options)?;
-        let next_id = rec.files.len() as u32;
-        let next_id = next_id.max(1);
+        let next_id = rec.files.end_id().max(1);
         let capacity = options.max_file_size as usize;
         let mut files = rec.files;
         let made = if next_id > index::MAX_FILE_ID {
@@ -1153,10 +1016,7 @@ impl Inner {
         };
         let (active, capacity, on_disk, next_file_id) = match made {
             Ok(active) => {
-                if files.len() <= next_id as usize {
-                    files.resize(next_id as usize + 1, None);
-                }
-                files[next_id as usize] = Some(active.clone());
+                files.insert(active.clone());
                 (active, capacity, true, next_id + 1)
             }
             // A full disk must not stop reads: open with a stand-in for
@@ -1178,7 +1038,7 @@ impl Inner {
             }
             Err(e) => return Err(e.into()),
         };
-        let file_count = files.iter().flatten().count() as u64;
+        let file_count = files.iter().count() as u64;
 
         let counters = Counters::default();
         counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
@@ -1196,22 +1056,27 @@ impl Inner {
             opts: options,
             format: rec.format,
             index: rec.index,
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            files: RwLock::new(files),
-            writer: Mutex::new(Writer {
-                active,
-                active_on_disk: on_disk,
-                tail: FILE_HEADER_LEN,
-                capacity,
-                entries: Vec::new(),
-                last_seq: rec.last_seq,
-                next_file_id,
-                spare: None,
-                spare_asked: false,
-                closed: false,
-            }),
+            stripes: (0..STRIPES)
+                .map(|_| RankedMutex::new(Rank::Stripe, ()))
+                .collect(),
+            files: RankedRwLock::new(Rank::Files, files),
+            writer: RankedMutex::new(
+                Rank::Writer,
+                Writer {
+                    active,
+                    active_on_disk: on_disk,
+                    tail: FILE_HEADER_LEN,
+                    capacity,
+                    entries: Vec::new(),
+                    last_seq: rec.last_seq,
+                    next_file_id,
+                    spare: None,
+                    spare_asked: false,
+                    closed: false,
+                },
+            ),
             sync: SyncShared::new(rec.last_seq),
-            rolled: Mutex::new(Vec::new()),
+            rolled: RankedMutex::new(Rank::Rolled, Vec::new()),
             roller: crate::roller::Roller::default(),
             closed: AtomicBool::new(false),
             counters,

@@ -36,7 +36,9 @@
 //! bits); 0 means an empty slot, which no record can have (records start
 //! after the file header).
 
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+use crate::lock_order::{Held, Rank, RankedRwLock};
 
 use crate::mmap::SlotArray;
 
@@ -244,26 +246,28 @@ impl Table {
     }
 
     fn bytes(&self) -> usize {
-        self.slots.bytes() + std::mem::size_of::<RwLock<Table>>()
+        self.slots.bytes() + std::mem::size_of::<std::sync::RwLock<Table>>()
     }
 }
 
 /// The sharded index.
 pub struct Index {
-    shards: Box<[RwLock<Table>]>,
+    shards: Box<[RankedRwLock<Table>]>,
 }
 
 impl Default for Index {
     fn default() -> Self {
         Index {
-            shards: (0..SHARDS).map(|_| RwLock::new(Table::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RankedRwLock::new(Rank::IndexShard, Table::default()))
+                .collect(),
         }
     }
 }
 
 impl Index {
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Table> {
+    fn shard(&self, hash: u64) -> &RankedRwLock<Table> {
         // NOTE: the shift leaves SHARD_BITS bits, which fit usize.
         &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
     }
@@ -272,31 +276,24 @@ impl Index {
     /// the tables are updated in ways that leave them consistent at every
     /// panic point (a panic can only come from a caller's key comparison).
     #[inline]
-    pub fn read(&self, hash: u64) -> RwLockReadGuard<'_, Table> {
-        self.shard(hash).read().unwrap_or_else(|e| e.into_inner())
+    pub fn read(&self, hash: u64) -> Held<RwLockReadGuard<'_, Table>> {
+        self.shard(hash).read()
     }
 
     #[inline]
-    pub fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Table> {
-        self.shard(hash).write().unwrap_or_else(|e| e.into_inner())
+    pub fn write(&self, hash: u64) -> Held<RwLockWriteGuard<'_, Table>> {
+        self.shard(hash).write()
     }
 
     /// Live entries.
     pub fn len(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
-            .sum()
+        self.shards.iter().map(|s| s.read().len() as u64).sum()
     }
 
     /// Bytes of RAM the index holds, from allocated capacity (not from the
     /// number of entries).
     pub fn bytes(&self) -> u64 {
-        let tables: usize = self
-            .shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).bytes())
-            .sum();
+        let tables: usize = self.shards.iter().map(|s| s.read().bytes()).sum();
         (tables + std::mem::size_of::<Index>()) as u64
     }
 
@@ -304,7 +301,7 @@ impl Index {
     /// shard read-locked while it is walked).
     pub fn for_each(&self, mut f: impl FnMut(u64, u64)) {
         for s in self.shards.iter() {
-            let t = s.read().unwrap_or_else(|e| e.into_inner());
+            let t = s.read();
             for slot in t.slots.iter().filter(|s| s[LOC] != 0) {
                 f(slot[R].rotate_right(SHARD_BITS), slot[LOC]);
             }
@@ -314,7 +311,7 @@ impl Index {
     /// Removes every entry.
     pub fn clear(&self) {
         for s in self.shards.iter() {
-            *s.write().unwrap_or_else(|e| e.into_inner()) = Table::default();
+            *s.write() = Table::default();
         }
     }
 }

@@ -9,12 +9,12 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::engine::file_path;
 use crate::error::OpenError;
 use crate::format::{
     self, FileHeaderError, Footer, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, FOOTER_MAGIC,
     RECORD_HEADER_LEN,
 };
+use crate::hstable::file_path;
 
 /// A problem found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,7 @@ fn verify_file(
         }
     }
     let file = File::open(path).map_err(|e| OpenError::io("opening", path, e))?;
-    let sealed = crate::recovery::read_sealed_index(&file, len);
+    let sealed = crate::hstable::read_sealed_index(&file, len);
     let data_end = match &sealed {
         Some(_) => {
             let mut fb = [0u8; FOOTER_LEN];
@@ -196,7 +196,7 @@ fn verify_file(
                 if sealed.is_none() && bytes[pos..].iter().all(|&b| b == 0) {
                     break; // preallocated, never written
                 }
-                match crate::recovery::next_valid(&bytes[..data_end], pos + 1) {
+                match crate::hstable::next_valid(&bytes[..data_end], pos + 1) {
                     Some(next) => {
                         report.problems.push(problem(
                             pos as u64,

@@ -38,12 +38,9 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::engine::{file_path, key_at, kill_at, seal, sync_dir, FileTable};
 use crate::error::OpenError;
-use crate::format::{
-    self, FileHeaderError, Footer, IndexEntry, RecordHeader, RecordKind, StoreFormat,
-    FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
-};
+use crate::format::{self, FileHeaderError, IndexEntry, RecordKind, StoreFormat, FILE_HEADER_LEN};
+use crate::hstable::{file_path, read_sealed_index, scan, seal, sync_dir, FileTable};
 use crate::index::{self, Index};
 use crate::mmap::MappedFile;
 use crate::options::Options;
@@ -142,7 +139,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
     let format = store_format(dir, !ids.is_empty(), true)?;
 
     let mut rec = Recovered {
-        files: Vec::new(),
+        files: FileTable::default(),
         index: Index::default(),
         live_bytes: 0,
         dead_bytes: 0,
@@ -155,17 +152,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
     let mut loaded: Vec<(u32, Vec<IndexEntry>)> = Vec::new();
     for id in ids {
         if let Some((file, entries)) = load_file(dir, id, opts, &mut rec)? {
-            if rec.files.len() <= id as usize {
-                rec.files.resize(id as usize + 1, None);
-            }
-            rec.files[id as usize] = Some(file);
+            rec.files.insert(file);
             loaded.push((id, entries));
         }
     }
 
     let files = &rec.files;
     for (id, entries) in &loaded {
-        let Some(f) = files[*id as usize].as_ref() else {
+        let Some(f) = files.get(*id) else {
             continue;
         };
         let min = entries.iter().map(|e| e.seq).min().unwrap_or(u64::MAX);
@@ -204,12 +198,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         let e = &by_id[&id][i as usize];
         rec.last_seq = rec.last_seq.max(e.seq);
         let loc = index::pack(id, u64::from(e.offset));
-        let same = |l: u64| match (key_at(files, l), key_at(files, loc)) {
+        let same = |l: u64| match (files.key_at(l), files.key_at(loc)) {
             (Some((a, _)), Some((b, _))) => a == b,
             _ => false,
         };
         let own = || {
-            if let Some(f) = files[id as usize].as_ref() {
+            if let Some(f) = files.get(id) {
                 f.dead
                     .fetch_add(u64::from(e.len), std::sync::atomic::Ordering::Relaxed);
             }
@@ -218,7 +212,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
             RecordKind::Put => {
                 live += u64::from(e.len);
                 if let Some(old) = rec.index.write(e.hash).insert(e.hash, loc, same) {
-                    let ol = kill_at(files, old);
+                    let ol = files.kill_at(old);
                     // A corrupt header can claim another length than
                     // the index entry counted.
                     live = live.saturating_sub(ol);
@@ -229,7 +223,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
                 dead += u64::from(e.len);
                 own();
                 if let Some(old) = rec.index.write(e.hash).remove(e.hash, same) {
-                    let ol = kill_at(files, old);
+                    let ol = files.kill_at(old);
                     // A corrupt header can claim another length than
                     // the index entry counted.
                     live = live.saturating_sub(ol);
@@ -238,7 +232,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
             }
             RecordKind::Clear => {
                 rec.index.for_each(|_, l| {
-                    kill_at(files, l);
+                    files.kill_at(l);
                 });
                 rec.index.clear();
                 dead += live + u64::from(e.len);
@@ -504,169 +498,4 @@ fn is_zero_tail(file: &std::fs::File, from: u64, to: u64) -> bool {
         pos += n as u64;
     }
     true
-}
-
-/// The entries of a sealed file, if its footer and index verify.
-pub(crate) fn read_sealed_index(file: &std::fs::File, len: u64) -> Option<Vec<IndexEntry>> {
-    if len < (FILE_HEADER_LEN + FOOTER_LEN) as u64 {
-        return None;
-    }
-    let mut fb = [0u8; FOOTER_LEN];
-    file.read_exact_at(&mut fb, len - FOOTER_LEN as u64).ok()?;
-    let footer = Footer::decode(&fb)?;
-    let index_len = footer.entry_count.checked_mul(INDEX_ENTRY_LEN as u64)?;
-    if footer.index_offset < FILE_HEADER_LEN as u64
-        || footer
-            .index_offset
-            .checked_add(index_len)?
-            .checked_add(FOOTER_LEN as u64)?
-            != len
-    {
-        return None;
-    }
-    let mut ib = vec![0u8; usize::try_from(index_len).ok()?];
-    file.read_exact_at(&mut ib, footer.index_offset).ok()?;
-    if crc32fast::hash(&ib) != footer.index_crc {
-        return None;
-    }
-    let mut entries = Vec::with_capacity(ib.len() / INDEX_ENTRY_LEN);
-    for chunk in ib.chunks_exact(INDEX_ENTRY_LEN) {
-        let e = IndexEntry::decode(chunk).ok()?;
-        let end = u64::from(e.offset) + u64::from(e.len);
-        if u64::from(e.offset) < FILE_HEADER_LEN as u64
-            || end > footer.index_offset
-            || !(1..=format::MAX_SEQ).contains(&e.seq)
-        {
-            return None;
-        }
-        entries.push(e);
-    }
-    Some(entries)
-}
-
-/// Scans records from the file header on. Returns the valid records, where
-/// the valid data ends, and how many corrupt stretches were skipped.
-fn scan(f: &MappedFile, path: &Path, store: StoreFormat) -> (Vec<IndexEntry>, usize, u64) {
-    let len = f.map_len();
-    let all = f.bytes(0, len);
-    let mut entries = Vec::new();
-    let mut pos = FILE_HEADER_LEN;
-    let mut bad = 0u64;
-    while pos + RECORD_HEADER_LEN <= len {
-        match format::decode_record(&all[pos..]) {
-            Ok(r) => {
-                let rl = r.header.record_len();
-                // NOTE: files are < 4 GiB (MAX_FILE_SIZE + one record), so u32 holds offsets.
-                entries.push(IndexEntry {
-                    hash: if r.header.kind == RecordKind::Clear {
-                        0
-                    } else {
-                        store.hash(r.key)
-                    },
-                    seq: r.header.seq,
-                    offset: pos as u32,
-                    len: rl as u32,
-                    kind: r.header.kind,
-                });
-                pos += rl;
-            }
-            Err(e) => match resync_from(all, pos) {
-                Some(next) => {
-                    bad += 1;
-                    warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes = next - pos,
-                        error = %e,
-                        "skipping a corrupt record; it will not be served"
-                    );
-                    pos = next;
-                }
-                None => return (entries, pos, bad),
-            },
-        }
-    }
-    (entries, pos.min(len), bad)
-}
-
-/// Where the scan goes on after the record at `pos` failed: the next valid
-/// record that cannot lie inside the failed one's body, or `None` if the
-/// failed record is the torn tail.
-///
-/// A record's body is a client's key and value, which may hold bytes that
-/// form a well-formed record (a forged Put, a Clear, a huge sequence
-/// number). When the failed record's header is plausible (a known kind and
-/// encoding, possible lengths) its lengths are trusted: the search starts
-/// after its whole extent, and a record whose extent runs past the end of
-/// the file is the torn tail (a power cut or crash cut it short). Only a
-/// header that is itself garbage makes the search go byte by byte.
-/// Failed records back to back with plausible headers are skipped whole, one
-/// after the other.
-fn resync_from(all: &[u8], pos: usize) -> Option<usize> {
-    let mut p = pos;
-    loop {
-        match RecordHeader::decode(&all[p..]) {
-            Ok(h) => {
-                let end = p.checked_add(h.record_len())?;
-                if end > all.len() {
-                    return None;
-                }
-                if format::decode_record(&all[end..]).is_ok() {
-                    return Some(end);
-                }
-                p = end;
-            }
-            Err(_) => return next_valid(all, p + 1),
-        }
-    }
-}
-
-/// The first offset at or after `from` where a whole valid record starts.
-pub(crate) fn next_valid(all: &[u8], from: usize) -> Option<usize> {
-    let mut p = from;
-    while p + RECORD_HEADER_LEN <= all.len() {
-        // A record's kind byte (offset 4) is never zero: skip zero runs
-        // eight bytes at a time.
-        let k = p + 4;
-        if all[k] == 0 {
-            let mut q = k;
-            while q + 8 <= all.len() && all[q..q + 8] == [0u8; 8] {
-                q += 8;
-            }
-            while q < all.len() && all[q] == 0 {
-                q += 1;
-            }
-            if q >= all.len() {
-                return None;
-            }
-            p = q - 4;
-            continue;
-        }
-        if matches!(all[k], 1..=3)
-            && all[k + 1] <= format::ENCODING_LZ4
-            && format::decode_record(&all[p..]).is_ok()
-        {
-            return Some(p);
-        }
-        p += 1;
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_valid_skips_garbage_and_zeros() {
-        let rec = format::encode_record(RecordKind::Put, b"k", b"v", 0, 0, 1);
-        let mut buf = vec![0u8; 100];
-        buf.extend_from_slice(&[7u8; 13]);
-        buf.extend_from_slice(&[0u8; 50]);
-        let at = buf.len();
-        buf.extend_from_slice(&rec);
-        buf.extend_from_slice(&[0u8; 40]);
-        assert_eq!(next_valid(&buf, 1), Some(at));
-        assert_eq!(next_valid(&buf, at + 1), None);
-    }
 }

@@ -31,8 +31,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use tracing::{debug, warn};
 
-use crate::engine::{create_file, lock, seal, sync_dir, Inner};
+use crate::engine::{lock, Inner};
 use crate::format::IndexEntry;
+use crate::hstable::{create_file, seal, sealed_len, sync_dir};
 use crate::mmap::MappedFile;
 use crate::options::Durability;
 
@@ -155,7 +156,7 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
     let sync = inner.opts.durability != Durability::None;
     let f = &job.file;
     // Reads are bounded by the sealed length before the file is cut to it.
-    f.shrink_to(crate::engine::sealed_len(job.data_end, job.entries.len()));
+    f.shrink_to(sealed_len(job.data_end, job.entries.len()));
     match seal(
         f.file(),
         f.path(),
@@ -168,7 +169,7 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
             if sync {
                 inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 // Its records are on disk: group commits need not sync it.
-                lock(&inner.rolled).retain(|r| !Arc::ptr_eq(r, f));
+                inner.rolled.lock().retain(|r| !Arc::ptr_eq(r, f));
             }
             f.sealed.store(true, Ordering::Release);
             debug!(file = %f.path().display(), records = job.entries.len(), "sealed");
@@ -190,7 +191,7 @@ fn make_spare(inner: &Inner, id: u32, capacity: usize) {
         inner.format.version,
     ) {
         Ok(file) => {
-            let mut w = lock(&inner.writer);
+            let mut w = inner.writer.lock();
             w.spare_asked = false;
             if w.closed || w.spare.is_some() {
                 drop(w);
@@ -203,7 +204,7 @@ fn make_spare(inner: &Inner, id: u32, capacity: usize) {
         // to its writer if it fails again; the file after asks again.
         Err(e) => {
             warn!(error = %e, "could not preallocate the next HSTable");
-            lock(&inner.writer).spare_asked = false;
+            inner.writer.lock().spare_asked = false;
         }
     }
 }

@@ -39,9 +39,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::{file_of, key_at, lock, read_files, FileTable, Inner};
+use crate::engine::{lock, Inner};
 use crate::error::ReadError;
 use crate::format::{IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::hstable::FileTable;
 use crate::index;
 use crate::mmap::MappedFile;
 use crate::types::{Item, Value};
@@ -79,10 +80,10 @@ impl Registry {
         if !self.any() {
             return;
         }
-        let Some((file, off)) = file_of(files, old) else {
+        let Some((file, off)) = files.file_of(old) else {
             return;
         };
-        let Some((_, h)) = key_at(files, old) else {
+        let Some((_, h)) = files.key_at(old) else {
             return;
         };
         lock(&self.superseded)
@@ -162,17 +163,13 @@ impl Drop for Snapshot {
 
 pub(crate) fn take(inner: &Arc<Inner>) -> Snapshot {
     let _all = inner.all_stripes();
-    let _switch = inner
-        .compaction
-        .switch
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    let _switch = inner.compaction.switch.read();
     let (seq, active) = {
-        let w = lock(&inner.writer);
+        let w = inner.writer.lock();
         (w.last_seq, (w.active.id(), w.tail as u64))
     };
     inner.snapshots.register(seq);
-    let files = read_files(&inner.files).iter().flatten().cloned().collect();
+    let files = inner.files.read().iter().cloned().collect();
     Snapshot {
         inner: inner.clone(),
         seq,
@@ -203,11 +200,11 @@ impl Snapshot {
     /// The file, offset and sequence number of the version of `key`
     /// visible at the snapshot.
     fn resolve(&self, hash: u64, key: &[u8]) -> Option<(Arc<MappedFile>, usize, u64)> {
-        let files = read_files(&self.inner.files);
+        let files = self.inner.files.read();
         let shard = self.inner.index.read(hash);
-        let loc = shard.find(hash, |l| key_at(&files, l).is_some_and(|(k, _)| k == key));
+        let loc = shard.find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
         if let Some(loc) = loc {
-            if let (Some((f, off)), Some((_, h))) = (file_of(&files, loc), key_at(&files, loc)) {
+            if let (Some((f, off)), Some((_, h))) = (files.file_of(loc), files.key_at(loc)) {
                 if h.seq <= self.seq {
                     return Some((f.clone(), off, h.seq));
                 }
@@ -291,7 +288,7 @@ impl SnapshotIter<'_> {
                 }
             } else {
                 let len = f.file().metadata().map(|m| m.len()).unwrap_or(0);
-                if let Some(entries) = crate::recovery::read_sealed_index(f.file(), len) {
+                if let Some(entries) = crate::hstable::read_sealed_index(f.file(), len) {
                     self.entries.extend(
                         entries
                             .iter()

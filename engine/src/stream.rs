@@ -32,9 +32,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::durability::SyncTicket;
-use crate::engine::{check_key, check_value_len, file_path, lock, seal, sync_dir, Inner};
+use crate::engine::{check_key, check_value_len, Inner};
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
 use crate::mmap::MappedFile;
 use crate::types::{Condition, Meta, PutOutcome, Written};
@@ -86,7 +87,7 @@ pub(crate) fn begin(
         Target::Buffer(Vec::with_capacity(len))
     } else {
         let id = {
-            let mut w = lock(&inner.writer);
+            let mut w = inner.writer.lock();
             w.take_file_id(&inner.dir)?
         };
         let mut tmp = file_path(&inner.dir, id).into_os_string();
@@ -222,7 +223,7 @@ fn commit_file(
     // and the write is counted in the active file's group commits: its own
     // file is synced here, before its ticket exists.
     let seq = {
-        let mut w = lock(&inner.writer);
+        let mut w = inner.writer.lock();
         if w.closed {
             return Err(WriteError::Closed);
         }
@@ -262,13 +263,7 @@ fn commit_file(
     mapped.min_seq.store(seq, Ordering::Relaxed);
     mapped.max_seq.store(seq, Ordering::Relaxed);
     mapped.sealed.store(true, Ordering::Relaxed);
-    {
-        let mut files = inner.files.write().unwrap_or_else(|e| e.into_inner());
-        if files.len() <= id as usize {
-            files.resize(id as usize + 1, None);
-        }
-        files[id as usize] = Some(Arc::new(mapped));
-    }
+    inner.files.write().insert(Arc::new(mapped));
     let c = &inner.counters;
     c.files.fetch_add(1, Ordering::Relaxed);
     c.syncs.fetch_add(1, Ordering::Relaxed);
