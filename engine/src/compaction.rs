@@ -630,7 +630,7 @@ fn compact_group(
     // A record was dropped because a newer one replaced it; that one must
     // be on disk before the old one goes, or a machine crash could lose
     // both. One group commit covers every write published so far.
-    inner.sync_now()?;
+    crate::durability::sync_now(inner)?;
     // The old files go together or not at all: if a crash (or a failed
     // unlink) left the file with an older Put while the one with the
     // tombstone that was dropped is gone, the deleted key would come back.

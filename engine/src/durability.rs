@@ -13,14 +13,18 @@
 //! After a failed sync the kernel may have dropped the dirty pages, so no
 //! later sync can vouch for them: the engine is poisoned, every pending and
 //! later waiter gets the error and every later write is refused.
+//!
+//! This module owns the sync serial lock (one group commit at a time), the
+//! list of rolled files not synced yet, and [`sync_now`], the group commit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::engine::{lock, Inner};
 use crate::error::WriteError;
 use crate::lock_order::{Rank, RankedMutex};
+use crate::mmap::MappedFile;
 
 /// A position in the write stream; a write is durable once the engine has
 /// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].
@@ -60,8 +64,13 @@ pub(crate) struct SyncShared {
     synced: AtomicU64,
     poisoned: AtomicBool,
     cause: Mutex<Option<WriteError>>,
-    /// Serialises fdatasync calls so a caller that waited finds its work done.
-    pub serial: RankedMutex<()>,
+    /// Serialises group commits so a caller that waited finds its work done.
+    serial: RankedMutex<()>,
+    /// Rolled files whose records may not be on disk yet: a group commit
+    /// syncs them before it counts them durable. Under every durability,
+    /// `none` included: compaction's sync before it unlinks old versions,
+    /// and close, must cover their replacements in rolled files too.
+    rolled: RankedMutex<Vec<Arc<MappedFile>>>,
 }
 
 impl SyncShared {
@@ -74,7 +83,18 @@ impl SyncShared {
             poisoned: AtomicBool::new(false),
             cause: Mutex::new(None),
             serial: RankedMutex::new(Rank::SyncSerial, ()),
+            rolled: RankedMutex::new(Rank::Rolled, Vec::new()),
         }
+    }
+
+    /// A full file was rolled: its records may not be on disk yet.
+    pub fn rolled(&self, file: Arc<MappedFile>) {
+        self.rolled.lock().push(file);
+    }
+
+    /// The roller synced a rolled file: group commits need not any more.
+    pub fn rolled_synced(&self, file: &Arc<MappedFile>) {
+        self.rolled.lock().retain(|r| !Arc::ptr_eq(r, file));
     }
 
     pub fn synced(&self) -> u64 {
@@ -251,7 +271,7 @@ pub(crate) fn sync_loop(inner: &Inner) {
     while inner.sync.wait_for_work() {
         if inner.sync.poisoned().is_none() {
             // Errors poison the engine; complete_ready delivers them.
-            let _ = inner.sync_now();
+            let _ = sync_now(inner);
         }
         inner.sync.clamp_requested(inner.writer.lock().last_seq);
         inner.sync.complete_ready();
@@ -262,7 +282,64 @@ pub(crate) fn sync_loop(inner: &Inner) {
 pub(crate) fn interval_loop(inner: &Inner, every: Duration) {
     while inner.sync.sleep(every) {
         if inner.sync.poisoned().is_none() {
-            let _ = inner.sync_now();
+            let _ = sync_now(inner);
         }
     }
+}
+
+/// Syncs the active file up to everything appended so far (one group
+/// commit), rolled files not synced yet first.
+pub(crate) fn sync_now(inner: &Inner) -> Result<(), WriteError> {
+    let sync = &inner.sync;
+    let _one_at_a_time = sync.serial.lock();
+    if let Some(e) = sync.poisoned() {
+        return Err(e);
+    }
+    let (active, rolled, upto) = {
+        let w = inner.writer.lock();
+        (w.active.clone(), sync.rolled.lock().clone(), w.last_seq)
+    };
+    if upto <= sync.synced() {
+        return Ok(());
+    }
+    // Rolled files the roller has not synced yet hold records up to
+    // `upto` too: they go first. fdatasync writes back the pages dirtied
+    // through the shared map too: they are the file's page cache.
+    for file in rolled.iter().chain(std::iter::once(&active)) {
+        let synced = if inner.faults.sync_fails() {
+            Err(std::io::Error::other("injected sync failure"))
+        } else {
+            file.file().sync_data()
+        };
+        if let Err(e) = synced {
+            let err = WriteError::io("syncing", file.path(), e);
+            tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
+            sync.poison(&err);
+            return Err(err);
+        }
+        inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+    if !rolled.is_empty() {
+        sync.rolled
+            .lock()
+            .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
+    }
+    sync.advance(upto);
+    Ok(())
+}
+
+/// At close: syncs every rolled file not synced yet (durability `none`
+/// seals without a sync; a seal may have failed), so they are on disk
+/// before the durable mark moves. A failure poisons the engine.
+pub(crate) fn sync_rolled(inner: &Inner) -> Result<(), WriteError> {
+    let rolled = std::mem::take(&mut *inner.sync.rolled.lock());
+    for f in &rolled {
+        if let Err(e) = f.file().sync_data() {
+            let err = WriteError::io("syncing", f.path(), e);
+            inner.sync.poison(&err);
+            return Err(err);
+        }
+        inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }

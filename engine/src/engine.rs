@@ -117,11 +117,6 @@ pub(crate) struct Inner {
     pub files: RankedRwLock<FileTable>,
     pub writer: RankedMutex<Writer>,
     pub sync: SyncShared,
-    /// Rolled files whose records may not be on disk yet: a group commit
-    /// syncs them before it counts them durable. Under every durability,
-    /// `none` included: compaction's sync before it unlinks old versions,
-    /// and close, must cover their replacements in rolled files too.
-    pub rolled: RankedMutex<Vec<Arc<MappedFile>>>,
     pub roller: crate::roller::Roller,
     pub closed: AtomicBool,
     pub counters: Counters,
@@ -303,7 +298,7 @@ impl Inner {
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
         if std::mem::replace(&mut w.active_on_disk, true) {
-            self.rolled.lock().push(full.clone());
+            self.sync.rolled(full.clone());
             self.roller.seal(crate::roller::SealJob {
                 file: full,
                 data_end: w.tail,
@@ -509,45 +504,6 @@ impl Inner {
         )?;
         self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64, seq);
         Ok(seq)
-    }
-
-    /// Syncs the active file up to everything appended so far (one group commit).
-    pub(crate) fn sync_now(&self) -> Result<(), WriteError> {
-        let _one_at_a_time = self.sync.serial.lock();
-        if let Some(e) = self.sync.poisoned() {
-            return Err(e);
-        }
-        let (active, rolled, upto) = {
-            let w = self.writer.lock();
-            (w.active.clone(), self.rolled.lock().clone(), w.last_seq)
-        };
-        if upto <= self.sync.synced() {
-            return Ok(());
-        }
-        // Rolled files the roller has not synced yet hold records up to
-        // `upto` too: they go first. fdatasync writes back the pages dirtied
-        // through the shared map too: they are the file's page cache.
-        for file in rolled.iter().chain(std::iter::once(&active)) {
-            let synced = if self.faults.sync_fails() {
-                Err(std::io::Error::other("injected sync failure"))
-            } else {
-                file.file().sync_data()
-            };
-            if let Err(e) = synced {
-                let err = WriteError::io("syncing", file.path(), e);
-                tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
-                self.sync.poison(&err);
-                return Err(err);
-            }
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        if !rolled.is_empty() {
-            self.rolled
-                .lock()
-                .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
-        }
-        self.sync.advance(upto);
-        Ok(())
     }
 }
 
@@ -765,7 +721,7 @@ impl Engine {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(WriteError::Closed);
         }
-        self.inner.sync_now()
+        crate::durability::sync_now(&self.inner)
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -830,15 +786,7 @@ impl Engine {
         }
         // Rolled files not synced yet (durability `none` seals without a
         // sync; a seal that failed): on disk before the durable mark moves.
-        let rolled = std::mem::take(&mut *self.inner.rolled.lock());
-        for f in &rolled {
-            if let Err(e) = f.file().sync_data() {
-                let err = WriteError::io("syncing", f.path(), e);
-                self.inner.sync.poison(&err);
-                return Err(err);
-            }
-            self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        }
+        crate::durability::sync_rolled(&self.inner)?;
         let result = if !w.active_on_disk {
             // The stand-in of a full disk: nothing on disk to seal or drop.
             Ok(())
@@ -1076,7 +1024,6 @@ impl Inner {
                 },
             ),
             sync: SyncShared::new(rec.last_seq),
-            rolled: RankedMutex::new(Rank::Rolled, Vec::new()),
             roller: crate::roller::Roller::default(),
             closed: AtomicBool::new(false),
             counters,

@@ -11,7 +11,7 @@
 //! wrote stopped serving all its connections for that long.
 //!
 //! Why this keeps every promise:
-//! * Durability. A rolled file joins `Inner::rolled` until some fdatasync
+//! * Durability. A rolled file joins the rolled list (`durability.rs`) until some fdatasync
 //!   of it completes (under `None` the seal does not sync, so it stays
 //!   there until compaction's sync or close). A group commit
 //!   syncs every file on that list before the active one and only then
@@ -169,7 +169,7 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
             if sync {
                 inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 // Its records are on disk: group commits need not sync it.
-                inner.rolled.lock().retain(|r| !Arc::ptr_eq(r, f));
+                inner.sync.rolled_synced(f);
             }
             f.sealed.store(true, Ordering::Release);
             debug!(file = %f.path().display(), records = job.entries.len(), "sealed");

@@ -246,7 +246,7 @@ fn commit_file(
     // Everything written before this record must be on disk before it is:
     // otherwise a machine crash could keep the streamed value and lose
     // earlier writes, a state that never existed.
-    inner.sync_now()?;
+    crate::durability::sync_now(inner)?;
     let path = file_path(&inner.dir, id);
     fs::rename(tmp, &path).map_err(|e| WriteError::io("renaming", tmp, e))?;
     sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
