@@ -297,7 +297,11 @@ pub(crate) fn sync_now(inner: &Inner) -> Result<(), WriteError> {
     }
     let (active, rolled, upto) = {
         let w = inner.writer.lock();
-        (w.active.clone(), sync.rolled.lock().clone(), w.last_seq)
+        (
+            w.active.mapped().clone(),
+            sync.rolled.lock().clone(),
+            w.last_seq,
+        )
     };
     if upto <= sync.synced() {
         return Ok(());

@@ -33,7 +33,7 @@ use crate::format::{
 use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTable};
 use crate::index::{self, Index};
 use crate::lock_order::{Held, Rank, RankedMutex, RankedRwLock};
-use crate::mmap::MappedFile;
+use crate::mmap::{ActiveFile, MappedFile};
 use crate::options::{Compression, Durability, Options, MIN_COMPRESS_LEN};
 use crate::recovery;
 use crate::snapshot::Snapshot;
@@ -46,12 +46,11 @@ const MAX_FILE_SIZE: u64 = 3 << 30;
 
 /// State of the append path, behind the writer lock.
 pub(crate) struct Writer {
-    pub active: Arc<MappedFile>,
+    /// The active HSTable's write handle (the only one there is).
+    pub active: ActiveFile,
     /// `active` is a real HSTable; false for the stand-in a full disk at
     /// open leaves (no room, never sealed, not in the file table).
     pub active_on_disk: bool,
-    /// Offset of the next record.
-    pub tail: usize,
     /// Preallocated (and mapped) bytes of the active file.
     pub capacity: usize,
     /// The active file's future sealed index.
@@ -60,7 +59,7 @@ pub(crate) struct Writer {
     pub next_file_id: u32,
     /// A preallocated file of `max_file_size` bytes for the next roll-over,
     /// made ahead by the roller.
-    pub spare: Option<Arc<MappedFile>>,
+    pub spare: Option<ActiveFile>,
     /// The roller was asked for a spare that has not arrived yet.
     pub spare_asked: bool,
     /// Set by close: nothing may be appended any more.
@@ -214,16 +213,14 @@ impl Inner {
         }
         // Room for the record and for the sealed index entry it will need,
         // so sealing never has to grow the file.
-        if w.tail + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity {
+        if w.active.tail() + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity
+        {
             self.roll(&mut w, len)?;
         }
         let seq = w.next_seq()?;
         let header =
             format::encode_header_with(kind, encoding, key, value, meta.flags, meta.expiry, seq);
-        let off = w.tail;
-        w.active.write(off, &header);
-        w.active.write(off + RECORD_HEADER_LEN, key);
-        w.active.write(off + RECORD_HEADER_LEN + key.len(), value);
+        let off = w.active.append(&[&header, key, value]);
         // NOTE: offsets and lengths fit u32: files are at most MAX_FILE_SIZE
         // plus one record of at most MAX_VALUE_LEN.
         w.entries.push(IndexEntry {
@@ -233,14 +230,14 @@ impl Inner {
             len: len as u32,
             kind,
         });
-        w.tail += len;
         w.last_seq = seq;
-        w.active.records_end.store(w.tail as u64, Ordering::Relaxed);
+        let tail = w.active.tail();
+        w.active.records_end.store(tail as u64, Ordering::Relaxed);
         if w.active.min_seq.load(Ordering::Relaxed) == u64::MAX {
             w.active.min_seq.store(seq, Ordering::Relaxed);
         }
         w.active.max_seq.store(seq, Ordering::Relaxed);
-        if w.tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
+        if tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
             // Half full: the next file gets made while this one fills. (No
             // id left: the roll-over reports it.)
             if let Ok(id) = w.take_file_id(&self.dir) {
@@ -294,18 +291,19 @@ impl Inner {
                 }
             }
         };
-        self.files.write().insert(next.clone());
+        self.files.write().insert(next.mapped().clone());
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
         if std::mem::replace(&mut w.active_on_disk, true) {
+            let data_end = full.tail();
+            let full = full.into_mapped();
             self.sync.rolled(full.clone());
             self.roller.seal(crate::roller::SealJob {
                 file: full,
-                data_end: w.tail,
+                data_end,
                 entries: std::mem::take(&mut w.entries),
             });
         }
-        w.tail = FILE_HEADER_LEN;
         w.capacity = capacity;
         Ok(())
     }
@@ -728,7 +726,7 @@ impl Engine {
         let c = &self.inner.counters;
         let w = {
             let w = self.inner.writer.lock();
-            (w.last_seq, w.tail as u64, u64::from(w.active.id()))
+            (w.last_seq, w.active.tail() as u64, u64::from(w.active.id()))
         };
         EngineStats {
             keys: self.inner.index.len(),
@@ -799,11 +797,12 @@ impl Engine {
                 .and_then(|()| sync_dir(&self.inner.dir))
                 .map_err(|e| WriteError::io("removing", &path, e))
         } else {
-            w.active.shrink_to(sealed_len(w.tail, w.entries.len()));
+            let data_end = w.active.tail();
+            w.active.shrink_to(sealed_len(data_end, w.entries.len()));
             seal(
                 w.active.file(),
                 w.active.path(),
-                w.tail,
+                data_end,
                 &w.entries,
                 true,
                 self.inner.format.version,
@@ -964,7 +963,7 @@ impl Inner {
         };
         let (active, capacity, on_disk, next_file_id) = match made {
             Ok(active) => {
-                files.insert(active.clone());
+                files.insert(active.mapped().clone());
                 (active, capacity, true, next_id + 1)
             }
             // A full disk must not stop reads: open with a stand-in for
@@ -980,9 +979,9 @@ impl Inner {
                     error = %source,
                     "cannot create a new HSTable: serving reads, writes fail until this is resolved"
                 );
-                let stand_in = MappedFile::placeholder(path.clone(), next_id)
+                let stand_in = MappedFile::placeholder(path.clone(), next_id, FILE_HEADER_LEN)
                     .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;
-                (Arc::new(stand_in), 0, false, next_id)
+                (stand_in, 0, false, next_id)
             }
             Err(e) => return Err(e.into()),
         };
@@ -1013,7 +1012,6 @@ impl Inner {
                 Writer {
                     active,
                     active_on_disk: on_disk,
-                    tail: FILE_HEADER_LEN,
                     capacity,
                     entries: Vec::new(),
                     last_seq: rec.last_seq,

@@ -19,7 +19,7 @@ use crate::format::{
     INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::index;
-use crate::mmap::{self, MappedFile};
+use crate::mmap::{self, ActiveFile, MappedFile};
 
 /// Every open HSTable by id: a location's file id indexes it. Ids are
 /// dense from 1 (0 is never used), so a vector with holes for files gone.
@@ -144,14 +144,15 @@ pub(crate) fn seal(
     Ok(end)
 }
 
-/// Creates HSTable `id` preallocated to `capacity` bytes and maps it.
+/// Creates HSTable `id` preallocated to `capacity` bytes and maps it;
+/// returns its write handle.
 pub(crate) fn create_file(
     dir: &Path,
     id: u32,
     capacity: usize,
     huge_pages: bool,
     version: u32,
-) -> Result<Arc<MappedFile>, WriteError> {
+) -> Result<ActiveFile, WriteError> {
     let path = file_path(dir, id);
     let result = (|| {
         let file = OpenOptions::new()
@@ -164,13 +165,20 @@ pub(crate) fn create_file(
             .map_err(|e| WriteError::io("writing the header of", &path, e))?;
         mmap::preallocate(&file, capacity as u64)
             .map_err(|e| WriteError::io("preallocating", &path, e))?;
-        let mapped = MappedFile::map(file, capacity, path.clone(), id, huge_pages)
-            .map_err(|e| WriteError::io("mapping", &path, e))?;
+        let mapped = MappedFile::map_for_append(
+            file,
+            capacity,
+            path.clone(),
+            id,
+            huge_pages,
+            FILE_HEADER_LEN,
+        )
+        .map_err(|e| WriteError::io("mapping", &path, e))?;
         mapped
             .records_end
             .store(FILE_HEADER_LEN as u64, Ordering::Relaxed);
         sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
-        Ok(Arc::new(mapped))
+        Ok(mapped)
     })();
     if result.is_err() {
         // Leave no half-made file behind (e.g. after ENOSPC); recovery would

@@ -29,12 +29,15 @@
 //!    `Value`, snapshot and iterator) exists, and an unlinked file is never
 //!    truncated. Compaction outputs are written with `pwrite` and mapped
 //!    only once sealed, at their final length.
-//! 2. **No data race.** A byte range is written exactly once, by the writer
-//!    that reserved it under the engine's writer lock, before the record's
-//!    index entry is published (under an index `RwLock`, which orders the
-//!    write before any reader's read). Readers only read ranges they found
-//!    through the index or, in recovery, before any writer exists.
-//!    Writes therefore never overlap reads of the same bytes.
+//! 2. **No data race.** The only way to write into a map is the
+//!    [`ActiveFile`] handle, made once per file when it is created (not
+//!    `Clone`, owned by the engine's writer behind the writer lock). It
+//!    writes only at its tail and moves the tail past what it wrote, so a
+//!    byte range is written exactly once, before the record's index entry
+//!    is published (under an index `RwLock`, which orders the write before
+//!    any reader's read). Readers only read ranges they found through the
+//!    index or, in recovery, before any writer exists. Writes therefore
+//!    never overlap reads of the same bytes.
 //! 3. **No other process writes these files**: the data directory is locked
 //!    with `flock` for as long as the engine is open. (Another process that
 //!    ignores the lock and truncates a file can still crash us with SIGBUS;
@@ -47,6 +50,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -126,7 +130,7 @@ impl MappedFile {
     /// disk at open): one page of anonymous shared memory (memfd), not in the
     /// data directory, never written (the engine gives it no room for a
     /// record, so the first write makes a real file or fails).
-    pub fn placeholder(path: PathBuf, id: u32) -> io::Result<MappedFile> {
+    pub fn placeholder(path: PathBuf, id: u32, tail: usize) -> io::Result<ActiveFile> {
         // SAFETY: plain syscall; the name is a valid NUL-terminated string
         // that outlives the call.
         let fd = unsafe { libc::memfd_create(c"hstable-placeholder".as_ptr(), libc::MFD_CLOEXEC) };
@@ -137,7 +141,24 @@ impl MappedFile {
         // nothing else.
         let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         file.set_len(4096)?;
-        MappedFile::map(file, 4096, path, id, false)
+        MappedFile::map_for_append(file, 4096, path, id, false, tail)
+    }
+
+    /// Maps a new, preallocated HSTable like [`Self::map`] and returns the
+    /// one handle that may write into it, its tail at `tail`.
+    pub fn map_for_append(
+        file: File,
+        len: usize,
+        path: PathBuf,
+        id: u32,
+        huge_pages: bool,
+        tail: usize,
+    ) -> io::Result<ActiveFile> {
+        let mapped = MappedFile::map(file, len, path, id, huge_pages)?;
+        Ok(ActiveFile {
+            file: Arc::new(mapped),
+            tail,
+        })
     }
 
     pub fn file(&self) -> &File {
@@ -197,18 +218,18 @@ impl MappedFile {
 
     /// Copies `data` into the file at `off` through the map.
     ///
-    /// Panics if the range is outside the mapping. The caller must own the
-    /// range exclusively and not have published it yet (invariant 2).
+    /// Panics if the range is outside the mapping. Only [`ActiveFile`]
+    /// calls it, at its tail (invariant 2).
     #[inline]
-    pub fn write(&self, off: usize, data: &[u8]) {
+    fn write(&self, off: usize, data: &[u8]) {
         let end = off.checked_add(data.len()).expect("range overflow");
         assert!(end <= self.map.len(), "write past the mapping");
         // SAFETY: in bounds (checked above); the range is preallocated on disk
-        // (invariant 1), so the store cannot SIGBUS; it was reserved by the
-        // caller under the writer lock and is not yet visible to any reader,
-        // so nothing reads or writes it concurrently (invariant 2). `data`
-        // cannot overlap the map's unpublished range because no one has a
-        // reference to that range.
+        // (invariant 1), so the store cannot SIGBUS; it lies at or past the
+        // tail of the file's one ActiveFile, which `&mut` makes exclusive, so
+        // it is not yet visible to any reader and nothing reads or writes it
+        // concurrently (invariant 2). `data` cannot overlap the map's
+        // unpublished range because no one has a reference to that range.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 data.as_ptr(),
@@ -216,6 +237,55 @@ impl MappedFile {
                 data.len(),
             );
         }
+    }
+}
+
+/// The one write handle of the active HSTable (invariant 2): made with
+/// the map, not `Clone`, owned by the writer. It appends at its tail and
+/// never writes below it; readers see the file through the shared
+/// [`MappedFile`] it derefs to.
+#[derive(Debug)]
+pub struct ActiveFile {
+    file: Arc<MappedFile>,
+    /// Offset of the next write: everything below it has been handed out.
+    tail: usize,
+}
+
+impl ActiveFile {
+    /// The shared file, for the file table and readers.
+    pub fn mapped(&self) -> &Arc<MappedFile> {
+        &self.file
+    }
+
+    /// Offset of the next record.
+    pub fn tail(&self) -> usize {
+        self.tail
+    }
+
+    /// Copies `parts` back to back at the tail, moves the tail past them
+    /// and returns where they start. Panics past the mapping (the writer
+    /// checks room first).
+    #[inline]
+    pub fn append(&mut self, parts: &[&[u8]]) -> usize {
+        let start = self.tail;
+        for p in parts {
+            self.file.write(self.tail, p);
+            self.tail += p.len();
+        }
+        start
+    }
+
+    /// Gives up the handle: the file is full or closing, nothing is
+    /// written into it any more.
+    pub fn into_mapped(self) -> Arc<MappedFile> {
+        self.file
+    }
+}
+
+impl std::ops::Deref for ActiveFile {
+    type Target = MappedFile;
+    fn deref(&self) -> &MappedFile {
+        &self.file
     }
 }
 

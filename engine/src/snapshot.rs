@@ -166,7 +166,7 @@ pub(crate) fn take(inner: &Arc<Inner>) -> Snapshot {
     let _switch = inner.compaction.switch.read();
     let (seq, active) = {
         let w = inner.writer.lock();
-        (w.last_seq, (w.active.id(), w.tail as u64))
+        (w.last_seq, (w.active.id(), w.active.tail() as u64))
     };
     inner.snapshots.register(seq);
     let files = inner.files.read().iter().cloned().collect();
