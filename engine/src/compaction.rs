@@ -486,7 +486,8 @@ fn compact_group(
                         "dropping a corrupt record during compaction");
                     inner.counters.bad_records.fetch_add(1, Ordering::Relaxed);
                     if inner
-                        .index
+                        .keys
+                        .index()
                         .write(e.hash)
                         .remove(e.hash, |l| l == loc)
                         .is_some()
@@ -505,7 +506,8 @@ fn compact_group(
                     // published is seen as live, not dropped as dead.
                     let _key = inner.stripe(e.hash);
                     let live = inner
-                        .index
+                        .keys
+                        .index()
                         .read(e.hash)
                         .find(e.hash, |l| l == loc)
                         .is_some();
@@ -517,7 +519,8 @@ fn compact_group(
                         && keep_seq != Some(e.seq)
                     {
                         if inner
-                            .index
+                            .keys
+                            .index()
                             .write(e.hash)
                             .remove(e.hash, |l| l == loc)
                             .is_some()
@@ -616,7 +619,7 @@ fn compact_group(
         insert_files(inner, &mapped);
         for m in &moves {
             let new = index::pack(mapped[m.out].id(), m.off as u64);
-            if !inner.index.write(m.hash).replace(m.hash, m.old, new) {
+            if !inner.keys.index().write(m.hash).replace(m.hash, m.old, new) {
                 // Overwritten or deleted meanwhile: the copy is garbage.
                 lost += m.len;
                 mapped[m.out].dead.fetch_add(m.len, Ordering::Relaxed);

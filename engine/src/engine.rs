@@ -31,7 +31,8 @@ use crate::format::{
     MAX_KEY_LEN, MAX_VALUE_LEN, RECORD_HEADER_LEN,
 };
 use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTable};
-use crate::index::{self, Index};
+use crate::index;
+use crate::keydir::{KeyDir, Placed};
 use crate::lock_order::{Held, Rank, RankedMutex, RankedRwLock};
 use crate::mmap::{ActiveFile, MappedFile};
 use crate::options::{Compression, Durability, Options, MIN_COMPRESS_LEN};
@@ -40,7 +41,6 @@ use crate::snapshot::Snapshot;
 use crate::stats::{Counters, EngineStats};
 use crate::types::{Condition, Item, Meta, PutOutcome, Update, Value, Written};
 
-const STRIPES: usize = 256;
 /// Largest allowed `max_file_size`: offsets in a sealed index are u32.
 const MAX_FILE_SIZE: u64 = 3 << 30;
 
@@ -108,10 +108,8 @@ pub(crate) struct Inner {
     pub opts: Options,
     /// The store's format version and key-hash seed.
     pub format: format::StoreFormat,
-    pub index: Index,
-    /// Per-key-hash locks held across check + append + publish, so one key's
-    /// writes publish in sequence order and conditions are atomic.
-    stripes: Box<[RankedMutex<()>]>,
+    /// The index and the stripe locks (`keydir.rs`).
+    pub keys: KeyDir,
     /// Every open HSTable by id; a location's file id indexes it.
     pub files: RankedRwLock<FileTable>,
     pub writer: RankedMutex<Writer>,
@@ -174,13 +172,12 @@ impl Inner {
 
     /// Every stripe lock: no write is then between its append and its publish.
     pub(crate) fn all_stripes(&self) -> Vec<Held<MutexGuard<'_, ()>>> {
-        self.stripes.iter().map(RankedMutex::lock_again).collect()
+        self.keys.all_stripes()
     }
 
     #[inline]
     pub(crate) fn stripe(&self, hash: u64) -> Held<MutexGuard<'_, ()>> {
-        // NOTE: the low 8 bits pick the stripe; shards use the top bits.
-        self.stripes[(hash as usize) % STRIPES].lock()
+        self.keys.stripe(hash)
     }
 
     pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
@@ -311,54 +308,37 @@ impl Inner {
     /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
     /// an older version.
     pub(crate) fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
-        let files = self.files.read();
-        let mut shard = self.index.write(hash);
-        let old = shard.insert(hash, loc, |l| {
-            files.key_at(l).is_some_and(|(k, _)| k == key)
-        });
-        if let Some(old) = old {
-            // Under the shard lock, so a snapshot read sees the old version
-            // either in the index or in the side list.
-            self.snapshots.superseded(&files, hash, old, seq);
-        }
-        drop(shard);
-        self.counters.live_bytes.fetch_add(len, Ordering::Relaxed);
-        if let Some(old) = old {
-            let ol = files.kill_at(old);
-            self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
-            self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
-        }
+        let r = Placed {
+            hash,
+            key,
+            loc,
+            len,
+            seq,
+        };
+        self.keys
+            .publish(&self.files.read(), &self.snapshots, &self.counters, r);
     }
 
     /// Removes `key` from the index after its tombstone (at `tomb`, `len`
     /// bytes) was written.
     fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64, seq: u64) {
-        let files = self.files.read();
-        let mut shard = self.index.write(hash);
-        let old = shard.remove(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
-        if let Some(old) = old {
-            self.snapshots.superseded(&files, hash, old, seq);
-        }
-        drop(shard);
-        self.counters.dead_bytes.fetch_add(len, Ordering::Relaxed);
-        if let Some((f, _)) = files.file_of(tomb) {
-            f.dead.fetch_add(len, Ordering::Relaxed);
-        }
-        if let Some(old) = old {
-            let ol = files.kill_at(old);
-            self.counters.live_bytes.fetch_sub(ol, Ordering::Relaxed);
-            self.counters.dead_bytes.fetch_add(ol, Ordering::Relaxed);
-        }
+        let r = Placed {
+            hash,
+            key,
+            loc: tomb,
+            len,
+            seq,
+        };
+        self.keys
+            .unpublish(&self.files.read(), &self.snapshots, &self.counters, r);
     }
 
     /// The live item of `key`, if any.
     fn lookup(&self, hash: u64, key: &[u8]) -> Result<Option<Item>, ReadError> {
         let files = self.files.read();
-        let loc = self
-            .index
-            .read(hash)
-            .find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
-        let Some(loc) = loc else { return Ok(None) };
+        let Some(loc) = self.keys.find(&files, hash, key) else {
+            return Ok(None);
+        };
         let Some((file, off)) = files.file_of(loc) else {
             return Ok(None);
         };
@@ -624,11 +604,11 @@ impl Engine {
         )?;
         if self.inner.snapshots.any() {
             let files = self.inner.files.read();
-            self.inner.index.for_each(|hash, loc| {
+            self.inner.keys.index().for_each(|hash, loc| {
                 self.inner.snapshots.superseded(&files, hash, loc, seq);
             });
         }
-        self.inner.index.clear();
+        self.inner.keys.index().clear();
         for f in self.inner.files.read().iter() {
             // Every record so far is dead, the Clear record included.
             let end = f.records_end.load(Ordering::Relaxed);
@@ -729,7 +709,7 @@ impl Engine {
             (w.last_seq, w.active.tail() as u64, u64::from(w.active.id()))
         };
         EngineStats {
-            keys: self.inner.index.len(),
+            keys: self.inner.keys.index().len(),
             live_bytes: c.live_bytes.load(Ordering::Relaxed),
             dead_bytes: c.dead_bytes.load(Ordering::Relaxed),
             files: c.files.load(Ordering::Relaxed),
@@ -737,7 +717,7 @@ impl Engine {
             syncs: c.syncs.load(Ordering::Relaxed),
             bad_records: c.bad_records.load(Ordering::Relaxed),
             compactions: c.compactions.load(Ordering::Relaxed),
-            index_bytes: self.inner.index.bytes(),
+            index_bytes: self.inner.keys.index().bytes(),
             truncated_bytes: c.truncated_bytes.load(Ordering::Relaxed),
             last_seq: w.0,
             durable_seq: self.inner.sync.synced(),
@@ -1002,10 +982,7 @@ impl Inner {
             dir,
             opts: options,
             format: rec.format,
-            index: rec.index,
-            stripes: (0..STRIPES)
-                .map(|_| RankedMutex::new(Rank::Stripe, ()))
-                .collect(),
+            keys: KeyDir::new(rec.index),
             files: RankedRwLock::new(Rank::Files, files),
             writer: RankedMutex::new(
                 Rank::Writer,
@@ -1032,7 +1009,7 @@ impl Inner {
         };
         info!(
             dir = %inner.dir.display(),
-            keys = inner.index.len(),
+            keys = inner.keys.index().len(),
             files = file_count,
             bad_records = rec.bad_records,
             last_seq = rec.last_seq,

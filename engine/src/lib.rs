@@ -148,6 +148,7 @@ pub mod format;
 mod hstable;
 mod index;
 pub mod inspect;
+mod keydir;
 mod lock_order;
 mod mmap;
 mod options;

@@ -201,7 +201,7 @@ impl Snapshot {
     /// visible at the snapshot.
     fn resolve(&self, hash: u64, key: &[u8]) -> Option<(Arc<MappedFile>, usize, u64)> {
         let files = self.inner.files.read();
-        let shard = self.inner.index.read(hash);
+        let shard = self.inner.keys.index().read(hash);
         let loc = shard.find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
         if let Some(loc) = loc {
             if let (Some((f, off)), Some((_, h))) = (files.file_of(loc), files.key_at(loc)) {
