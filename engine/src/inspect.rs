@@ -67,7 +67,7 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<u32>, Vec<PathBuf>), OpenError> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(crate::compaction::TEMP_SUFFIX)
-            || name.ends_with(crate::stream::TEMP_SUFFIX)
+            || name.ends_with(crate::write::stream::TEMP_SUFFIX)
         {
             temps.push(entry.path());
         } else if let Some(id) = name

@@ -153,11 +153,10 @@ mod lock_order;
 mod mmap;
 mod options;
 mod recovery;
-mod roller;
 mod snapshot;
 mod stats;
-mod stream;
 mod types;
+mod write;
 
 pub use compaction::CompactionReport;
 pub use durability::SyncTicket;
@@ -169,5 +168,5 @@ pub use options::{
 };
 pub use snapshot::{Entry, Snapshot, SnapshotIter};
 pub use stats::EngineStats;
-pub use stream::ValueWriter;
 pub use types::{Condition, Item, Meta, PutOutcome, Update, Value, Written};
+pub use write::stream::ValueWriter;

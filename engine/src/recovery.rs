@@ -72,7 +72,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(crate::compaction::TEMP_SUFFIX)
-            || name.ends_with(crate::stream::TEMP_SUFFIX)
+            || name.ends_with(crate::write::stream::TEMP_SUFFIX)
         {
             info!(
                 file = name,

@@ -31,8 +31,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::{check_key, check_value_len};
 use crate::durability::SyncTicket;
-use crate::engine::{check_key, check_value_len, Inner};
+use crate::engine::Inner;
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::hstable::{file_path, seal, sync_dir};

@@ -1,0 +1,418 @@
+//! The write path: the writer (behind the writer lock) and the active
+//! HSTable it owns, appending a record, rolling over to the next file, the
+//! roller thread that seals full files and makes spares (`roller.rs`),
+//! streamed values (`stream.rs`), and sealing the active file at close.
+//! Only this module writes into a map, through the active file's
+//! [`ActiveFile`] handle.
+//!
+//! ```text
+//!  put(k, v) ──► stripe lock(hash k)          (serialises one key's writers)
+//!                 ├─ check condition (reads the index + record header)
+//!                 ├─ writer lock: seq += 1, copy record into the map,
+//!                 │               push (hash, offset) for the sealed index
+//!                 └─ index shard write lock: publish location
+//! ```
+
+pub(crate) mod roller;
+pub(crate) mod stream;
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use tracing::warn;
+
+use crate::engine::Inner;
+use crate::error::{OpenError, WriteError};
+use crate::format::{
+    self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN, MAX_KEY_LEN,
+    MAX_VALUE_LEN, RECORD_HEADER_LEN,
+};
+use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTable};
+use crate::index;
+use crate::keydir::Placed;
+use crate::mmap::{ActiveFile, MappedFile};
+use crate::options::{Compression, Options, MIN_COMPRESS_LEN};
+use crate::types::Meta;
+
+/// State of the append path, behind the writer lock.
+pub(crate) struct Writer {
+    /// The active HSTable's write handle (the only one there is).
+    pub active: ActiveFile,
+    /// `active` is a real HSTable; false for the stand-in a full disk at
+    /// open leaves (no room, never sealed, not in the file table).
+    pub active_on_disk: bool,
+    /// Preallocated (and mapped) bytes of the active file.
+    pub capacity: usize,
+    /// The active file's future sealed index.
+    pub entries: Vec<IndexEntry>,
+    pub last_seq: u64,
+    pub next_file_id: u32,
+    /// A preallocated file of `max_file_size` bytes for the next roll-over,
+    /// made ahead by the roller.
+    pub spare: Option<ActiveFile>,
+    /// The roller was asked for a spare that has not arrived yet.
+    pub spare_asked: bool,
+    /// Set by close: nothing may be appended any more.
+    pub closed: bool,
+}
+
+impl Writer {
+    /// Takes the id of the next new HSTable; an error once ids would pass
+    /// what an index location can hold (they would alias file 0 on).
+    pub fn take_file_id(&mut self, dir: &Path) -> Result<u32, WriteError> {
+        let id = self.next_file_id;
+        if id > index::MAX_FILE_ID {
+            return Err(file_ids_exhausted(dir, id));
+        }
+        self.next_file_id += 1;
+        Ok(id)
+    }
+
+    /// The sequence number the next record gets (the caller stores it in
+    /// `last_seq` once the record is written).
+    pub fn next_seq(&self) -> Result<u64, WriteError> {
+        if self.last_seq >= format::MAX_SEQ {
+            return Err(WriteError::SequenceExhausted {
+                last: self.last_seq,
+            });
+        }
+        Ok(self.last_seq + 1)
+    }
+}
+
+/// The error for a new HSTable whose id an index location cannot hold.
+fn file_ids_exhausted(dir: &Path, id: u32) -> WriteError {
+    WriteError::io(
+        "creating",
+        file_path(dir, id),
+        std::io::Error::other(format!(
+            "file id {id} is past the largest an index location holds ({}); \
+             copy the live keys into a new data directory",
+            index::MAX_FILE_ID
+        )),
+    )
+}
+
+impl Writer {
+    /// Makes the active file of a store just recovered (`files`, whose
+    /// highest id is below the new one), or, on a full disk, a stand-in
+    /// with no room so reads are served and writes fail until space is
+    /// freed.
+    pub fn open(
+        dir: &Path,
+        options: &Options,
+        version: u32,
+        files: &mut FileTable,
+        last_seq: u64,
+    ) -> Result<Writer, OpenError> {
+        let next_id = files.end_id().max(1);
+        let capacity = options.max_file_size as usize;
+        let made = if next_id > index::MAX_FILE_ID {
+            Err(file_ids_exhausted(dir, next_id))
+        } else {
+            create_file(dir, next_id, capacity, options.huge_pages, version)
+        };
+        let (active, capacity, on_disk, next_file_id) = match made {
+            Ok(active) => {
+                files.insert(active.mapped().clone());
+                (active, capacity, true, next_id + 1)
+            }
+            // A full disk must not stop reads: open with a stand-in for
+            // the active file that has no room, so the first write tries
+            // to create the file again (and fails with ENOSPC until
+            // space is freed).
+            Err(WriteError::Io { source, path, .. })
+                if next_id > index::MAX_FILE_ID
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                warn!(
+                    file = %path.display(),
+                    error = %source,
+                    "cannot create a new HSTable: serving reads, writes fail until this is resolved"
+                );
+                let stand_in = MappedFile::placeholder(path.clone(), next_id, FILE_HEADER_LEN)
+                    .map_err(|e| OpenError::io("creating a stand-in for", &path, e))?;
+                (stand_in, 0, false, next_id)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Writer {
+            active,
+            active_on_disk: on_disk,
+            capacity,
+            entries: Vec::new(),
+            last_seq,
+            next_file_id,
+            spare: None,
+            spare_asked: false,
+            closed: false,
+        })
+    }
+}
+
+pub(crate) fn check_key(key: &[u8]) -> Result<(), WriteError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(WriteError::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteError> {
+    let max = opts.max_value_size.min(MAX_VALUE_LEN);
+    if len > max {
+        return Err(WriteError::ValueTooLarge { len, max });
+    }
+    Ok(())
+}
+
+impl Inner {
+    pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Appends one record; returns its sequence number and location.
+    pub(crate) fn append(
+        &self,
+        kind: RecordKind,
+        encoding: u8,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+    ) -> Result<(u64, u64), WriteError> {
+        let len = RECORD_HEADER_LEN + key.len() + value.len();
+        let mut w = self.writer.lock();
+        if w.closed {
+            return Err(WriteError::Closed);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        // Room for the record and for the sealed index entry it will need,
+        // so sealing never has to grow the file.
+        if w.active.tail() + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity
+        {
+            self.roll(&mut w, len)?;
+        }
+        let seq = w.next_seq()?;
+        let header =
+            format::encode_header_with(kind, encoding, key, value, meta.flags, meta.expiry, seq);
+        let off = w.active.append(&[&header, key, value]);
+        // NOTE: offsets and lengths fit u32: files are at most MAX_FILE_SIZE
+        // plus one record of at most MAX_VALUE_LEN.
+        w.entries.push(IndexEntry {
+            hash,
+            seq,
+            offset: off as u32,
+            len: len as u32,
+            kind,
+        });
+        w.last_seq = seq;
+        let tail = w.active.tail();
+        w.active.records_end.store(tail as u64, Ordering::Relaxed);
+        if w.active.min_seq.load(Ordering::Relaxed) == u64::MAX {
+            w.active.min_seq.store(seq, Ordering::Relaxed);
+        }
+        w.active.max_seq.store(seq, Ordering::Relaxed);
+        if tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
+            // Half full: the next file gets made while this one fills. (No
+            // id left: the roll-over reports it.)
+            if let Ok(id) = w.take_file_id(&self.dir) {
+                self.roller.want_spare(id, self.opts.max_file_size as usize);
+                w.spare_asked = true;
+            }
+        }
+        let loc = index::pack(w.active.id(), off as u64);
+        drop(w);
+        self.counters
+            .bytes_written
+            .fetch_add(len as u64, Ordering::Relaxed);
+        Ok((seq, loc))
+    }
+
+    /// Makes the next file active (the spare, or one made now if there is
+    /// none or the record of `need` bytes needs a bigger one) and hands the
+    /// full one to the roller to seal: see `roller.rs`.
+    pub(crate) fn roll(&self, w: &mut Writer, need: usize) -> Result<(), WriteError> {
+        let standard = self.opts.max_file_size as usize;
+        let capacity = standard.max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
+        // Fails like a full disk would; the current file stays active.
+        if self.faults.create_fails() {
+            return Err(WriteError::io(
+                "preallocating",
+                file_path(&self.dir, w.next_file_id),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        let next = match w.spare.take() {
+            Some(spare) if capacity == standard => spare,
+            spare => {
+                // No spare yet (or a record too big for one): make the file
+                // here. If the disk is full this fails cleanly and the
+                // current file stays active (and unsealed).
+                w.spare = spare;
+                let id = w.take_file_id(&self.dir)?;
+                match create_file(
+                    &self.dir,
+                    id,
+                    capacity,
+                    self.opts.huge_pages,
+                    self.format.version,
+                ) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        // The id is free again for the next try.
+                        w.next_file_id = id;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        self.files.write().insert(next.mapped().clone());
+        self.counters.files.fetch_add(1, Ordering::Relaxed);
+        let full = std::mem::replace(&mut w.active, next);
+        if std::mem::replace(&mut w.active_on_disk, true) {
+            let data_end = full.tail();
+            let full = full.into_mapped();
+            self.sync.rolled(full.clone());
+            self.roller.seal(roller::SealJob {
+                file: full,
+                data_end,
+                entries: std::mem::take(&mut w.entries),
+            });
+        }
+        w.capacity = capacity;
+        Ok(())
+    }
+
+    /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
+    /// an older version.
+    pub(crate) fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
+        let r = Placed {
+            hash,
+            key,
+            loc,
+            len,
+            seq,
+        };
+        self.keys
+            .publish(&self.files.read(), &self.snapshots, &self.counters, r);
+    }
+
+    /// Removes `key` from the index after its tombstone (at `tomb`, `len`
+    /// bytes) was written.
+    fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64, seq: u64) {
+        let r = Placed {
+            hash,
+            key,
+            loc: tomb,
+            len,
+            seq,
+        };
+        self.keys
+            .unpublish(&self.files.read(), &self.snapshots, &self.counters, r);
+    }
+
+    /// The LZ4 form of `value` if compression is on and it shrinks.
+    pub(crate) fn compress(&self, value: &[u8]) -> Option<Vec<u8>> {
+        if self.opts.compression != Compression::Lz4 || value.len() < MIN_COMPRESS_LEN {
+            return None;
+        }
+        let c = lz4_flex::compress_prepend_size(value);
+        (c.len() < value.len()).then_some(c)
+    }
+
+    pub(crate) fn write_put(
+        &self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+    ) -> Result<u64, WriteError> {
+        let compressed = self.compress(value);
+        let (encoding, stored) = match &compressed {
+            Some(c) => (format::ENCODING_LZ4, &c[..]),
+            None => (format::ENCODING_RAW, value),
+        };
+        let (seq, loc) = self.append(RecordKind::Put, encoding, hash, key, stored, meta)?;
+        self.publish(
+            hash,
+            key,
+            loc,
+            (RECORD_HEADER_LEN + key.len() + stored.len()) as u64,
+            seq,
+        );
+        Ok(seq)
+    }
+
+    pub(crate) fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
+        let (seq, loc) = self.append(
+            RecordKind::Delete,
+            format::ENCODING_RAW,
+            hash,
+            key,
+            &[],
+            Meta::default(),
+        )?;
+        self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64, seq);
+        Ok(seq)
+    }
+
+    /// At close: seals the active file (or drops it if empty) after the
+    /// rolled files not synced yet, and deletes the unused spare.
+    pub(crate) fn seal_active(&self) -> Result<(), WriteError> {
+        let mut w = self.writer.lock();
+        w.closed = true;
+        if let Some(spare) = w.spare.take() {
+            roller::discard(self, &spare);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            // Sealing would need another sync; leave the file to recovery.
+            return Err(e);
+        }
+        // Rolled files not synced yet (durability `none` seals without a
+        // sync; a seal that failed): on disk before the durable mark moves.
+        crate::durability::sync_rolled(self)?;
+        let result = if !w.active_on_disk {
+            // The stand-in of a full disk: nothing on disk to seal or drop.
+            Ok(())
+        } else if w.entries.is_empty() {
+            // Nothing was written: drop the empty preallocated file.
+            let path = w.active.path().to_path_buf();
+            let id = w.active.id();
+            self.files.write().remove(id);
+            fs::remove_file(&path)
+                .and_then(|()| sync_dir(&self.dir))
+                .map_err(|e| WriteError::io("removing", &path, e))
+        } else {
+            let data_end = w.active.tail();
+            w.active.shrink_to(sealed_len(data_end, w.entries.len()));
+            seal(
+                w.active.file(),
+                w.active.path(),
+                data_end,
+                &w.entries,
+                true,
+                self.format.version,
+            )
+            .map(|_| {
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        match &result {
+            Ok(()) => self.sync.advance(w.last_seq),
+            Err(e) => self.sync.poison(e),
+        }
+        result
+    }
+}
