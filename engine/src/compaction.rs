@@ -69,7 +69,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -79,7 +79,7 @@ use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN};
 use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
-use crate::lock_order::{Rank, RankedMutex, RankedRwLock};
+use crate::lock_order::{Held, Rank, RankedMutex, RankedRwLock};
 use crate::mmap::MappedFile;
 
 /// Suffix of a compaction output that is not complete yet.
@@ -133,11 +133,11 @@ pub struct CompactionReport {
 /// Coordination between compaction, its background thread and snapshots.
 pub(crate) struct CompactionState {
     /// One compaction at a time (background or on demand).
-    pub run: RankedMutex<()>,
+    run: RankedMutex<()>,
     /// Held for writing while outputs join the file table and old files
     /// leave it; a snapshot takes it for reading, so it never pins both an
     /// old file and its copy.
-    pub switch: RankedRwLock<()>,
+    switch: RankedRwLock<()>,
     /// A wake-up is pending.
     wake: Mutex<bool>,
     cv: Condvar,
@@ -157,6 +157,18 @@ impl Default for CompactionState {
 }
 
 impl CompactionState {
+    /// Waits for a compaction round in progress to end (close: after
+    /// `stop`, it gives up soon).
+    pub fn wait_for_round(&self) {
+        drop(self.run.lock());
+    }
+
+    /// Keeps compaction from switching files (a snapshot pinning the file
+    /// set): never an old file and its copy both, nor neither.
+    pub fn hold_switch(&self) -> Held<RwLockReadGuard<'_, ()>> {
+        self.switch.read()
+    }
+
     /// Asks the background thread to look for work now.
     pub fn wake(&self) {
         *lock(&self.wake) = true;
@@ -226,7 +238,7 @@ pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, Wri
         // The writer lock keeps the active file from changing while the
         // table is read (writer before files table: the engine's lock order).
         let w = inner.writer.lock();
-        let active = w.active.id();
+        let active = w.active().id();
         let files = inner.files.read();
         let mut v: Vec<_> = files
             .iter()
@@ -417,7 +429,7 @@ fn compact_group(
             .map(|f| f.min_seq.load(Ordering::Relaxed))
             .min()
             .unwrap_or(u64::MAX)
-            .min(w.last_seq + 1)
+            .min(w.last_seq() + 1)
     };
     // The store's highest sequence number on disk, if it is in the group:
     // that record is kept even when it could be dropped, or a clean reopen

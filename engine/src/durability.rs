@@ -273,7 +273,7 @@ pub(crate) fn sync_loop(inner: &Inner) {
             // Errors poison the engine; complete_ready delivers them.
             let _ = sync_now(inner);
         }
-        inner.sync.clamp_requested(inner.writer.lock().last_seq);
+        inner.sync.clamp_requested(inner.writer.lock().last_seq());
         inner.sync.complete_ready();
     }
 }
@@ -298,9 +298,9 @@ pub(crate) fn sync_now(inner: &Inner) -> Result<(), WriteError> {
     let (active, rolled, upto) = {
         let w = inner.writer.lock();
         (
-            w.active.mapped().clone(),
+            w.active().mapped().clone(),
             sync.rolled.lock().clone(),
-            w.last_seq,
+            w.last_seq(),
         )
     };
     if upto <= sync.synced() {

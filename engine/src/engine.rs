@@ -430,7 +430,11 @@ impl Engine {
         let c = &self.inner.counters;
         let w = {
             let w = self.inner.writer.lock();
-            (w.last_seq, w.active.tail() as u64, u64::from(w.active.id()))
+            (
+                w.last_seq(),
+                w.active().tail() as u64,
+                u64::from(w.active().id()),
+            )
         };
         EngineStats {
             keys: self.inner.keys.index().len(),
@@ -462,11 +466,11 @@ impl Engine {
         }
         // Stop compaction first and wait for a round in progress to give up.
         self.inner.compaction.stop();
-        drop(self.inner.compaction.run.lock());
+        self.inner.compaction.wait_for_round();
         // No append from here on: a write that passed the write gate before
         // `closed` was set could otherwise roll a file after the roller
         // drained, and that file would be neither sealed nor synced.
-        self.inner.writer.lock().closed = true;
+        self.inner.writer.lock().close();
         // Full files queued for sealing are sealed (and synced) first.
         self.inner.roller.drain();
         let result = self.inner.seal_active();
@@ -493,7 +497,7 @@ impl Engine {
     #[cfg(feature = "fault-injection")]
     pub fn crash_for_tests(self) {
         self.inner.closed.store(true, Ordering::Release);
-        self.inner.writer.lock().closed = true;
+        self.inner.writer.lock().close();
         self.stop_threads();
         self.inner.sync.shut_down();
         self.release_lock();

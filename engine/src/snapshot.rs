@@ -163,10 +163,10 @@ impl Drop for Snapshot {
 
 pub(crate) fn take(inner: &Arc<Inner>) -> Snapshot {
     let _all = inner.all_stripes();
-    let _switch = inner.compaction.switch.read();
+    let _switch = inner.compaction.hold_switch();
     let (seq, active) = {
         let w = inner.writer.lock();
-        (w.last_seq, (w.active.id(), w.active.tail() as u64))
+        (w.last_seq(), (w.active().id(), w.active().tail() as u64))
     };
     inner.snapshots.register(seq);
     let files = inner.files.read().iter().cloned().collect();

@@ -35,29 +35,45 @@ use crate::mmap::{ActiveFile, MappedFile};
 use crate::options::{Compression, Options, MIN_COMPRESS_LEN};
 use crate::types::Meta;
 
-/// State of the append path, behind the writer lock.
+/// State of the append path, behind the writer lock. Its fields are
+/// private to the write path; others read its position through methods.
 pub(crate) struct Writer {
     /// The active HSTable's write handle (the only one there is).
-    pub active: ActiveFile,
+    active: ActiveFile,
     /// `active` is a real HSTable; false for the stand-in a full disk at
     /// open leaves (no room, never sealed, not in the file table).
-    pub active_on_disk: bool,
+    active_on_disk: bool,
     /// Preallocated (and mapped) bytes of the active file.
-    pub capacity: usize,
+    capacity: usize,
     /// The active file's future sealed index.
-    pub entries: Vec<IndexEntry>,
-    pub last_seq: u64,
-    pub next_file_id: u32,
+    entries: Vec<IndexEntry>,
+    last_seq: u64,
+    next_file_id: u32,
     /// A preallocated file of `max_file_size` bytes for the next roll-over,
     /// made ahead by the roller.
-    pub spare: Option<ActiveFile>,
+    spare: Option<ActiveFile>,
     /// The roller was asked for a spare that has not arrived yet.
-    pub spare_asked: bool,
+    spare_asked: bool,
     /// Set by close: nothing may be appended any more.
-    pub closed: bool,
+    closed: bool,
 }
 
 impl Writer {
+    /// The highest sequence number assigned.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The active file (read-only: appending is the write path's).
+    pub fn active(&self) -> &ActiveFile {
+        &self.active
+    }
+
+    /// Nothing may be appended any more (close, or a simulated crash).
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
     /// Takes the id of the next new HSTable; an error once ids would pass
     /// what an index location can hold (they would alias file 0 on).
     pub fn take_file_id(&mut self, dir: &Path) -> Result<u32, WriteError> {
