@@ -523,6 +523,14 @@ impl Engine {
         self.inner.faults.arm_unlink(id);
     }
 
+    /// Makes the `nth` thread start (1: the roller, then the sync thread
+    /// if the durability has one, then background compaction) of the next
+    /// open in this process fail, for tests of open's clean-up.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_thread_start_for_tests(nth: u32) {
+        crate::fault::arm_thread_start(nth);
+    }
+
     /// Holds (true) or releases (false) the sealing of full files and the
     /// preallocation of the next one, for tests of roll-over.
     #[cfg(feature = "fault-injection")]
@@ -703,10 +711,14 @@ impl Started<'_> {
         op: &'static str,
         f: impl FnOnce() + Send + 'static,
     ) -> Result<(), OpenError> {
-        let t = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(f)
-            .map_err(|e| OpenError::io(op, &self.inner.dir, e))?;
+        // NOTE: at most three threads.
+        let nth = self.threads.len() as u32 + 1;
+        let t = if crate::fault::thread_start_fails(nth) {
+            Err(std::io::Error::other("injected thread start failure"))
+        } else {
+            std::thread::Builder::new().name(name.into()).spawn(f)
+        }
+        .map_err(|e| OpenError::io(op, &self.inner.dir, e))?;
         self.threads.push(t);
         Ok(())
     }

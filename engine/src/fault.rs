@@ -64,6 +64,34 @@ impl Faults {
     }
 }
 
+/// Which thread start of the next open fails (1: the first; 0: none).
+/// Process-wide, as open has no engine yet to arm: a test that uses it
+/// runs in a test binary of its own.
+#[cfg(feature = "fault-injection")]
+static THREAD_START: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the `nth` thread start (1-based) of this open is to fail
+/// (disarms the fault).
+#[inline]
+pub(crate) fn thread_start_fails(nth: u32) -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        THREAD_START
+            .compare_exchange(nth, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = nth;
+        false
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) fn arm_thread_start(nth: u32) {
+    THREAD_START.store(nth, Ordering::Release);
+}
+
 #[cfg(feature = "fault-injection")]
 impl Faults {
     pub fn arm_sync(&self) {

@@ -7,7 +7,8 @@
 //! mapped read-write too (the mapping is simply never written again).
 //!
 //! The invariants that make the raw accesses below sound, upheld by the
-//! engine (`engine.rs`) and stated once here:
+//! engine (the write path in `write/`, readers through the index) and
+//! stated once here:
 //!
 //! 1. **No access beyond the file's length.** Accessing a page of a shared
 //!    mapping past end-of-file raises SIGBUS. A sealed file keeps the map it
