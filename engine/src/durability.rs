@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::engine::{lock, Inner};
+use crate::engine::Inner;
 use crate::error::WriteError;
-use crate::lock_order::{Rank, RankedMutex};
+use crate::lock_order::{lock, Rank, RankedMutex};
 use crate::mmap::MappedFile;
 
 /// A position in the write stream; a write is durable once the engine has

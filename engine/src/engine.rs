@@ -31,7 +31,7 @@ use crate::format::{
 };
 use crate::hstable::FileTable;
 use crate::keydir::KeyDir;
-use crate::lock_order::{Held, Rank, RankedMutex, RankedRwLock};
+use crate::lock_order::{lock, Held, Rank, RankedMutex, RankedRwLock};
 use crate::mmap::MappedFile;
 use crate::options::{Durability, Options};
 use crate::recovery;
@@ -69,13 +69,6 @@ pub(crate) struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of the engine's mutexes cannot leave its
-    // data half-updated in a way later users could observe as unsafe; keep
-    // serving rather than cascade the panic.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

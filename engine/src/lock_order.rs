@@ -15,8 +15,8 @@
 //! ```
 //!
 //! Leaf locks (the sync state and its waiters, the roller's queue, the
-//! snapshot registry and side list, the compaction wake-up) take nothing
-//! after them and are not listed.
+//! snapshot registry and side list, the compaction wake-up) take no ranked
+//! lock after them and are not listed; they use [`lock`].
 //!
 //! In debug builds every ranked lock is registered in a per-thread list
 //! while held, and taking one that is not below everything held panics
@@ -26,6 +26,16 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Takes a mutex outside the ranked order: the leaf locks above, held
+/// briefly and never while a ranked lock is taken (a condition variable
+/// may wait on their guards, which a ranked guard would not allow).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of the engine's mutexes cannot leave its
+    // data half-updated in a way later users could observe as unsafe; keep
+    // serving rather than cascade the panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A lock's place in the order: a lock may be taken only while every lock
 /// held by the thread ranks lower.

@@ -39,11 +39,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::engine::{lock, Inner};
+use crate::engine::Inner;
 use crate::error::ReadError;
 use crate::format::{IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::hstable::FileTable;
 use crate::index;
+use crate::lock_order::lock;
 use crate::mmap::MappedFile;
 use crate::types::{Item, Value};
 

@@ -31,9 +31,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use tracing::{debug, warn};
 
-use crate::engine::{lock, Inner};
+use crate::engine::Inner;
 use crate::format::IndexEntry;
 use crate::hstable::{create_file, seal, sealed_len, sync_dir};
+use crate::lock_order::lock;
 use crate::mmap::MappedFile;
 use crate::options::Durability;
 
