@@ -343,6 +343,51 @@ pub(crate) fn next_valid(all: &[u8], from: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn table_file(id: u32) -> Arc<MappedFile> {
+        MappedFile::placeholder(PathBuf::from(format!("{id:08}.hst")), id, FILE_HEADER_LEN)
+            .unwrap()
+            .into_mapped()
+    }
+
+    #[test]
+    fn file_table_grows_to_each_id_and_keeps_holes() {
+        let mut t = FileTable::default();
+        assert_eq!(t.end_id(), 0);
+        t.insert(table_file(3));
+        t.insert(table_file(1));
+        assert_eq!(t.end_id(), 4);
+        assert!(t.get(2).is_none() && t.get(7).is_none());
+        assert_eq!(t.iter().map(|f| f.id()).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(t.remove(3).map(|f| f.id()), Some(3));
+        assert!(t.remove(3).is_none());
+        // Removing leaves the slot: ids are never reused.
+        assert_eq!(t.end_id(), 4);
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_location_finds_its_file_key_and_length() {
+        let id = 2;
+        let mut active =
+            MappedFile::placeholder(PathBuf::from("00000002.hst"), id, FILE_HEADER_LEN).unwrap();
+        let rec = format::encode_record(RecordKind::Put, b"key", b"value", 0, 0, 9);
+        let off = active.append(&[&rec]);
+        let mut t = FileTable::default();
+        t.insert(active.mapped().clone());
+        let loc = index::pack(id, off as u64);
+        let (key, header) = t.key_at(loc).unwrap();
+        assert_eq!((key, header.seq), (&b"key"[..], 9));
+        assert_eq!(t.len_at(loc), rec.len() as u64);
+        assert_eq!(t.kill_at(loc), rec.len() as u64);
+        assert_eq!(
+            t.get(id).unwrap().dead.load(Ordering::Relaxed),
+            rec.len() as u64
+        );
+        // A location in a file the table does not have reads as nothing.
+        assert!(t.key_at(index::pack(5, off as u64)).is_none());
+        assert_eq!(t.kill_at(index::pack(5, off as u64)), 0);
+    }
+
     #[test]
     fn next_valid_skips_garbage_and_zeros() {
         let rec = format::encode_record(RecordKind::Put, b"k", b"v", 0, 0, 1);

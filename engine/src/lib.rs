@@ -135,6 +135,12 @@
 //!
 //! `kvtool verify|stats|compact|dump <dir>` (src/bin/kvtool.rs) works on a
 //! directory no process has open; [`inspect`] is its checking library.
+//!
+//! # Test hooks
+//!
+//! The fault hooks the engine's own tests use (a failing sync, roll-over,
+//! unlink or thread start, a simulated crash) exist only with the
+//! `fault-injection` cargo feature; release builds have none.
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]

@@ -410,3 +410,26 @@ impl Drop for SlotArray {
         unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_active_file_appends_at_its_tail_and_readers_see_it() {
+        let mut active = MappedFile::placeholder(PathBuf::from("x.hst"), 1, 16).unwrap();
+        assert_eq!(active.append(&[b"ab", b"", b"cde"]), 16);
+        assert_eq!(active.append(&[b"f"]), 21);
+        assert_eq!(active.tail(), 22);
+        let reader = active.mapped().clone();
+        assert_eq!(reader.get(16, 6), Some(&b"abcdef"[..]));
+        assert_eq!(active.into_mapped().bytes(16, 2), b"ab");
+    }
+
+    #[test]
+    #[should_panic(expected = "write past the mapping")]
+    fn an_append_past_the_map_panics() {
+        let mut active = MappedFile::placeholder(PathBuf::from("x.hst"), 1, 4090).unwrap();
+        active.append(&[&[1u8; 7]]);
+    }
+}
