@@ -77,10 +77,10 @@ use tracing::{info, warn};
 use crate::engine::Inner;
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN};
+use crate::hstable::MappedFile;
 use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
 use crate::lock_order::{lock, Held, Rank, RankedMutex, RankedRwLock};
-use crate::mmap::MappedFile;
 
 /// Suffix of a compaction output that is not complete yet.
 pub const TEMP_SUFFIX: &str = ".compacting";

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use crate::engine::Inner;
 use crate::error::WriteError;
+use crate::hstable::MappedFile;
 use crate::lock_order::{lock, Rank, RankedMutex};
-use crate::mmap::MappedFile;
 
 /// A position in the write stream; a write is durable once the engine has
 /// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].

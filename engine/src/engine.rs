@@ -2,10 +2,10 @@
 //! to no single part: open (validate, lock, recover, start threads), the
 //! read path and conditional operations, close. Where the parts are:
 //!
-//! * `hstable.rs`: HSTable files and the file table; `mmap.rs`: their maps;
+//! * `hstable/`: HSTable files, the file table and their maps (`map.rs`);
 //! * `write/`: the writer and the active file, roll-over, the roller,
 //!   streamed values;
-//! * `keydir.rs` (over `index.rs`): the index and the stripe locks;
+//! * `keydir.rs` (over `index/`): the index and the stripe locks;
 //! * `durability.rs`: group commit and its waiters; `compaction.rs`,
 //!   `snapshot.rs`, `recovery.rs`: as named;
 //! * `lock_order.rs`: the order the locks are taken in, checked in debug
@@ -30,9 +30,9 @@ use crate::format::{
     self, RecordHeader, RecordKind, FILE_HEADER_LEN, MAX_VALUE_LEN, RECORD_HEADER_LEN,
 };
 use crate::hstable::FileTable;
+use crate::hstable::MappedFile;
 use crate::keydir::KeyDir;
 use crate::lock_order::{lock, Held, Rank, RankedMutex, RankedRwLock};
-use crate::mmap::MappedFile;
 use crate::options::{Durability, Options};
 use crate::recovery;
 use crate::snapshot::Snapshot;

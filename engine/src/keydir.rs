@@ -1,5 +1,5 @@
 //! The key directory: the index (key hash -> location of the live record,
-//! `index.rs`) together with the per-key stripe locks, and the operations
+//! `index/`) together with the per-key stripe locks, and the operations
 //! that keep both consistent: looking a key up, publishing a new version,
 //! unpublishing a deleted one.
 //!

@@ -75,7 +75,7 @@
 //! format version 3), so clients cannot craft colliding keys; stores made
 //! before version 3 keep the public constant seed.
 //!
-//! 18 to 26 bytes of RAM per live key, about 20 on average (see `index.rs`:
+//! 18 to 26 bytes of RAM per live key, about 20 on average (see `index/mod.rs`:
 //! sorted linear probing, 1.4x growth, 16-byte slots); [`EngineStats::index_bytes`]
 //! reports it from allocated capacity. Large tables sit on transparent huge
 //! pages.
@@ -156,7 +156,6 @@ mod index;
 pub mod inspect;
 mod keydir;
 mod lock_order;
-mod mmap;
 mod options;
 mod recovery;
 mod snapshot;

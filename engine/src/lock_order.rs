@@ -9,8 +9,8 @@
 //!  Switch          compaction's file switch against snapshots (compaction.rs)
 //!  SyncSerial      one group commit at a time (durability.rs)
 //!  Writer          the active file and the append path (write/mod.rs)
-//!  Files           the file table (hstable.rs)
-//!  IndexShard      one shard of the index (index.rs), never two at once
+//!  Files           the file table (hstable/)
+//!  IndexShard      one shard of the index (index/), never two at once
 //!  Rolled          rolled files not yet synced (durability.rs)
 //! ```
 //!

@@ -40,9 +40,9 @@ use tracing::{info, warn};
 
 use crate::error::OpenError;
 use crate::format::{self, FileHeaderError, IndexEntry, RecordKind, StoreFormat, FILE_HEADER_LEN};
+use crate::hstable::MappedFile;
 use crate::hstable::{file_path, read_sealed_index, scan, seal, sync_dir, FileTable};
 use crate::index::{self, Index};
-use crate::mmap::MappedFile;
 use crate::options::Options;
 
 /// How far sequence numbers jump after recovering from a crash.
@@ -381,7 +381,7 @@ fn load_file(
         .file()
         .try_clone()
         .map_err(|e| OpenError::io("opening", &path, e))?;
-    // Unmap before shrinking the file (mmap.rs, invariant 1).
+    // Unmap before shrinking the file (hstable/map.rs, invariant 1).
     drop(mapped);
     if entries.is_empty() && bad == 0 {
         info!(file = %path.display(), "deleting an HSTable without records");

@@ -43,9 +43,9 @@ use crate::engine::Inner;
 use crate::error::ReadError;
 use crate::format::{IndexEntry, RecordHeader, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::hstable::FileTable;
+use crate::hstable::MappedFile;
 use crate::index;
 use crate::lock_order::lock;
-use crate::mmap::MappedFile;
 use crate::types::{Item, Value};
 
 /// An old version a live snapshot may still read.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::durability::SyncTicket;
-use crate::mmap::MappedFile;
+use crate::hstable::MappedFile;
 
 /// A value: a slice of an HSTable's map, no copy (keeps the file mapped for
 /// as long as it lives), or, for a compressed record, the decompressed bytes.

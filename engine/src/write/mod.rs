@@ -29,9 +29,9 @@ use crate::format::{
     MAX_VALUE_LEN, RECORD_HEADER_LEN,
 };
 use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTable};
+use crate::hstable::{ActiveFile, MappedFile};
 use crate::index;
 use crate::keydir::Placed;
-use crate::mmap::{ActiveFile, MappedFile};
 use crate::options::{Compression, Options, MIN_COMPRESS_LEN};
 use crate::types::Meta;
 

@@ -33,9 +33,9 @@ use tracing::{debug, warn};
 
 use crate::engine::Inner;
 use crate::format::IndexEntry;
+use crate::hstable::MappedFile;
 use crate::hstable::{create_file, seal, sealed_len, sync_dir};
 use crate::lock_order::lock;
-use crate::mmap::MappedFile;
 use crate::options::Durability;
 
 /// A full file to seal.

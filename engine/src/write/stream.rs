@@ -36,9 +36,9 @@ use crate::durability::SyncTicket;
 use crate::engine::Inner;
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::hstable::MappedFile;
 use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
-use crate::mmap::MappedFile;
 use crate::types::{Condition, Meta, PutOutcome, Written};
 
 /// Suffix of a streamed value's own file until its commit.

@@ -2,8 +2,9 @@
 //! and footer (byte layout in FORMAT.md). This module owns what is known
 //! about such a file: its name, creating one preallocated and mapped,
 //! sealing one, reading a sealed one's index back, scanning an unsealed
-//! one, and the [`FileTable`] of every open HSTable by id. The map itself,
-//! the one piece of `unsafe`, is [`MappedFile`] in `mmap.rs`.
+//! one, and the [`FileTable`] of every open HSTable by id; and the map
+//! itself, [`MappedFile`] with the active file's write handle
+//! [`ActiveFile`] (`map.rs`, where the `unsafe` is).
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -19,7 +20,9 @@ use crate::format::{
     INDEX_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::index;
-use crate::mmap::{self, ActiveFile, MappedFile};
+pub(crate) mod map;
+
+pub(crate) use map::{ActiveFile, MappedFile};
 
 /// Every open HSTable by id: a location's file id indexes it. Ids are
 /// dense from 1 (0 is never used), so a vector with holes for files gone.
@@ -134,7 +137,7 @@ pub(crate) fn seal(
     let end = (data_end + buf.len()) as u64;
     file.write_all_at(&buf, data_end as u64)
         .map_err(|e| WriteError::io("writing the index of", path, e))?;
-    // Shrinking under a live map is safe: see mmap.rs, invariant 1.
+    // Shrinking under a live map is safe: see map.rs, invariant 1.
     file.set_len(end)
         .map_err(|e| WriteError::io("truncating", path, e))?;
     if sync {
@@ -163,7 +166,7 @@ pub(crate) fn create_file(
             .map_err(|e| WriteError::io("creating", &path, e))?;
         file.write_all_at(&format::encode_file_header(id, version), 0)
             .map_err(|e| WriteError::io("writing the header of", &path, e))?;
-        mmap::preallocate(&file, capacity as u64)
+        map::preallocate(&file, capacity as u64)
             .map_err(|e| WriteError::io("preallocating", &path, e))?;
         let mapped = MappedFile::map_for_append(
             file,

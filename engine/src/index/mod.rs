@@ -4,7 +4,7 @@
 //! Layout: 8 shards (by the hash's top 3 bits), each an `RwLock` around an
 //! open-addressing table of 16-byte slots `(hash, location)`. Few shards
 //! keep each table big enough (2 MiB and up from about 130,000 keys per
-//! shard) to sit on transparent huge pages (see `mmap::SlotArray`): an index
+//! shard) to sit on transparent huge pages (see `slots::SlotArray`): an index
 //! probe is a random access, and its TLB miss costs as much as its cache
 //! miss. Eight write locks are plenty on the machines this targets: a
 //! writer holds one only to publish a location. Within a table,
@@ -36,11 +36,13 @@
 //! bits); 0 means an empty slot, which no record can have (records start
 //! after the file header).
 
+mod slots;
+
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 use crate::lock_order::{Held, Rank, RankedRwLock};
 
-use crate::mmap::SlotArray;
+use slots::SlotArray;
 
 const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
