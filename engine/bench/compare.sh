@@ -10,6 +10,8 @@
 # new/old of ops/s. A ratio is noise unless the range clearly excludes 1.
 # Default flags: --num 200000. Run it on a quiet machine.
 set -euo pipefail
+# sort and join must agree on the collation.
+export LC_ALL=C
 
 base=${1:?usage: compare.sh BASE [ROUNDS] [-- engine-bench flags]}
 shift
