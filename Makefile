@@ -31,13 +31,13 @@ bench-engine:
 
 # engine-bench at BASE (a git revision) against the working tree: both
 # built, run in interleaved rounds, median and range of the ratios new/old
-# per workload, e.g. make bench-engine-compare BASE=main ROUNDS=5
+# per workload, e.g. make bench-engine-compare BASE=main ENGINE_ROUNDS=5
 # ENGINE_BENCH_ARGS="--num 200000". Needs a quiet machine.
-ROUNDS ?= 5
+ENGINE_ROUNDS ?= 5
 .PHONY: bench-engine-compare
 bench-engine-compare:
 	$(if $(BASE),,$(error BASE=<git rev> is required))
-	CARGO=$(CARGO) bash engine/bench/compare.sh $(BASE) $(ROUNDS) -- $(ENGINE_BENCH_ARGS)
+	CARGO=$(CARGO) bash engine/bench/compare.sh $(BASE) $(ENGINE_ROUNDS) -- $(ENGINE_BENCH_ARGS)
 
 # Offline tool over a data directory no server has open, e.g.
 # make kvtool ARGS="verify /var/lib/kv" (verify, stats, compact, dump [--values]).
