@@ -64,7 +64,7 @@ powerloss:
 # live server (note: its flush_all cases empty that server).
 conformance:
 	$(CARGO) test -p service --test conformance_memcached --test conformance_in_process
-	$(if $(ADDR),$(CARGO) run -p service --bin conformance -- $(ADDR))
+	$(if $(ADDR),$(CARGO) run -p testkit --bin conformance -- $(ADDR))
 
 # The hostile-client suite against both front-ends and memcached (when
 # installed): one line per attack with the well-behaved client's errors and

@@ -34,7 +34,7 @@ use loadgen::config::RunConfig;
 use loadgen::ketama::Ketama;
 use loadgen::workload::Values;
 
-/// The conformance cases (by name, from `service::conformance::TABLE`) whose
+/// The conformance cases (by name, from `testkit::conformance::TABLE`) whose
 /// requests twemproxy 0.5 forwards and whose replies it passes back
 /// unchanged: storage commands, `get`, `delete`, `incr`/`decr`, `cas`,
 /// `touch`, also when a multi-get spans backends. The others, and why (each
@@ -432,7 +432,7 @@ fn conformance_cases_twemproxy_forwards_pass_through_it() {
     let prefix = format!("cf{}-", std::process::id());
     let mut failures = Vec::new();
     for name in THROUGH_PROXY {
-        let (_, req, want) = service::conformance::TABLE
+        let (_, req, want) = testkit::conformance::TABLE
             .iter()
             .find(|(n, _, _)| n == name)
             .unwrap_or_else(|| panic!("{name} is not in the conformance table"));

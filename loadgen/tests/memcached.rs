@@ -2,12 +2,14 @@
 //! a verified run in each protocol, where every value read back must be the
 //! one written and every reply must fit its request.
 
-use service::reference::{self, Memcached, MEMCACHED};
+use testkit::reference::{self, Memcached, MEMCACHED};
 
 #[test]
 fn verified_runs_against_memcached_in_both_protocols() {
     let Some(binary) = reference::find() else {
-        println!("note: {MEMCACHED} not found; loadgen was not checked against memcached");
+        testkit::missing_tool(&format!(
+            "{MEMCACHED} not found; loadgen was not checked against memcached"
+        ));
         return;
     };
     let server = Memcached::start(binary, 2).expect("start memcached");

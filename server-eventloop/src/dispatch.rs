@@ -7,19 +7,17 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::event_loop::LoopShared;
+use service::frontend::{AcceptError, BackoffLog, ACCEPT_BACKOFF};
 use service::Shutdown;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-
-/// How long accepting pauses after running out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The acceptor, built before the threads start so that setup errors reach
 /// the caller of [`crate::run`].
@@ -56,7 +54,7 @@ impl Acceptor {
         let mut events = Events::with_capacity(16);
         let mut next = 0usize;
         let mut paused_until: Option<Instant> = None;
-        let mut last_warning: Option<Instant> = None;
+        let mut log = BackoffLog::default();
         while !self.shutdown.is_triggered() {
             let timeout = paused_until.map(|t| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -78,16 +76,11 @@ impl Acceptor {
                         self.loops[next % self.loops.len()].hand_over(stream);
                         next = next.wrapping_add(1);
                     }
-                    Err(e) => match e.kind() {
-                        io::ErrorKind::WouldBlock => break,
-                        io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::ConnectionReset => {}
-                        _ => {
-                            if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                                tracing::warn!(error = %e, "accept failed; pausing accepts briefly");
-                                last_warning = Some(Instant::now());
-                            }
+                    Err(e) => match AcceptError::of(&e) {
+                        AcceptError::Empty => break,
+                        AcceptError::Retry => {}
+                        AcceptError::Backoff => {
+                            log.note(&e);
                             paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                             break;
                         }

@@ -19,7 +19,7 @@
 //!                                  └──────── until WouldBlock ────────┘
 //! ```
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use slab::Slab;
 
 use crate::connection::Connection;
 use crate::handler::Handler;
+use service::frontend::{AcceptError, BackoffLog, ACCEPT_BACKOFF};
 use service::Shutdown;
 
 use crate::Settings;
@@ -52,10 +53,6 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 
 /// How many readiness events one `poll` returns at most.
 const EVENTS: usize = 1024;
-
-/// How long accepting pauses after running out of file descriptors (the
-/// pending connections stay in the backlog meanwhile).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The longest a loop sleeps in `poll` with nothing to do, so that timers
 /// (idle sweep, paused accept, drain deadline) are looked at regularly.
@@ -157,7 +154,7 @@ pub(crate) struct EventLoop<H: Handler> {
     conns: Slab<Connection<H::Session>>,
     ctx: Context<H>,
     accept_paused_until: Option<Instant>,
-    last_accept_warning: Option<Instant>,
+    accept_log: BackoffLog,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -203,7 +200,7 @@ impl<H: Handler> EventLoop<H> {
                 draining: false,
             },
             accept_paused_until: None,
-            last_accept_warning: None,
+            accept_log: BackoffLog::default(),
         })
     }
 
@@ -306,22 +303,13 @@ impl<H: Handler> EventLoop<H> {
             };
             match listener.accept() {
                 Ok((stream, _peer)) => self.admit(stream),
-                Err(e) => match e.kind() {
-                    io::ErrorKind::WouldBlock => return,
-                    io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset => {}
-                    _ => {
-                        // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
-                        // in the backlog. Edge-triggered epoll will not report
-                        // it again, so retry on a timer; say so once a second.
-                        if self
-                            .last_accept_warning
-                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                        {
-                            tracing::warn!(event_loop = self.ctx.index, error = %e, "accept failed; pausing accepts briefly");
-                            self.last_accept_warning = Some(Instant::now());
-                        }
+                Err(e) => match AcceptError::of(&e) {
+                    AcceptError::Empty => return,
+                    AcceptError::Retry => {}
+                    AcceptError::Backoff => {
+                        // The connection stays in the backlog. Edge-triggered
+                        // epoll will not report it again: retry on a timer.
+                        self.accept_log.note(&e);
                         self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                         return;
                     }
@@ -350,10 +338,9 @@ impl<H: Handler> EventLoop<H> {
         let max = ctx.settings.max_connections;
         if max > 0 && open >= max {
             ctx.open.fetch_sub(1, Ordering::SeqCst);
-            // Best effort: a fresh socket's send buffer is empty, so the line
-            // fits unless the client already vanished.
-            let _ = stream.write(ctx.handler.reject_reply());
-            ctx.handler.connection_rejected();
+            // As the thread pool refuses (one line, FIN, input dropped).
+            let sent = service::frontend::refuse(&stream);
+            ctx.handler.connection_rejected(sent);
             return;
         }
         // Replies are complete messages; Nagle would only add latency.
@@ -567,12 +554,28 @@ impl<H: Handler> Context<H> {
                 calls += 1;
                 conn.output.adopt(&mut self.spare_out);
                 let before = conn.output.mark();
-                let done = self.handler.process(
-                    &mut conn.session,
-                    conn.input.pending(),
-                    &mut conn.output,
-                    settings.requests_per_call,
-                );
+                // The panic policy of both front-ends (see
+                // `service::frontend`): a panic closes this connection only.
+                let handler = &self.handler;
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handler.process(
+                        &mut conn.session,
+                        conn.input.pending(),
+                        &mut conn.output,
+                        settings.requests_per_call,
+                    )
+                }));
+                let done = match served {
+                    Ok(done) => done,
+                    Err(payload) => {
+                        tracing::error!(
+                            panic = service::frontend::panic_message(&*payload),
+                            "serving a connection panicked; closing it"
+                        );
+                        self.handler.connection_panicked();
+                        return Next::Close;
+                    }
+                };
                 conn.input.consume(done.consumed);
                 if done.consumed == 0 && !done.output_full {
                     conn.starved = true;

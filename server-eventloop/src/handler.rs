@@ -50,17 +50,15 @@ pub trait Handler: Send + Sync + 'static {
     /// on this thread or later on another one; it must not block.
     fn on_durable(&self, ticket: Self::Ticket, done: DurableCallback);
 
-    /// The line sent to a connection refused by the connection limit.
-    fn reject_reply(&self) -> &'static [u8] {
-        service::TOO_MANY_CONNECTIONS
-    }
-
     /// A connection was accepted and is being served.
     fn connection_opened(&self) {}
     /// A served connection was closed, for whatever reason.
     fn connection_closed(&self) {}
-    /// A connection was refused because of the connection limit.
-    fn connection_rejected(&self) {}
+    /// A connection was refused because of the connection limit, after
+    /// `reply_bytes` of refusal were sent to it.
+    fn connection_rejected(&self, _reply_bytes: u64) {}
+    /// Serving a connection panicked; it was closed.
+    fn connection_panicked(&self) {}
     /// A connection is being closed for being idle too long.
     fn idle_kick(&self) {}
 }

@@ -14,10 +14,9 @@ use std::str::FromStr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Pending-connection backlog of each listening socket; the kernel caps it at
-/// `net.core.somaxconn`. Large because a burst of thousands of connects must
-/// not be refused while the loops are busy.
-pub const BACKLOG: i32 = 4096;
+/// Pending-connection backlog of each listening socket, the same as the
+/// thread pool's ([`service::frontend::BACKLOG`]).
+pub use service::frontend::BACKLOG;
 
 /// How connections reach the loops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -113,17 +112,8 @@ impl Listeners {
 }
 
 fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // A restarted server can rebind while old connections sit in TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
+    let socket = service::frontend::listen_socket(addr, reuse_port)?;
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use engine::Engine;
-use server_eventloop::{run, settings_from_flags, AcceptMode, Listeners, Shutdown, MODEL};
+use server_eventloop::{run, settings_from_flags, AcceptMode, Listeners, MODEL};
 use service::{engine_options, init_logging, Flags, FrontendInfo, Service, ServiceConfig};
 
 #[derive(Parser, Debug)]
@@ -45,6 +45,10 @@ fn main() -> ExitCode {
 
 fn serve(cli: &Cli) -> anyhow::Result<()> {
     let flags = &cli.flags;
+    // Signals first, as both front-ends do: a SIGTERM while the engine
+    // recovers must still mean a clean stop.
+    let shutdown =
+        service::frontend::shutdown_on_signals().context("cannot install signal handlers")?;
     service::prepare_open_file_limit(flags.max_connections, 0);
 
     // Idle connections cost the event loop a few bytes each: like
@@ -65,12 +69,6 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         threads: settings.loops,
     };
     let service = Arc::new(Service::new(Arc::clone(&engine), config, frontend));
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    service::install_signal_handlers(move || {
-        stop.trigger();
-    })
-    .context("cannot install signal handlers")?;
 
     // Scripts and tests read the bound address (port 0 picks one) here.
     let addr = listeners.local_addr();

@@ -64,8 +64,12 @@ impl Handler for Service {
         self.stats().connection_closed();
     }
 
-    fn connection_rejected(&self) {
-        self.stats().connection_rejected();
+    fn connection_rejected(&self, reply_bytes: u64) {
+        self.stats().refused(reply_bytes);
+    }
+
+    fn connection_panicked(&self) {
+        self.stats().connection_panicked();
     }
 
     fn idle_kick(&self) {

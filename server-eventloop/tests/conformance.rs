@@ -7,7 +7,7 @@ mod common;
 use common::InProcess;
 use engine::Durability;
 use server_eventloop::AcceptMode;
-use service::conformance::{run_with, RunOptions};
+use testkit::conformance::{run_with, RunOptions};
 
 #[test]
 fn conformance_suite_in_reuseport_mode() {
@@ -30,8 +30,8 @@ fn conformance_suite_in_dispatch_mode_with_durability_always() {
 
 #[test]
 fn memccapable_ascii_passes_in_both_modes() {
-    if service::memccapable::tool().is_none() {
-        eprintln!("skipped: memccapable not installed (apt-get install libmemcached-tools)");
+    if testkit::memccapable::tool().is_none() {
+        testkit::missing_tool("memccapable not installed (apt-get install libmemcached-tools)");
         return;
     }
     for (mode, durability) in [
@@ -39,7 +39,7 @@ fn memccapable_ascii_passes_in_both_modes() {
         (AcceptMode::Dispatch, Durability::Always),
     ] {
         let server = InProcess::start(mode, durability);
-        let report = service::memccapable::run(server.addr, 10)
+        let report = testkit::memccapable::run(server.addr, 10)
             .expect("tool found above")
             .expect("run memccapable");
         assert!(report.ok(), "{mode}: {report}");

@@ -103,7 +103,7 @@ impl Handler for Script {
         });
     }
 
-    fn connection_rejected(&self) {
+    fn connection_rejected(&self, _reply_bytes: u64) {
         self.rejected.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -6,37 +6,28 @@
 //! short receive timeout so that it notices a shutdown promptly without any
 //! self-connection tricks.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::SockRef;
 
 use crate::pool::{Admission, Observer, Queued};
+use service::frontend::{self, AcceptError, BackoffLog, ACCEPT_BACKOFF};
 use service::Shutdown;
 
-/// Pending-connection backlog for the listening socket; the kernel caps it at
-/// `net.core.somaxconn`.
-pub const BACKLOG: i32 = 1024;
+pub use service::frontend::BACKLOG;
 
 /// How long `accept` blocks before the thread looks at the shutdown flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 
-/// How long to back off when `accept` fails for lack of resources (out of
-/// file descriptors): retrying at once would spin.
-const RESOURCE_BACKOFF: Duration = Duration::from_millis(20);
-
-/// Binds a listening TCP socket with SO_REUSEADDR (a restarted server can
-/// rebind while old connections linger in TIME_WAIT) and [`BACKLOG`].
+/// Binds the listening socket as both front-ends do
+/// ([`service::frontend::listen_socket`]: SO_REUSEADDR, [`BACKLOG`]).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
+    Ok(frontend::listen_socket(addr, false)?.into())
 }
 
 /// What the accept loop needs besides the listener.
@@ -47,8 +38,6 @@ pub(crate) struct Acceptor<O> {
     pub open: Arc<AtomicUsize>,
     /// 0 means no limit.
     pub max_connections: usize,
-    /// Sent to a connection turned away by the limit before it is closed.
-    pub reject_reply: &'static [u8],
     pub shutdown: Shutdown,
 }
 
@@ -60,27 +49,17 @@ impl<O: Observer> Acceptor<O> {
         // the accept into a poll of the shutdown flag every ACCEPT_POLL.
         listener.set_nonblocking(false)?;
         SockRef::from(listener).set_read_timeout(Some(ACCEPT_POLL))?;
-        let mut last_resource_warning: Option<Instant> = None;
+        let mut log = BackoffLog::default();
         while !self.shutdown.is_triggered() {
             match listener.accept() {
                 Ok((stream, _peer)) => self.admit(stream),
-                Err(e) => match e.kind() {
-                    io::ErrorKind::WouldBlock
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset => {}
-                    _ => {
-                        // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
-                        // in the backlog; wait for resources to free up and say
-                        // so at most once a second.
-                        if last_resource_warning
-                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                        {
-                            tracing::warn!(error = %e, "accept failed; backing off");
-                            last_resource_warning = Some(Instant::now());
-                        }
-                        std::thread::sleep(RESOURCE_BACKOFF);
+                Err(e) => match AcceptError::of(&e) {
+                    AcceptError::Empty | AcceptError::Retry => {}
+                    AcceptError::Backoff => {
+                        // The connection stays in the backlog: wait for
+                        // resources to free up.
+                        log.note(&e);
+                        std::thread::sleep(ACCEPT_BACKOFF);
                     }
                 },
             }
@@ -112,24 +91,10 @@ impl<O: Observer> Acceptor<O> {
         }
     }
 
-    /// Tells the client why and closes. The socket is fresh, so its send
-    /// buffer has room for the line; non-blocking mode makes sure a
-    /// misbehaving peer cannot stall the accept thread anyway.
-    fn reject(&self, mut stream: TcpStream) {
-        self.observer.rejected();
-        let _ = stream.set_nonblocking(true);
-        if let Err(e) = stream.write_all(self.reject_reply) {
-            tracing::debug!(error = %e, "could not send the too-many-connections reply");
-        }
-        // Closing a socket with unread input makes the kernel send a reset,
-        // which can overtake the line just written: send FIN after the line
-        // and discard whatever the client has sent so far.
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let mut sink = [0u8; 1024];
-        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-        tracing::debug!(
-            max = self.max_connections,
-            "connection refused: too many open connections"
-        );
+    /// Tells the client why and closes, as both front-ends do
+    /// ([`service::frontend::refuse`]).
+    fn reject(&self, stream: TcpStream) {
+        let sent = frontend::refuse(&stream);
+        self.observer.rejected(sent);
     }
 }

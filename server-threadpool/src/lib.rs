@@ -131,7 +131,6 @@ pub fn run(
         workers: options.workers,
         pin: options.pin,
         max_connections: config.max_connections,
-        reject_reply: TOO_MANY_CONNECTIONS,
         grace: options.grace,
     };
     let observer = Arc::new(StatsObserver(Arc::clone(&service)));
@@ -159,10 +158,8 @@ impl Observer for StatsObserver {
     fn dequeued(&self, wait: Duration) {
         self.0.stats().dequeued(wait);
     }
-    fn rejected(&self) {
-        let stats = self.0.stats();
-        stats.connection_rejected();
-        stats.add_bytes_written(TOO_MANY_CONNECTIONS.len() as u64);
+    fn rejected(&self, reply_bytes: u64) {
+        self.0.stats().refused(reply_bytes);
     }
     fn closed(&self) {
         self.0.stats().connection_closed();
@@ -181,8 +178,6 @@ pub struct PoolSettings {
     pub pin: bool,
     /// Live plus queued connections allowed; 0 means no limit.
     pub max_connections: usize,
-    /// The line sent to a connection over the limit before it is closed.
-    pub reject_reply: &'static [u8],
     /// See [`SHUTDOWN_GRACE`].
     pub grace: Duration,
 }
@@ -236,7 +231,6 @@ pub fn serve_with<S: Serve, O: Observer>(
         observer,
         open: Arc::new(AtomicUsize::new(0)),
         max_connections: settings.max_connections,
-        reject_reply: settings.reject_reply,
         shutdown: shutdown.clone(),
     };
     let accepted = acceptor.run(listener);
@@ -302,7 +296,7 @@ mod tests {
             let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             self.longest_wait_ms.fetch_max(ms, Ordering::SeqCst);
         }
-        fn rejected(&self) {
+        fn rejected(&self, _reply_bytes: u64) {
             self.rejected.fetch_add(1, Ordering::SeqCst);
         }
         fn closed(&self) {
@@ -329,7 +323,6 @@ mod tests {
             workers,
             pin: false,
             max_connections,
-            reject_reply: TOO_MANY_CONNECTIONS,
             grace: Duration::from_secs(2),
         };
         let thread = {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use engine::Engine;
-use server_threadpool::{bind, run, Options, Shutdown, MODEL};
+use server_threadpool::{bind, run, Options, MODEL};
 use service::{engine_options, init_logging, Flags, Service, ServiceConfig};
 
 #[derive(Parser, Debug)]
@@ -38,14 +38,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(flags: &Flags) -> anyhow::Result<()> {
-    // Signals first: a SIGTERM while the engine recovers must still mean a
-    // clean stop, not the default abrupt exit.
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    service::install_signal_handlers(move || {
-        stop.trigger();
-    })
-    .context("cannot install signal handlers")?;
+    // Signals first, as both front-ends do.
+    let shutdown =
+        service::frontend::shutdown_on_signals().context("cannot install signal handlers")?;
 
     let options = Options::from_flags(flags);
     let config = ServiceConfig::from_flags(flags, server_threadpool::IDLE_TIMEOUT_DEFAULT_S);

@@ -35,8 +35,9 @@ pub trait Observer: Send + Sync + 'static {
     fn queued(&self) {}
     /// A worker took a connection from the queue after it waited `wait`.
     fn dequeued(&self, _wait: Duration) {}
-    /// A connection was turned away because the server was full.
-    fn rejected(&self) {}
+    /// A connection was turned away because the server was full, after
+    /// `reply_bytes` of refusal were sent to it.
+    fn rejected(&self, _reply_bytes: u64) {}
     /// A queued connection was closed, served or not (shutdown closes the
     /// ones still waiting): every `queued` is matched by one `closed`.
     fn closed(&self) {}

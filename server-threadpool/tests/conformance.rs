@@ -10,7 +10,7 @@ use common::InProcess;
 #[test]
 fn conformance_suite_passes() {
     let server = InProcess::start(4, |_| {});
-    let report = service::conformance::run(server.addr).expect("suite ran");
+    let report = testkit::conformance::run(server.addr).expect("suite ran");
     assert!(report.ok(), "{report}");
     server.stop();
 }
@@ -18,7 +18,7 @@ fn conformance_suite_passes() {
 #[test]
 fn conformance_suite_passes_with_durability_always() {
     let server = InProcess::start_with(4, engine::Durability::Always, |_| {});
-    let report = service::conformance::run(server.addr).expect("suite ran");
+    let report = testkit::conformance::run(server.addr).expect("suite ran");
     assert!(report.ok(), "{report}");
     server.stop();
 }

@@ -9,8 +9,8 @@ use common::ServerProcess;
 fn memccapable_ascii_passes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = ServerProcess::start(dir.path(), &["--threads", "4"]);
-    let Some(report) = service::memccapable::run(server.addr, 5) else {
-        eprintln!("skipped: memccapable not installed (apt-get install libmemcached-tools)");
+    let Some(report) = testkit::memccapable::run(server.addr, 5) else {
+        testkit::missing_tool("memccapable not installed (apt-get install libmemcached-tools)");
         return;
     };
     let report = report.expect("run memccapable");

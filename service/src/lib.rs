@@ -14,20 +14,21 @@
 //! * [`Session`]: one per connection: the protocol decoder and a large value
 //!   being received.
 //! * [`Flags`]: the command-line flags both binaries flatten.
-//! * [`conformance`]: the suite every front-end is tested with; [`reference`](mod@reference)
-//!   starts memcached itself for the tests that hold our code to it.
+//! * [`Output`]: a connection's queue of replies, shared by both front-ends.
+//!
+//! The test tooling (the conformance suite, the memccapable runner, the
+//! reference memcached, a harness that starts any front-end) lives in the
+//! dev-only `testkit` crate, not here.
 
 #![deny(unsafe_code)]
 
 pub mod arith;
-pub mod conformance;
 mod connection_limit;
 mod execute;
 mod flags;
-pub mod memccapable;
+pub mod frontend;
 mod meta;
 pub mod output;
-pub mod reference;
 mod session;
 mod shutdown;
 mod signals;

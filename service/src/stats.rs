@@ -197,6 +197,12 @@ impl ServerStats {
     }
 
     /// A connection was refused at the connection limit.
+    /// A connection was refused at the limit, with `reply_bytes` sent to it.
+    pub fn refused(&self, reply_bytes: u64) {
+        self.connection_rejected();
+        self.add_bytes_written(reply_bytes);
+    }
+
     pub fn connection_rejected(&self) {
         self.counters().rejected_connections.fetch_add(1, Relaxed);
     }

@@ -105,7 +105,7 @@ fn run_suite(durability: Durability) {
             std::thread::spawn(move || serve(stream, service));
         }
     });
-    let report = service::conformance::run(addr).expect("suite runs");
+    let report = testkit::conformance::run(addr).expect("suite runs");
     println!("{report}");
     assert!(
         report.ok(),

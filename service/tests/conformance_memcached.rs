@@ -2,18 +2,18 @@
 //! memcached (1.6.18 is the reference) when its binary is installed. Every
 //! case must pass there before it may be used to judge our front-ends.
 
-use service::reference::{self, Memcached, MEMCACHED};
+use testkit::reference::{self, Memcached, MEMCACHED};
 
 #[test]
 fn every_case_passes_against_memcached() {
     let Some(binary) = reference::find() else {
-        println!(
-            "note: {MEMCACHED} not found; the conformance table was not checked against memcached"
-        );
+        testkit::missing_tool(&format!(
+            "{MEMCACHED} not found; the conformance table was not checked against memcached"
+        ));
         return;
     };
     let server = Memcached::start(binary, 2).expect("start memcached");
-    let report = service::conformance::run(server.addr).expect("suite runs");
+    let report = testkit::conformance::run(server.addr).expect("suite runs");
     println!("{report}");
     assert!(
         report.ok(),
@@ -25,6 +25,6 @@ fn every_case_passes_against_memcached() {
         report.passed.len()
     );
     // Runs a second time against the same server: the key prefix keeps runs apart.
-    let again = service::conformance::run(server.addr).expect("suite runs");
+    let again = testkit::conformance::run(server.addr).expect("suite runs");
     assert!(again.ok(), "second run against memcached failed:\n{again}");
 }

@@ -1,14 +1,19 @@
 //! Test harness for the front-ends, kept out of the production crates: start
 //! any front-end (or the reference memcached) as a process of its own on a
 //! free loopback port, talk to it with a plain blocking client, read its
-//! memory from `/proc`, and run the hostile-client suite ([`hostile`]).
+//! memory from `/proc`; the conformance table ([`conformance`]), the
+//! memccapable runner ([`memccapable`]), the reference memcached
+//! ([`reference`](mod@reference)) and the hostile-client suite ([`hostile`]).
 //!
 //! Binaries come from this workspace's target directory, built on first use
 //! with the profile of the calling test (`cargo build -p server-threadpool
 //! -p server-eventloop`, a no-op when `cargo test --workspace` already built
 //! them).
 
+pub mod conformance;
 pub mod hostile;
+pub mod memccapable;
+pub mod reference;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -89,10 +94,20 @@ pub fn server_dir() -> &'static Path {
     })
 }
 
-/// Whether a test that needs `tool` must fail rather than skip when it is
+/// Whether a test that needs a tool must fail rather than skip when it is
 /// missing: under CI (`CI=true`), which installs it.
 pub fn required_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A test's tool (memcached, memccapable) is missing: under CI, which
+/// installs it, that is a failure; elsewhere the test says it skipped.
+pub fn missing_tool(what: &str) {
+    assert!(
+        !required_in_ci(),
+        "{what}: CI installs it, so its absence is a failure here"
+    );
+    eprintln!("skipped: {what}");
 }
 
 /// A server process on a free loopback port; stopped by its PID (and
@@ -169,6 +184,24 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM (by PID) and waits up to `limit` for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = i32::try_from(self.child.id()).ok()?;
+        // SAFETY: kill has no memory-safety preconditions; the PID is our
+        // own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A new client connection.
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
@@ -187,7 +220,7 @@ impl Drop for Server {
 /// memcached (when installed) on a free port: TCP only, 1 GiB, two worker
 /// threads, `--max-connections N` from `extra` as `-c N`.
 fn start_memcached(extra: &[&str]) -> Option<Server> {
-    let bin = service::reference::find()?;
+    let bin = reference::find()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

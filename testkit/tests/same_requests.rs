@@ -1,6 +1,8 @@
-//! Both front-ends (in every accept mode) accept the same request lines
-//! and answer them as memcached does: a multi-get line of about 100 KB, a
-//! line that never ends, a set refused as too large.
+//! Both front-ends (in every accept mode), started with the same flags,
+//! behave alike and as memcached does: the same request lines accepted (a
+//! multi-get line of about 100 KB) or refused (a line that never ends), the
+//! same argument errors, the same admission and refusal at the connection
+//! limit (over the wire and in `stats`), the same clean shutdown.
 
 use std::io::Read;
 use std::time::Duration;
@@ -89,5 +91,43 @@ fn argument_errors_and_endless_lines_are_answered_alike() {
     for s in &all {
         let (_, closed) = exchange(s, &[b'x'; 4096], b"\r\n");
         assert!(closed, "{:?} keeps a 4 KB line without newline", s.frontend);
+    }
+}
+
+#[test]
+fn admission_and_refusal_at_the_limit_are_the_same() {
+    for f in Frontend::OURS {
+        let server = Server::start(f, &["--max-connections", "3"]).expect("starts");
+        let mut held: Vec<testkit::Client> = (0..3).map(|_| server.client()).collect();
+        for c in &mut held {
+            assert_eq!(c.line("version"), "VERSION 1.6.18\r\n", "{f:?}");
+        }
+        // The fourth is told why, then closed (no reset overtaking the line).
+        let (reply, closed) = exchange(&server, b"version\r\n", b"\r\n");
+        assert_eq!(
+            reply,
+            service::TOO_MANY_CONNECTIONS,
+            "{f:?}: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+        let (_, closed_after) = exchange(&server, b"", b"\r\n");
+        assert!(closed || closed_after, "{f:?}");
+        let c = &mut held[0];
+        assert_eq!(c.stat("rejected_connections"), "2", "{f:?}");
+        assert_eq!(c.stat("curr_connections"), "3", "{f:?}");
+        drop(held);
+    }
+}
+
+#[test]
+fn sigterm_stops_both_cleanly_after_the_replies_in_hand() {
+    for f in Frontend::OURS {
+        let mut server = Server::start(f, &[]).expect("starts");
+        let mut c = server.client();
+        assert_eq!(c.set("k", b"v").expect("set"), "STORED\r\n");
+        let status = server
+            .terminate(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{f:?} did not stop within 15 s"));
+        assert!(status.success(), "{f:?}: {status}");
     }
 }

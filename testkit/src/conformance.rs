@@ -18,7 +18,7 @@
 //!
 //! Against any server: `cargo run -p service --bin conformance -- 127.0.0.1:11211`
 //! (`--no-flush`, `--fast`, `--only <name>`), or `make conformance ADDR=...`.
-//! From a test: `service::conformance::run(addr)?.ok()`.
+//! From a test: `testkit::conformance::run(addr)?.ok()`.
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};

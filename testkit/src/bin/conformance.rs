@@ -7,7 +7,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
-use service::conformance::{run_with, RunOptions};
+use testkit::conformance::{run_with, RunOptions};
 
 fn main() -> ExitCode {
     let mut options = RunOptions::default();
