@@ -3,44 +3,12 @@
 //! report rendered, and `bench compare` of the run with itself. A broken
 //! `make bench` fails here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// The directory of this test's binaries, where cargo also puts loadgen's
-/// and the servers'.
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_bench"))
-        .parent()
-        .expect("bench has a directory")
-        .to_path_buf()
-}
-
-/// Builds loadgen and both servers with the profile of this test (a no-op
-/// when the workspace's tests already built them).
-fn build_binaries(dir: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "-q",
-        "-p",
-        "loadgen",
-        "-p",
-        "server-threadpool",
-        "-p",
-        "server-eventloop",
-    ]);
-    if dir.ends_with("release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo runs");
-    assert!(status.success(), "building loadgen and the servers failed");
-}
 
 #[test]
 fn a_tiny_matrix_runs_and_renders_its_report() {
-    let bins = bin_dir();
-    build_binaries(&bins);
+    let bins = testkit::build(&["loadgen", "server-threadpool", "server-eventloop"]);
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))

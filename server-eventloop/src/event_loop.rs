@@ -339,8 +339,7 @@ impl<H: Handler> EventLoop<H> {
         if max > 0 && open >= max {
             ctx.open.fetch_sub(1, Ordering::SeqCst);
             // As the thread pool refuses (one line, FIN, input dropped).
-            let sent = service::frontend::refuse(&stream);
-            ctx.handler.connection_rejected(sent);
+            service::frontend::refuse(&stream, |sent| ctx.handler.connection_rejected(sent));
             return;
         }
         // Replies are complete messages; Nagle would only add latency.

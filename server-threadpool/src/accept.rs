@@ -94,7 +94,6 @@ impl<O: Observer> Acceptor<O> {
     /// Tells the client why and closes, as both front-ends do
     /// ([`service::frontend::refuse`]).
     fn reject(&self, stream: TcpStream) {
-        let sent = frontend::refuse(&stream);
-        self.observer.rejected(sent);
+        frontend::refuse(&stream, |sent| self.observer.rejected(sent));
     }
 }

@@ -95,9 +95,10 @@ impl BackoffLog {
 /// Refuses a connection over the limit: sends [`TOO_MANY_CONNECTIONS`], then
 /// a FIN, and drops what the client already sent, so the line is not
 /// overtaken by the reset a close with unread input would cause. Never
-/// blocks (the socket is put in non-blocking mode). Returns the bytes sent,
-/// for the caller to count with the refusal (`ServerStats::refused`).
-pub fn refuse<S: AsFd>(stream: &S) -> u64 {
+/// blocks (the socket is put in non-blocking mode). `count` gets the bytes
+/// sent, to count the refusal (`ServerStats::refused`), before the client
+/// can see the connection end.
+pub fn refuse<S: AsFd>(stream: &S, count: impl FnOnce(u64)) {
     let sock = SockRef::from(stream);
     let _ = sock.set_nonblocking(true);
     let sent = match (&*sock).write(TOO_MANY_CONNECTIONS) {
@@ -107,11 +108,11 @@ pub fn refuse<S: AsFd>(stream: &S) -> u64 {
             0
         }
     };
+    count(sent);
     let _ = sock.shutdown(std::net::Shutdown::Write);
     let mut sink = [0u8; 1024];
     while matches!((&*sock).read(&mut sink), Ok(n) if n > 0) {}
     tracing::debug!("connection refused: too many open connections");
-    sent
 }
 
 /// Installs the SIGINT/SIGTERM handlers and returns the [`Shutdown`] they

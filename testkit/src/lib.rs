@@ -65,32 +65,35 @@ pub fn profile_dir() -> PathBuf {
     dir
 }
 
-/// Builds both servers once per process (a no-op when they are up to
-/// date) and returns the directory they are in. `TESTKIT_SERVER_DIR`
-/// points at other builds instead (to compare with an older revision).
+/// Builds `packages` with the profile of the calling binary (a no-op when
+/// they are up to date, as after `cargo test --workspace`) and returns the
+/// directory their binaries are in.
+pub fn build(packages: &[&str]) -> PathBuf {
+    let dir = profile_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {packages:?} failed");
+    dir
+}
+
+/// Builds both servers once per process and returns the directory they
+/// are in. `TESTKIT_SERVER_DIR` points at other builds instead (to compare
+/// with an older revision).
 pub fn server_dir() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         if let Some(dir) = std::env::var_os("TESTKIT_SERVER_DIR") {
             return PathBuf::from(dir);
         }
-        let dir = profile_dir();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "server-threadpool",
-            "-p",
-            "server-eventloop",
-        ]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the servers failed");
-        dir
+        build(&["server-threadpool", "server-eventloop"])
     })
 }
 
@@ -338,10 +341,11 @@ impl Client {
         Ok(Some(body.to_vec()))
     }
 
-    /// One `stats` value.
-    pub fn stat(&mut self, name: &str) -> String {
-        self.send(b"stats\r\n").expect("send");
-        let r = self.read_until(b"END\r\n").expect("stats");
+    /// One value of a `stats` reply (`request`: `stats`, `stats settings`).
+    fn stats_value(&mut self, request: &str, name: &str) -> String {
+        self.send(format!("{request}\r\n").as_bytes())
+            .expect("send");
+        let r = self.read_until(b"END\r\n").expect(request);
         let text = String::from_utf8_lossy(&r);
         text.lines()
             .filter_map(|l| l.strip_prefix("STAT "))
@@ -352,18 +356,14 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// One `stats` value.
+    pub fn stat(&mut self, name: &str) -> String {
+        self.stats_value("stats", name)
+    }
+
     /// One `stats settings` value.
     pub fn setting(&mut self, name: &str) -> String {
-        self.send(b"stats settings\r\n").expect("send");
-        let r = self.read_until(b"END\r\n").expect("stats settings");
-        let text = String::from_utf8_lossy(&r);
-        text.lines()
-            .filter_map(|l| l.strip_prefix("STAT "))
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().to_string())
-            })
-            .unwrap_or_default()
+        self.stats_value("stats settings", name)
     }
 }
 
