@@ -163,6 +163,14 @@ bench-cluster:
 	$(CARGO) build --release -p bench -p loadgen
 	$(CARGO) run --release -q -p bench -- run --preset cluster $(BENCH_FLAGS)
 
+# Both servers at BASE (a git revision) against the working tree on gets of
+# 64 KiB values: ops/s and server CPU per request, interleaved rounds, the
+# median and min-max of the ratios new/old. ROUNDS= (default 3).
+.PHONY: bench-large-gets
+bench-large-gets:
+	$(if $(BASE),,$(error BASE=<git rev> is required))
+	CARGO=$(CARGO) bash bench/scripts/large-gets.sh $(BASE) $(or $(ROUNDS),3)
+
 # Re-render a run's REPORT.md and charts from its raw outputs:
 # make report RUN=results/<run-id> (default: results/latest).
 report:

@@ -37,16 +37,17 @@ trap cleanup EXIT
 base_rev=$(git -C "$root" rev-parse --verify "$base^{commit}")
 git -C "$root" worktree add --detach "$tree" "$base_rev" >/dev/null
 
-# One target directory for both builds (the second build reuses the
-# dependencies); each binary is copied out before the other is built.
-target=${CARGO_TARGET_DIR:-$root/target}
+# Each tree builds into a target directory of its own: cargo names the
+# artifacts of workspace members by their path inside the workspace, so two
+# trees sharing one directory would take each other's builds for fresh (and
+# the comparison would run one revision twice).
 build() {
-	(cd "$1" && CARGO_TARGET_DIR="$target" "$cargo" build --release --quiet -p engine --bin engine-bench)
-	cp "$target/release/engine-bench" "$2"
+	(cd "$1" && CARGO_TARGET_DIR="$3" "$cargo" build --release --quiet -p engine --bin engine-bench)
+	cp "$3/release/engine-bench" "$2"
 }
 echo "building engine-bench at ${base_rev:0:12} and at the working tree" >&2
-build "$tree" "$work/old"
-build "$root" "$work/new"
+build "$tree" "$work/old" "$work/target-base"
+build "$root" "$work/new" "${CARGO_TARGET_DIR:-$root/target}"
 
 # Table rows of engine-bench: "| name | durability | threads | ops | ops/s | ...".
 # Prints "workload ops/s" per row; a workload with several rows (e.g. value
