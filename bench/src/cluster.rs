@@ -24,8 +24,8 @@ use crate::matrix::{Cell, Frontend, FrontendKind, Point, Workload};
 use crate::model::{CellRecord, ServerUsage};
 use crate::process::{fetch_stats, sample, spawn_pinned, usage_between, wait_ready, Managed};
 use crate::runner::{
-    cores_arg, find_in_path, run_loadgen, server_argv, workload_args, write, CellContext,
-    PRELOAD_CONNECTIONS, START_LIMIT, STOP_GRACE,
+    cores_arg, find_in_path, preload, run_loadgen, server_argv, workload_args, write, CellContext,
+    START_LIMIT, STOP_GRACE,
 };
 use crate::{write_json, Error};
 
@@ -177,41 +177,9 @@ pub(crate) fn measure_in(
 
     let outcome = (|| {
         // Preload every key once, directly: ketama puts each where the proxy would.
+        preload(ctx, cell, w, &server_args(&direct), out, record)?;
         let loadgen = ctx.loadgen.display().to_string();
         let pin = cores_arg(&ctx.split.loadgen);
-        let mut pre = vec![loadgen.clone(), "run".into()];
-        pre.extend(server_args(&direct));
-        pre.extend(workload_args(w));
-        let pre_conns = PRELOAD_CONNECTIONS.min(cell.connections.max(1)).to_string();
-        pre.extend(
-            [
-                "--threads",
-                "1",
-                "--pin",
-                &pin,
-                "--connections",
-                &pre_conns,
-                "--mix",
-                "get=1",
-                "--preload",
-                "--duration",
-                "0.2s",
-                "--timeout",
-                "5s",
-                "--quiet",
-                "--out",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        pre.push(out.join("preload").display().to_string());
-        record.commands.preload = pre.clone();
-        run_loadgen(
-            &pre,
-            ctx,
-            &out.join("preload.log"),
-            Duration::from_secs(300),
-        )?;
         let pids: Vec<u32> = procs.iter().filter_map(|(_, p)| p.pid()).collect();
         let before = pids
             .iter()

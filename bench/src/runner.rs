@@ -584,45 +584,16 @@ fn measure_in(
         wait_ready(addr, &mut server, START_LIMIT)?;
 
         // Preload: every key once, on the load-generator cores.
+        preload(
+            ctx,
+            cell,
+            w,
+            &["--server".to_string(), addr.to_string()],
+            out,
+            record,
+        )?;
         let loadgen = ctx.loadgen.display().to_string();
         let pin = cores_arg(&ctx.split.loadgen);
-        let mut pre = vec![
-            loadgen.clone(),
-            "run".into(),
-            "--server".into(),
-            addr.to_string(),
-        ];
-        pre.extend(workload_args(w));
-        let pre_conns = PRELOAD_CONNECTIONS.min(cell.connections.max(1)).to_string();
-        pre.extend(
-            [
-                "--threads",
-                "1",
-                "--pin",
-                &pin,
-                "--connections",
-                &pre_conns,
-                "--mix",
-                "get=1",
-                "--preload",
-                "--duration",
-                "0.2s",
-                "--timeout",
-                "5s",
-                "--quiet",
-                "--out",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        pre.push(out.join("preload").display().to_string());
-        record.commands.preload = pre.clone();
-        run_loadgen(
-            &pre,
-            ctx,
-            &out.join("preload.log"),
-            Duration::from_secs(300),
-        )?;
 
         let stats = fetch_stats(addr).unwrap_or_else(|e| format!("# {e}\n"));
         write(out, "stats-before.txt", &stats)?;
@@ -708,6 +679,53 @@ fn measure_in(
 pub(crate) fn write(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
     let p = dir.join(name);
     std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+}
+
+/// The preload pass of a cell: every key of the workload set once through
+/// `servers` (loadgen's `--server ...` arguments), on the load-generator
+/// cores, its outputs in `out/preload/`.
+pub(crate) fn preload(
+    ctx: &CellContext<'_>,
+    cell: &Cell,
+    w: &Workload,
+    servers: &[String],
+    out: &Path,
+    record: &mut CellRecord,
+) -> Result<(), Error> {
+    let pin = cores_arg(&ctx.split.loadgen);
+    let mut pre = vec![ctx.loadgen.display().to_string(), "run".into()];
+    pre.extend(servers.iter().cloned());
+    pre.extend(workload_args(w));
+    let pre_conns = PRELOAD_CONNECTIONS.min(cell.connections.max(1)).to_string();
+    pre.extend(
+        [
+            "--threads",
+            "1",
+            "--pin",
+            &pin,
+            "--connections",
+            &pre_conns,
+            "--mix",
+            "get=1",
+            "--preload",
+            "--duration",
+            "0.2s",
+            "--timeout",
+            "5s",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    pre.push(out.join("preload").display().to_string());
+    record.commands.preload = pre.clone();
+    run_loadgen(
+        &pre,
+        ctx,
+        &out.join("preload.log"),
+        Duration::from_secs(300),
+    )
 }
 
 /// Runs `loadgen` on the load-generator cores; stdout and stderr into `log`.
