@@ -77,7 +77,9 @@ pub struct Settings {
     /// `process` calls per connection per wake-up: with `requests_per_call`
     /// this bounds how long one pipelining client holds its loop.
     pub calls_per_wakeup: usize,
-    /// Unsent reply bytes beyond which a connection is no longer read.
+    /// Unsent reply bytes beyond which a connection is no longer read; by
+    /// default the session's own limit ([`service::OUTPUT_LIMIT`]), which the
+    /// thread pool obeys too.
     pub output_limit: usize,
     /// Buffered input beyond which a connection is cut; the protocol never
     /// needs this much for one request, so only a broken client gets there.
@@ -96,7 +98,7 @@ impl Default for Settings {
             write_timeout: None,
             requests_per_call: 32,
             calls_per_wakeup: 4,
-            output_limit: 256 * 1024,
+            output_limit: service::OUTPUT_LIMIT,
             max_input: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }

@@ -187,9 +187,11 @@ impl Output {
         if budget == 0 {
             return Ok(0);
         }
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOVECS.min(self.segs.len()));
+        // On the stack: one write per flush must not cost an allocation.
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut used = 0;
         for (i, s) in self.segs.iter().enumerate() {
-            if budget == 0 || slices.len() == MAX_IOVECS {
+            if budget == 0 || used == MAX_IOVECS {
                 break;
             }
             let mut b = s.bytes();
@@ -197,11 +199,11 @@ impl Output {
                 b = &b[self.front_sent..];
             }
             let take = b.len().min(usize::try_from(budget).unwrap_or(usize::MAX));
-            slices.push(IoSlice::new(&b[..take]));
+            slices[used] = IoSlice::new(&b[..take]);
+            used += 1;
             budget -= take as u64;
         }
-        let n = w.write_vectored(&slices)?;
-        drop(slices);
+        let n = w.write_vectored(&slices[..used])?;
         self.advance(n);
         Ok(n)
     }
