@@ -134,15 +134,28 @@ impl Server {
             return start_memcached(extra);
         }
         let data = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(frontend, data.path(), extra);
+        server._data = Some(data);
+        Some(server)
+    }
+
+    /// Starts one of ours on the data directory `dir`, which outlives it
+    /// (to restart on the same store, or on a copy of it).
+    ///
+    /// # Panics
+    /// If `frontend` is memcached, or the server does not come up: it
+    /// prints its listening address once it serves, so a store it cannot
+    /// open fails here with the server's own error on stderr.
+    pub fn start_in(frontend: Frontend, dir: &Path, extra: &[&str]) -> Server {
         let (bin, mode) = match frontend {
             Frontend::Threadpool => ("server-threadpool", None),
             Frontend::EventloopReuseport => ("server-eventloop", Some("reuseport")),
             Frontend::EventloopDispatch => ("server-eventloop", Some("dispatch")),
-            Frontend::Memcached => unreachable!("handled above"),
+            Frontend::Memcached => panic!("memcached has no data directory"),
         };
         let mut cmd = Command::new(server_dir().join(bin));
         cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
+            .arg(dir)
             .args(["--log-level", "warn"]);
         if let Some(m) = mode {
             cmd.args(["--accept", m]);
@@ -164,12 +177,12 @@ impl Server {
             .and_then(|a| a.split(',').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("{bin}: unexpected startup line {line:?}"));
-        Some(Server {
+        Server {
             frontend,
             addr,
             child,
-            _data: Some(data),
-        })
+            _data: None,
+        }
     }
 
     /// The process id.
@@ -205,6 +218,20 @@ impl Server {
         }
     }
 
+    /// Freezes it with SIGSTOP and waits until every thread has stopped
+    /// (see [`freeze`]).
+    pub fn freeze(&self) {
+        freeze(self.pid());
+    }
+
+    /// Ends it with SIGKILL (by PID) and reaps it.
+    pub fn kill(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
     /// A new client connection.
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
@@ -213,11 +240,36 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.kill();
     }
+}
+
+/// Sends SIGSTOP to `pid` (our own child) and waits until each of its
+/// threads is stopped. A signal takes effect when a thread next returns to
+/// user space, so a thread inside `fdatasync` finishes it first; once all
+/// are stopped, nothing of the process reaches the disk any more.
+///
+/// # Panics
+/// If the threads have not all stopped within 10 s.
+pub fn freeze(pid: u32) {
+    let Ok(id) = i32::try_from(pid) else {
+        panic!("pid {pid} out of range")
+    };
+    // SAFETY: kill has no memory-safety preconditions; the PID is the
+    // caller's own child, not yet reaped.
+    unsafe { libc::kill(id, libc::SIGSTOP) };
+    let stopped = wait_for(Duration::from_secs(10), || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return true;
+        };
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            state.is_empty() || state.starts_with('T') || state.starts_with('t')
+        })
+    });
+    assert!(stopped, "process {pid} did not stop within 10 s of SIGSTOP");
 }
 
 /// memcached (when installed) on a free port: TCP only, 1 GiB, two worker
