@@ -57,11 +57,22 @@ impl VerifyReport {
     }
 }
 
-/// The HSTable ids in `dir`, sorted, and the names of unfinished
-/// compaction outputs.
-pub(crate) fn list(dir: &Path) -> Result<(Vec<u32>, Vec<PathBuf>), OpenError> {
-    let mut ids = Vec::new();
-    let mut temps = Vec::new();
+/// What a data directory holds, by kind of file: what open recovers from
+/// and what `kvtool verify` checks, listed by one function for both.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// HSTable ids, sorted.
+    pub ids: Vec<u32>,
+    /// Unfinished compaction outputs and uncommitted streamed values.
+    pub temps: Vec<PathBuf>,
+    /// Lists of compacted files (`NNNNNNNN.obsolete`), sorted.
+    pub obsolete_lists: Vec<PathBuf>,
+}
+
+/// Lists `dir`. A file id past what the index can address is an error: its
+/// locations would alias another file's.
+pub(crate) fn list(dir: &Path) -> Result<Listing, OpenError> {
+    let mut l = Listing::default();
     for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
         let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
         let name = entry.file_name();
@@ -69,18 +80,32 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<u32>, Vec<PathBuf>), OpenError> {
         if name.ends_with(crate::compaction::TEMP_SUFFIX)
             || name.ends_with(crate::write::stream::TEMP_SUFFIX)
         {
-            temps.push(entry.path());
+            l.temps.push(entry.path());
+        } else if name.ends_with(crate::compaction::OBSOLETE_SUFFIX) {
+            l.obsolete_lists.push(entry.path());
         } else if let Some(id) = name
             .strip_suffix(".hst")
             .and_then(|n| n.parse::<u32>().ok())
         {
-            if file_path(dir, id).file_name() == Some(entry.file_name().as_os_str()) {
-                ids.push(id);
+            if file_path(dir, id).file_name() != Some(entry.file_name().as_os_str()) {
+                continue;
             }
+            if id > crate::index::MAX_FILE_ID {
+                return Err(OpenError::Corrupt {
+                    file: entry.path(),
+                    offset: 12,
+                    reason: format!(
+                        "file id {id} is past the largest this format can address ({})",
+                        crate::index::MAX_FILE_ID
+                    ),
+                });
+            }
+            l.ids.push(id);
         }
     }
-    ids.sort_unstable();
-    Ok((ids, temps))
+    l.ids.sort_unstable();
+    l.obsolete_lists.sort();
+    Ok(l)
 }
 
 /// Takes the directory lock, or says who holds it.
@@ -114,15 +139,46 @@ pub fn lock_dir(dir: &Path) -> Result<File, OpenError> {
 /// corruption is in the report.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, OpenError> {
     let _lock = lock_dir(dir)?;
-    let (ids, temps) = list(dir)?;
+    let Listing {
+        mut ids,
+        temps,
+        obsolete_lists,
+    } = list(dir)?;
     let store = crate::recovery::store_format(dir, !ids.is_empty(), false)?;
     let mut report = VerifyReport::default();
+    let note = |file: PathBuf, what: &str| Problem {
+        file,
+        offset: 0,
+        what: what.into(),
+    };
     for t in temps {
-        report.notes.push(Problem {
-            file: t,
-            offset: 0,
-            what: "unfinished compaction output or uncommitted streamed value; the next open deletes it".into(),
-        });
+        report.notes.push(note(
+            t,
+            "unfinished compaction output or uncommitted streamed value; the next open deletes it",
+        ));
+    }
+    // A compaction that crashed between its list and its unlinks: the
+    // files it names are replaced (their live records are in its outputs)
+    // and not part of the store, whatever their state.
+    for list in obsolete_lists {
+        let bytes = fs::read(&list).map_err(|e| OpenError::io("reading", &list, e))?;
+        match format::decode_obsolete(&bytes) {
+            Some(replaced) => {
+                for id in replaced {
+                    if let Ok(at) = ids.binary_search(&id) {
+                        ids.remove(at);
+                        report.notes.push(note(
+                            file_path(dir, id),
+                            "replaced by a compaction; the next open deletes it",
+                        ));
+                    }
+                }
+            }
+            None => report.notes.push(note(
+                list.clone(),
+                "torn list of compacted files (written by a crash before any unlink); the next open ignores it",
+            )),
+        }
     }
     for id in ids {
         verify_file(&file_path(dir, id), id, store, &mut report)?;

@@ -64,48 +64,19 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered, OpenError> {
-    let mut ids = Vec::new();
-    let mut lists = Vec::new();
+    let crate::inspect::Listing {
+        mut ids,
+        temps,
+        obsolete_lists: lists,
+    } = crate::inspect::list(dir)?;
     let mut removed_temp = false;
-    for entry in fs::read_dir(dir).map_err(|e| OpenError::io("listing", dir, e))? {
-        let entry = entry.map_err(|e| OpenError::io("listing", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.ends_with(crate::compaction::TEMP_SUFFIX)
-            || name.ends_with(crate::write::stream::TEMP_SUFFIX)
-        {
-            info!(
-                file = name,
-                "deleting an unfinished compaction output or streamed value"
-            );
-            let p = entry.path();
-            fs::remove_file(&p).map_err(|e| OpenError::io("removing", &p, e))?;
-            removed_temp = true;
-            continue;
-        }
-        if name.ends_with(crate::compaction::OBSOLETE_SUFFIX) {
-            lists.push(entry.path());
-            continue;
-        }
-        if let Some(id) = name
-            .strip_suffix(".hst")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            if file_path(dir, id).file_name() == Some(entry.file_name().as_os_str()) {
-                if id > index::MAX_FILE_ID {
-                    // Its index locations would alias another file's.
-                    return Err(OpenError::Corrupt {
-                        file: entry.path(),
-                        offset: 12,
-                        reason: format!(
-                            "file id {id} is past the largest this format can address ({})",
-                            index::MAX_FILE_ID
-                        ),
-                    });
-                }
-                ids.push(id);
-            }
-        }
+    for p in temps {
+        info!(
+            file = %p.display(),
+            "deleting an unfinished compaction output or streamed value"
+        );
+        fs::remove_file(&p).map_err(|e| OpenError::io("removing", &p, e))?;
+        removed_temp = true;
     }
     // Compactions whose old files were not all unlinked: finish them. The
     // list was written after the outputs and the active file were synced,
