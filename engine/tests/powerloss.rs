@@ -12,16 +12,16 @@
 //! its acknowledged value or a later one that was in flight). The next
 //! cycle writes on the copy, so recoveries pile up.
 //!
-//! The file system is mounted with `commit=600`: with the writer frozen, no
-//! periodic journal commit runs while the copy is taken, so the copy is
-//! one state of the device (syncs still commit at once).
+//! Every third cycle instead ends with a clean close under durability
+//! `none` while the threads are still writing: close must make every write
+//! it let through durable (a write that slips past the gate during close
+//! and rolls a file must not escape the final sync). The device is copied
+//! once close has returned.
 //!
-//! Needs root, loop devices and mkfs.ext4. Without them it prints
-//! "skipped: needs root and a loop device" and passes, except under
-//! `CI=true`, where a missing capability is a failure. `POWERLOSS_CYCLES`
-//! sets the number of power cuts (default 3; `make powerloss` runs more).
-//! Every mount and loop device it makes is unmounted and detached on the
-//! way out, also on failure.
+//! Needs root, loop devices and mkfs.ext4 (`testkit::loopdev`). Without
+//! them it says it skipped and passes, except under `CI=true`, where a
+//! missing capability is a failure. `POWERLOSS_CYCLES` sets the number of
+//! power cuts (default 3; `make powerloss` runs more).
 //!
 //! A `harness = false` test: the binary re-executes itself as the writer.
 
@@ -30,12 +30,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use engine::{Condition, Durability, Engine, Meta, Options};
+use testkit::loopdev::{fresh_or_skip, Rng};
 
 const CHILD_DIR: &str = "ENGINE_POWERLOSS_CHILD_DIR";
 const CHILD_START: &str = "ENGINE_POWERLOSS_CHILD_START";
+/// Set in a close cycle: the child closes the store this many microseconds
+/// after its first acknowledgement, while its threads still write.
+const CHILD_CLOSE: &str = "ENGINE_POWERLOSS_CHILD_CLOSE_US";
 const THREADS: u64 = 3;
 const HOT: u64 = 10;
 /// Hot key 0 of each thread is written by streaming this many bytes.
@@ -73,124 +77,75 @@ fn options() -> Options {
     }
 }
 
-fn child(dir: &Path, start: u64) {
-    let e = Arc::new(Engine::open(dir, options()).expect("child open"));
+/// What the writer does: writes until frozen (`close: None`) or until it
+/// closes the store that long after its first acknowledgement.
+fn child(dir: &Path, start: u64, close: Option<Duration>) {
+    let opts = match close {
+        Some(_) => Options {
+            durability: Durability::None,
+            ..options()
+        },
+        None => options(),
+    };
+    let e = Arc::new(Engine::open(dir, opts).expect("child open"));
     let out = Arc::new(Mutex::new(std::io::stdout()));
+    let ack = {
+        let out = out.clone();
+        move |line: std::fmt::Arguments<'_>| {
+            let mut o = out.lock().expect("stdout");
+            writeln!(o, "{line}").expect("print");
+            o.flush().expect("flush");
+        }
+    };
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let e = e.clone();
-            let out = out.clone();
+            let ack = ack.clone();
             std::thread::spawn(move || {
-                for j in 0.. {
-                    let i = start + t + THREADS * j;
-                    let w = e
-                        .put(&key(i), &value(i), Meta::default(), Condition::Always)
-                        .expect("put");
-                    e.wait_durable(w.ticket).expect("durable");
-                    {
-                        let mut o = out.lock().expect("stdout");
-                        writeln!(o, "ack {i}").expect("print");
-                        o.flush().expect("flush");
+                // Every write is acknowledged once it is durable; a write
+                // refused because the store is closing ends the thread.
+                let run = || -> Result<(), engine::WriteError> {
+                    for j in 0.. {
+                        let i = start + t + THREADS * j;
+                        let w = e.put(&key(i), &value(i), Meta::default(), Condition::Always)?;
+                        e.wait_durable(w.ticket)?;
+                        ack(format_args!("ack {i}"));
+                        let h = j % HOT;
+                        let w = if h == 0 {
+                            let v = hot_value(i, STREAMED_LEN);
+                            let mut s = e.put_stream(&hot_key(t, h), v.len(), Meta::default())?;
+                            for c in v.chunks(16 << 10) {
+                                s.write(c)?;
+                            }
+                            s.commit(Condition::Always)?
+                        } else {
+                            e.put(
+                                &hot_key(t, h),
+                                &hot_value(i, 200),
+                                Meta::default(),
+                                Condition::Always,
+                            )?
+                        };
+                        e.wait_durable(w.ticket)?;
+                        ack(format_args!("hot {t} {h} {i}"));
                     }
-                    let h = j % HOT;
-                    let w = if h == 0 {
-                        let v = hot_value(i, STREAMED_LEN);
-                        let mut s = e
-                            .put_stream(&hot_key(t, h), v.len(), Meta::default())
-                            .expect("begin stream");
-                        for c in v.chunks(16 << 10) {
-                            s.write(c).expect("stream chunk");
-                        }
-                        s.commit(Condition::Always).expect("commit stream")
-                    } else {
-                        e.put(
-                            &hot_key(t, h),
-                            &hot_value(i, 200),
-                            Meta::default(),
-                            Condition::Always,
-                        )
-                        .expect("put hot")
-                    };
-                    e.wait_durable(w.ticket).expect("durable");
-                    let mut o = out.lock().expect("stdout");
-                    writeln!(o, "hot {t} {h} {i}").expect("print");
-                    o.flush().expect("flush");
+                    Ok(())
+                };
+                let result = run();
+                if close.is_none() {
+                    result.expect("write");
                 }
             })
         })
         .collect();
+    if let Some(after) = close {
+        std::thread::sleep(after);
+        e.close().expect("close");
+        // Only now: every write acknowledged so far must be on the device.
+        ack(format_args!("closed"));
+    }
     for t in threads {
         let _ = t.join();
-    }
-}
-
-/// xorshift64*: only a few random delays are needed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Runs a command; its stdout, or why it failed.
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A backing file attached to a loop device and mounted; unmounted and
-/// detached on drop, also when the test fails.
-struct LoopMount {
-    image: PathBuf,
-    device: String,
-    mount: PathBuf,
-    mounted: bool,
-}
-
-impl LoopMount {
-    fn new(image: &Path, mount: &Path) -> Result<LoopMount, String> {
-        let image_s = image.to_str().ok_or("image path is not UTF-8")?;
-        let device = run("losetup", &["-f", "--show", image_s])?;
-        let mut lm = LoopMount {
-            image: image.to_path_buf(),
-            device,
-            mount: mount.to_path_buf(),
-            mounted: false,
-        };
-        std::fs::create_dir_all(mount).map_err(|e| format!("mkdir {}: {e}", mount.display()))?;
-        let mount_s = mount.to_str().ok_or("mount path is not UTF-8")?;
-        run(
-            "mount",
-            &["-t", "ext4", "-o", "commit=600", &lm.device, mount_s],
-        )?;
-        lm.mounted = true;
-        Ok(lm)
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        if self.mounted {
-            let m = self.mount.to_string_lossy().into_owned();
-            if run("umount", &[&m]).is_err() {
-                let _ = run("umount", &["-l", &m]);
-            }
-        }
-        let _ = run("losetup", &["-d", &self.device]);
     }
 }
 
@@ -204,33 +159,36 @@ impl Drop for Writer {
     }
 }
 
-fn signal(child: &Child, sig: &str) {
-    run("kill", &[sig, &child.id().to_string()]).expect("signal the writer");
-}
-
 /// Acknowledged writes: unique keys, and (thread, hot key, value) triples.
 #[derive(Default)]
 struct Acks {
     keys: Vec<u64>,
     hot: Vec<(u64, u64, u64)>,
+    /// The writer closed the store (a close cycle).
+    closed: bool,
 }
 
-/// Starts a writer on `dir`, lets it run `delay` after its first
-/// acknowledgement, freezes it, copies `image` to `copy`, kills it; returns
-/// every acknowledgement it printed.
+/// Starts a writer on `dir` and lets it run `delay` after its first
+/// acknowledgement. Then the power cut: it freezes the writer and copies
+/// `image` to `copy`; in a close cycle (`close`) the writer closes the
+/// store instead, and the copy is taken once it has exited. Returns every
+/// acknowledgement the writer printed.
 fn write_and_cut(
     exe: &Path,
     dir: &Path,
     start: u64,
     delay: Duration,
+    close: bool,
     image: &Path,
     copy: &Path,
 ) -> Acks {
+    let mut cmd = Command::new(exe);
+    cmd.env(CHILD_DIR, dir).env(CHILD_START, start.to_string());
+    if close {
+        cmd.env(CHILD_CLOSE, delay.as_micros().to_string());
+    }
     let mut writer = Writer(
-        Command::new(exe)
-            .env(CHILD_DIR, dir)
-            .env(CHILD_START, start.to_string())
-            .stdout(Stdio::piped())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn writer"),
@@ -250,36 +208,34 @@ fn write_and_cut(
                     if let [t, h, i] = v[..] {
                         a.hot.push((t, h, i));
                     }
+                } else if line == "closed" {
+                    a.closed = true;
                 }
             }
         })
     };
-    let started = Instant::now();
-    while acks.lock().expect("acks").keys.is_empty() && started.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(2));
+    if close {
+        let status = writer.0.wait().expect("wait for the writer");
+        assert!(status.success(), "the writer failed: {status}");
+    } else {
+        let started = Instant::now();
+        while acks.lock().expect("acks").keys.is_empty()
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(delay);
+        // The power cut: freeze the writer, take what reached the device.
+        testkit::freeze(writer.0.id());
     }
-    std::thread::sleep(delay);
-    // The power cut: freeze the writer, take what reached the device.
-    signal(&writer.0, "-STOP");
     std::fs::copy(image, copy).expect("copy the device");
     drop(writer);
     reader.join().expect("reader");
-    // Every line printed before the freeze was for a write synced before it.
+    // Every line printed before the freeze was for a write synced before
+    // it; in a close cycle, every line was for a write close let through.
     let taken = std::mem::take(&mut *acks.lock().expect("acks"));
+    assert!(!close || taken.closed, "the writer did not close the store");
     taken
-}
-
-/// Mounts a fresh ext4 image; `Err` says which capability is missing.
-fn first_mount(work: &Path) -> Result<LoopMount, String> {
-    let image = work.join("image-0");
-    let f = std::fs::File::create(&image).map_err(|e| format!("create image: {e}"))?;
-    f.set_len(IMAGE_BYTES)
-        .map_err(|e| format!("size image: {e}"))?;
-    drop(f);
-    let image_s = image.to_str().ok_or("image path is not UTF-8")?;
-    run("mkfs.ext4", &["-q", "-F", image_s])?;
-    LoopMount::new(&image, &work.join("mnt-0"))
 }
 
 fn main() {
@@ -288,7 +244,11 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        child(&PathBuf::from(dir), start);
+        let close = std::env::var(CHILD_CLOSE)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_micros);
+        child(&PathBuf::from(dir), start, close);
         return;
     }
     let cycles: u64 = std::env::var("POWERLOSS_CYCLES")
@@ -296,35 +256,26 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let work = tempfile::tempdir().expect("tempdir");
-    let mut current = match first_mount(work.path()) {
-        Ok(m) => m,
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true and the power-loss test cannot run: {why}");
-            }
-            println!("power-loss test skipped: needs root and a loop device ({why})");
-            return;
-        }
+    let Some(mut current) = fresh_or_skip(work.path(), IMAGE_BYTES) else {
+        return;
     };
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        | 1;
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
     println!("power-loss test: {cycles} cycles, seed {seed}");
-    let mut rng = Rng(seed);
     let exe = std::env::current_exe().expect("current exe");
     let mut acked: Vec<u64> = Vec::new();
     let mut hot_acked: HashMap<(u64, u64), u64> = HashMap::new();
     let (mut lost, mut wrong) = (0u64, 0u64);
     for cycle in 1..=cycles {
-        let delay = Duration::from_micros(rng.next() % 300_000);
+        let delay = Duration::from_micros(rng.next_u64() % 300_000);
+        let close = cycle % 3 == 0;
         let copy = work.path().join(format!("image-{cycle}"));
         let acks = write_and_cut(
             &exe,
             &current.mount.join("store"),
             cycle * 100_000_000,
             delay,
+            close,
             &current.image,
             &copy,
         );
@@ -338,10 +289,8 @@ fn main() {
             *v = (*v).max(i);
         }
         // The old device goes; the copy is the disk after the power cut.
-        let old_image = current.image.clone();
-        drop(current);
-        let _ = std::fs::remove_file(&old_image);
-        current = LoopMount::new(&copy, &work.path().join(format!("mnt-{cycle}")))
+        current = current
+            .replace_with(&copy, &work.path().join(format!("mnt-{cycle}")))
             .expect("mount the copy");
 
         let e = Engine::open(
@@ -377,7 +326,8 @@ fn main() {
         }
         let stats = e.stats();
         println!(
-            "cycle {cycle}: cut after {delay:?}, {} acks this cycle, {} acknowledged in all, {cycle_lost} lost, {cycle_wrong} wrong; {} keys, {} files, {} bytes cut as torn tails",
+            "cycle {cycle}: {} after {delay:?}, {} acks this cycle, {} acknowledged in all, {cycle_lost} lost, {cycle_wrong} wrong; {} keys, {} files, {} bytes cut as torn tails",
+            if close { "closed" } else { "cut" },
             acks.keys.len(),
             acked.len() + hot_acked.len(),
             stats.keys,

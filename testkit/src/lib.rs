@@ -12,6 +12,7 @@
 
 pub mod conformance;
 pub mod hostile;
+pub mod loopdev;
 pub mod memccapable;
 pub mod reference;
 

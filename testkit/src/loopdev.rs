@@ -1,0 +1,139 @@
+//! File systems on loop devices, for tests of what a power cut leaves: a
+//! store on ext4 on a loop device, and copies of the device's backing
+//! file (what reached the device, without the page cache of the file
+//! system mounted on it) mounted in turn. Needs root, `losetup`, `mount`
+//! and `mkfs.ext4`; [`Mounted::fresh`] says which is missing. Every mount
+//! and loop device made here is unmounted and detached on drop, also when
+//! a test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs a command; its stdout, or why it failed.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A backing file attached to a loop device and mounted as ext4.
+pub struct Mounted {
+    /// The backing file.
+    pub image: PathBuf,
+    /// Where the file system is mounted.
+    pub mount: PathBuf,
+    device: String,
+    mounted: bool,
+}
+
+impl Mounted {
+    /// Makes a fresh ext4 image of `bytes` in `work` and mounts it;
+    /// `Err` says which capability is missing (root, a loop device, a
+    /// tool).
+    pub fn fresh(work: &Path, bytes: u64) -> Result<Mounted, String> {
+        let image = work.join("image-0");
+        let f = std::fs::File::create(&image).map_err(|e| format!("create image: {e}"))?;
+        f.set_len(bytes).map_err(|e| format!("size image: {e}"))?;
+        drop(f);
+        let image_s = image.to_str().ok_or("image path is not UTF-8")?;
+        run("mkfs.ext4", &["-q", "-F", image_s])?;
+        Mounted::new(&image, &work.join("mnt-0"))
+    }
+
+    /// Attaches `image` to a free loop device and mounts it on `mount`
+    /// (ext4 replays its journal here, as after a power cut).
+    ///
+    /// Mounted with `commit=600`: while the writer is frozen, no periodic
+    /// journal commit runs as the copy is taken, so the copy is one state
+    /// of the device (syncs still commit at once).
+    pub fn new(image: &Path, mount: &Path) -> Result<Mounted, String> {
+        let image_s = image.to_str().ok_or("image path is not UTF-8")?;
+        let device = run("losetup", &["-f", "--show", image_s])?;
+        let mut m = Mounted {
+            image: image.to_path_buf(),
+            mount: mount.to_path_buf(),
+            device,
+            mounted: false,
+        };
+        std::fs::create_dir_all(mount).map_err(|e| format!("mkdir {}: {e}", mount.display()))?;
+        let mount_s = mount.to_str().ok_or("mount path is not UTF-8")?;
+        run(
+            "mount",
+            &["-t", "ext4", "-o", "commit=600", &m.device, mount_s],
+        )?;
+        m.mounted = true;
+        Ok(m)
+    }
+
+    /// After a power cut taken as `copy` (a copy of [`Mounted::image`]
+    /// made while every writer was frozen): unmounts and detaches this one,
+    /// deletes its image, and mounts the copy on `mount`: the disk after
+    /// the cut.
+    pub fn replace_with(self, copy: &Path, mount: &Path) -> Result<Mounted, String> {
+        let old = self.image.clone();
+        drop(self);
+        let _ = std::fs::remove_file(&old);
+        Mounted::new(copy, mount)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let m = self.mount.to_string_lossy().into_owned();
+            if run("umount", &[&m]).is_err() {
+                let _ = run("umount", &["-l", &m]);
+            }
+        }
+        let _ = run("losetup", &["-d", &self.device]);
+    }
+}
+
+/// The first mount of a power-loss test, or `None` after saying why it is
+/// skipped: it needs root and a loop device. Under CI (`CI=true`), which
+/// has both, their absence is a failure.
+pub fn fresh_or_skip(work: &Path, bytes: u64) -> Option<Mounted> {
+    match Mounted::fresh(work, bytes) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            crate::missing_tool(&format!(
+                "power-loss test: needs root and a loop device ({why})"
+            ));
+            None
+        }
+    }
+}
+
+/// xorshift64*, seeded from the clock (printed, to repeat a run): the
+/// random moments of the cuts.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the clock.
+    pub fn from_clock() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        Rng(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
