@@ -50,14 +50,18 @@ CRASH_ITERATIONS ?= 300
 crash-loop:
 	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(CARGO) test --release -p engine --test crash
 
-# Power-loss test of the engine (root, loop devices, mkfs.ext4): the store on
-# ext4 on a loop device, a writer under durability `always` frozen at a
-# random moment, the device copied, the copy mounted and every acknowledged
-# write checked; `make test` runs 3 cycles (and says when it is skipped).
+# Power-loss tests (root, loop devices, mkfs.ext4): the store on ext4 on a
+# loop device, frozen at a random moment, the device copied, the copy
+# mounted and every acknowledged write checked. First the engine alone (a
+# writer process; every third cycle a close under durability `none`), then
+# through the front-ends under load over the wire, each cut server's disk
+# restarted by the next front-end. `make test` runs 3 cycles of each (and
+# says when they are skipped).
 POWERLOSS_CYCLES ?= 30
 .PHONY: powerloss
 powerloss:
 	POWERLOSS_CYCLES=$(POWERLOSS_CYCLES) $(CARGO) test --release -p engine --test powerloss
+	POWERLOSS_CYCLES=$(POWERLOSS_CYCLES) $(CARGO) test --release -p testkit --test powerloss -- --nocapture
 
 # The memcached conformance suite: checked against memcached itself and the
 # in-process service; `make conformance ADDR=host:port` also runs it against a

@@ -55,6 +55,13 @@ pub struct Flags {
     #[arg(long, default_value = "1m", value_parser = parse_size)]
     pub max_item_size: u64,
 
+    /// Size of each data file (HSTable), with an optional k/m/g suffix, from
+    /// 4k up to 3g: the file being written is preallocated to it and sealed
+    /// when full. Smaller files are compacted sooner and at less cost each;
+    /// every file costs a mapping and a descriptor.
+    #[arg(long, default_value = "64m", value_parser = parse_size)]
+    pub hstable_size: u64,
+
     /// When a write is acknowledged: none (never synced by us), interval
     /// (fdatasync every 50 ms in the background), interval:<ms>, or always
     /// (reply only after an fdatasync covering the write).
@@ -268,6 +275,7 @@ pub fn init_logging(flags: &Flags) {
 pub fn engine_options(flags: &Flags) -> engine::Options {
     engine::Options {
         durability: flags.durability.to_engine(),
+        max_file_size: flags.hstable_size,
         compression: match flags.compression {
             Compression::None => engine::Compression::None,
             Compression::Lz4 => engine::Compression::Lz4,
@@ -424,5 +432,8 @@ mod tests {
             engine_options(&f).durability,
             engine::Durability::Always
         ));
+        assert_eq!(engine_options(&f).max_file_size, 64 << 20);
+        let f = parse(&["--hstable-size", "256k"]).expect("parses");
+        assert_eq!(engine_options(&f).max_file_size, 256 << 10);
     }
 }
