@@ -167,13 +167,19 @@ bench-cluster:
 	$(CARGO) build --release -p bench -p loadgen
 	$(CARGO) run --release -q -p bench -- run --preset cluster $(BENCH_FLAGS)
 
-# Both servers at BASE (a git revision) against the working tree on gets of
-# 64 KiB values: ops/s and server CPU per request, interleaved rounds, the
-# median and min-max of the ratios new/old. ROUNDS= (default 3).
-.PHONY: bench-large-gets
-bench-large-gets:
+# Both servers at BASE (a git revision) against the working tree on the
+# request paths a front-end change touches (small gets, sets, multi-gets,
+# 64 KiB gets, 512 connections): ops/s, server CPU per request and loadgen's
+# CPU, interleaved rounds, the median and min-max of the ratios new/old.
+# ROUNDS= (default 3), WORKLOADS= (default all; see the script).
+.PHONY: bench-servers-compare bench-large-gets
+bench-servers-compare:
 	$(if $(BASE),,$(error BASE=<git rev> is required))
-	CARGO=$(CARGO) bash bench/scripts/large-gets.sh $(BASE) $(or $(ROUNDS),3)
+	CARGO=$(CARGO) bash bench/scripts/servers-compare.sh $(BASE) $(or $(ROUNDS),3) $(WORKLOADS)
+
+# The same, on 64 KiB gets only.
+bench-large-gets:
+	$(MAKE) bench-servers-compare WORKLOADS=large-get
 
 # Re-render a run's REPORT.md and charts from its raw outputs:
 # make report RUN=results/<run-id> (default: results/latest).

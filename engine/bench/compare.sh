@@ -24,30 +24,10 @@ fi
 flags=("$@")
 [[ ${#flags[@]} -eq 0 ]] && flags=(--num 200000)
 
-root=$(git rev-parse --show-toplevel)
-cargo=${CARGO:-cargo}
-work=$(mktemp -d)
-tree="$work/base-tree"
-cleanup() {
-	git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-base_rev=$(git -C "$root" rev-parse --verify "$base^{commit}")
-git -C "$root" worktree add --detach "$tree" "$base_rev" >/dev/null
-
-# Each tree builds into a target directory of its own: cargo names the
-# artifacts of workspace members by their path inside the workspace, so two
-# trees sharing one directory would take each other's builds for fresh (and
-# the comparison would run one revision twice).
-build() {
-	(cd "$1" && CARGO_TARGET_DIR="$3" "$cargo" build --release --quiet -p engine --bin engine-bench)
-	cp "$3/release/engine-bench" "$2"
-}
-echo "building engine-bench at ${base_rev:0:12} and at the working tree" >&2
-build "$tree" "$work/old" "$work/target-base"
-build "$root" "$work/new" "${CARGO_TARGET_DIR:-$root/target}"
+# shellcheck source=bench/scripts/revision.sh
+source "$(git rev-parse --show-toplevel)/bench/scripts/revision.sh"
+revision_setup "$base"
+revision_build_both engine:engine-bench
 
 # Table rows of engine-bench: "| name | durability | threads | ops | ops/s | ...".
 # Prints "workload ops/s" per row; a workload with several rows (e.g. value
@@ -65,7 +45,7 @@ for ((r = 1; r <= rounds; r++)); do
 	if ((r % 2)); then order=(old new); else order=(new old); fi
 	for which in "${order[@]}"; do
 		echo "round $r/$rounds: $which" >&2
-		"$work/$which" --dir "$work/data" "${flags[@]}" >"$work/$which.$r.out"
+		"$work/$which/engine-bench" --dir "$work/data" "${flags[@]}" >"$work/$which.$r.out"
 		rm -rf "$work/data"
 	done
 	join <(rates "$work/old.$r.out" | sort) <(rates "$work/new.$r.out" | sort) |
