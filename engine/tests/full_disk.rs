@@ -7,44 +7,9 @@
 //! `CI=true`, where a missing capability is a failure.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use engine::{Condition, Durability, Engine, Meta, Options, WriteError};
-
-/// Unmounts on drop, also when the test fails.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
-
-fn mount_tmpfs(at: &Path, size: &str) -> Option<Mount> {
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(at)
-        .output()
-        .ok()?;
-    if out.status.success() {
-        Some(Mount(at.to_path_buf()))
-    } else {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true: mounting a tmpfs failed ({why}); this test needs root");
-        }
-        eprintln!("skipped: needs root to mount a size-limited tmpfs ({why})");
-        None
-    }
-}
+use testkit::disk::Tmpfs;
 
 fn opts() -> Options {
     Options {
@@ -78,6 +43,19 @@ fn put_acked(e: &Engine, i: u32) -> Result<(), WriteError> {
     e.wait_durable(w.ticket)
 }
 
+/// The ids of the HSTables in `dir`, sorted.
+fn hstable_ids(dir: &std::path::Path) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            name.to_str()?.strip_suffix(".hst")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn check(e: &Engine, acked: &BTreeMap<u32, ()>) {
     for &i in acked.keys() {
         let item = e
@@ -90,14 +68,13 @@ fn check(e: &Engine, acked: &BTreeMap<u32, ()>) {
 
 #[test]
 fn a_full_disk_keeps_reads_refuses_writes_clearly_and_resumes() {
-    let mnt = tempfile::tempdir().expect("tempdir");
-    let Some(_mount) = mount_tmpfs(mnt.path(), "4m") else {
+    let Some(mnt) = Tmpfs::or_skip("4m") else {
         return;
     };
-    let dir = mnt.path().join("store");
+    let dir = mnt.path.join("store");
     let mut acked = BTreeMap::new();
     // Someone else's 1 MiB, deleted at the end to give space back.
-    let ballast = mnt.path().join("ballast");
+    let ballast = mnt.path.join("ballast");
     std::fs::write(&ballast, vec![0x55u8; 1 << 20]).expect("ballast");
 
     // Write until the file system is full.
@@ -123,13 +100,7 @@ fn a_full_disk_keeps_reads_refuses_writes_clearly_and_resumes() {
     e.close().expect("close on a full disk");
 
     // Take whatever space is left, so open has no room for a new HSTable.
-    let filler = mnt.path().join("filler");
-    {
-        let mut f = std::fs::File::create(&filler).expect("filler");
-        let chunk = vec![0xAAu8; 64 << 10];
-        while f.write_all(&chunk).is_ok() {}
-        let _ = f.sync_all();
-    }
+    let filler = mnt.fill("filler");
 
     let e = Engine::open(&dir, opts()).expect("open on a full disk");
     check(&e, &acked);
@@ -148,5 +119,38 @@ fn a_full_disk_keeps_reads_refuses_writes_clearly_and_resumes() {
     let e = Engine::open(&dir, opts()).expect("reopen");
     check(&e, &acked);
     assert_eq!(e.stats().bad_records, 0);
+    e.close().expect("close");
+}
+
+#[test]
+fn a_full_disk_burns_no_file_ids() {
+    let Some(mnt) = Tmpfs::or_skip("4m") else {
+        return;
+    };
+    let dir = mnt.path.join("store");
+    let ballast = mnt.path.join("ballast");
+    std::fs::write(&ballast, vec![0x55u8; 1 << 20]).expect("ballast");
+    let e = Engine::open(&dir, opts()).expect("open");
+    let mut i = 0u32;
+    // Writes go on into the active file's preallocated room while its
+    // successor cannot be made, until the roll-over fails.
+    while put_acked(&e, i).is_ok() {
+        i += 1;
+        assert!(i < 10_000, "4 MiB never filled up");
+    }
+    let before = hstable_ids(&dir);
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    while hstable_ids(&dir).len() <= before.len() {
+        put_acked(&e, i).expect("a write once space is freed");
+        i += 1;
+    }
+    // The file made once there was room takes the next id: the failed
+    // attempts while the disk was full cost one per file, not one per write.
+    let after = hstable_ids(&dir);
+    let newest = *after.last().expect("files");
+    assert!(
+        newest <= before.last().copied().unwrap_or(0) + 2,
+        "file ids burned while the disk was full: {before:?} then {after:?}"
+    );
     e.close().expect("close");
 }

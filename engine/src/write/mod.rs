@@ -54,6 +54,10 @@ pub(crate) struct Writer {
     spare: Option<ActiveFile>,
     /// The roller was asked for a spare that has not arrived yet.
     spare_asked: bool,
+    /// The last spare could not be made (a full disk): none is asked for
+    /// again until a roll-over has made a file, so a full disk costs one
+    /// attempt and one warning per file, not per write, and burns no ids.
+    spare_failed: bool,
     /// Set by close: nothing may be appended any more.
     closed: bool,
 }
@@ -83,6 +87,17 @@ impl Writer {
         }
         self.next_file_id += 1;
         Ok(id)
+    }
+
+    /// A spare asked for as `id` could not be made: its id is free again
+    /// unless a later one was taken, and no spare is asked for until the
+    /// next roll-over.
+    pub fn spare_failed(&mut self, id: u32) {
+        self.spare_asked = false;
+        self.spare_failed = true;
+        if self.next_file_id == id + 1 {
+            self.next_file_id = id;
+        }
     }
 
     /// The sequence number the next record gets (the caller stores it in
@@ -162,6 +177,7 @@ impl Writer {
             next_file_id,
             spare: None,
             spare_asked: false,
+            spare_failed: false,
             closed: false,
         })
     }
@@ -240,7 +256,7 @@ impl Inner {
             w.active.min_seq.store(seq, Ordering::Relaxed);
         }
         w.active.max_seq.store(seq, Ordering::Relaxed);
-        if tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked {
+        if tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked && !w.spare_failed {
             // Half full: the next file gets made while this one fills. (No
             // id left: the roll-over reports it.)
             if let Ok(id) = w.take_file_id(&self.dir) {
@@ -308,6 +324,7 @@ impl Inner {
             });
         }
         w.capacity = capacity;
+        w.spare_failed = false;
         Ok(())
     }
 

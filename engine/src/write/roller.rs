@@ -202,10 +202,10 @@ fn make_spare(inner: &Inner, id: u32, capacity: usize) {
             }
         }
         // The next roll-over creates its file itself and reports the error
-        // to its writer if it fails again; the file after asks again.
+        // to its writer if it fails again; the file after it asks again.
         Err(e) => {
             warn!(error = %e, "could not preallocate the next HSTable");
-            inner.writer.lock().spare_asked = false;
+            inner.writer.lock().spare_failed(id);
         }
     }
 }
