@@ -18,7 +18,7 @@
 //! and rolls a file must not escape the final sync). The device is copied
 //! once close has returned.
 //!
-//! Needs root, loop devices and mkfs.ext4 (`testkit::loopdev`). Without
+//! Needs root, loop devices and mkfs.ext4 (`testkit::disk`). Without
 //! them it says it skipped and passes, except under `CI=true`, where a
 //! missing capability is a failure. `POWERLOSS_CYCLES` sets the number of
 //! power cuts (default 3; `make powerloss` runs more).
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::{Condition, Durability, Engine, Meta, Options};
-use testkit::loopdev::{fresh_or_skip, Rng};
+use testkit::disk::{fresh_or_skip, Rng};
 
 const CHILD_DIR: &str = "ENGINE_POWERLOSS_CHILD_DIR";
 const CHILD_START: &str = "ENGINE_POWERLOSS_CHILD_START";

@@ -1,10 +1,10 @@
-//! File systems on loop devices, for tests of what a power cut leaves: a
-//! store on ext4 on a loop device, and copies of the device's backing
-//! file (what reached the device, without the page cache of the file
-//! system mounted on it) mounted in turn. Needs root, `losetup`, `mount`
-//! and `mkfs.ext4`; [`Mounted::fresh`] says which is missing. Every mount
-//! and loop device made here is unmounted and detached on drop, also when
-//! a test fails.
+//! File systems made for a test, for what a power cut or a full disk
+//! leaves: ext4 on a loop device, and copies of the device's backing file
+//! (what reached the device, without the page cache of the file system
+//! mounted on it) mounted in turn ([`Mounted`]); a size-limited tmpfs
+//! ([`Tmpfs`]). Needs root (and `losetup`, `mkfs.ext4` for a loop device);
+//! the constructors say what is missing. Every mount and loop device made
+//! here is unmounted and detached on drop, also when a test fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,6 +110,62 @@ pub fn fresh_or_skip(work: &Path, bytes: u64) -> Option<Mounted> {
                 "power-loss test: needs root and a loop device ({why})"
             ));
             None
+        }
+    }
+}
+
+/// A size-limited tmpfs mounted on a directory of its own; unmounted on
+/// drop, also when a test fails.
+pub struct Tmpfs {
+    /// Where it is mounted.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `4m`); `Err` says
+    /// why not (root is needed).
+    pub fn new(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let at = dir.path().to_str().ok_or("temp path is not UTF-8")?;
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at],
+        )?;
+        Ok(Tmpfs {
+            path: dir.path().to_path_buf(),
+            _dir: dir,
+        })
+    }
+
+    /// [`Tmpfs::new`], or `None` after saying why the test is skipped
+    /// (a failure under CI).
+    pub fn or_skip(size: &str) -> Option<Tmpfs> {
+        Tmpfs::new(size)
+            .map_err(|why| crate::missing_tool(&format!("needs root to mount a tmpfs ({why})")))
+            .ok()
+    }
+
+    /// Fills what space is left with a file named `name`, synced; returns
+    /// its path (remove it to give the space back).
+    pub fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join(name);
+        let mut f = std::fs::File::create(&path).expect("create the filler");
+        let chunk = vec![0xAAu8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        // The last partial chunk, byte by byte at most a page.
+        while f.write_all(&chunk[..512]).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let p = self.path.to_string_lossy().into_owned();
+        if run("umount", &[&p]).is_err() {
+            let _ = run("umount", &["-l", &p]);
         }
     }
 }

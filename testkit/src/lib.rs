@@ -11,8 +11,8 @@
 //! them).
 
 pub mod conformance;
+pub mod disk;
 pub mod hostile;
-pub mod loopdev;
 pub mod memccapable;
 pub mod reference;
 

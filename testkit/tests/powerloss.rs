@@ -1,6 +1,6 @@
 //! Power loss under load, through the front-ends: what a power cut leaves a
 //! server, not what a killed process leaves. The store lives on ext4 on a
-//! loop device (`testkit::loopdev`). A front-end serves it with durability
+//! loop device (`testkit::disk`). A front-end serves it with durability
 //! `always`, 256 KiB data files (so they roll over and are compacted all
 //! the time) and 2 MiB items. Clients write over the wire: unique keys, a
 //! fifth of them deleted again, and hot keys overwritten, now and then with
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testkit::loopdev::{fresh_or_skip, Rng};
+use testkit::disk::{fresh_or_skip, Rng};
 use testkit::{wait_for, Client, Frontend, Server};
 
 const IMAGE_BYTES: u64 = 160 << 20;
