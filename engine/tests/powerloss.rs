@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use common::writer::{self, Acknowledged, Writer};
 use engine::Engine;
-use testkit::disk::{fresh_or_skip, Rng};
+use testkit::disk::PowerLoss;
 
 const IMAGE_BYTES: u64 = 96 << 20;
 
@@ -40,17 +40,17 @@ fn main() {
     if writer::run_if_writer() {
         return;
     }
-    let cycles: u64 = std::env::var("POWERLOSS_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let work = tempfile::tempdir().expect("tempdir");
-    let Some(mut disk) = fresh_or_skip(work.path(), IMAGE_BYTES) else {
+    // `work` first: it is dropped after the disk mounted in it.
+    let Some(PowerLoss {
+        work,
+        cycles,
+        mut disk,
+        mut rng,
+        seed,
+    }) = PowerLoss::setup("power-loss test", IMAGE_BYTES)
+    else {
         return;
     };
-    let mut rng = Rng::from_clock();
-    let seed = rng.0;
-    println!("power-loss test: {cycles} cycles, seed {seed}");
     let mut acked = Acknowledged::default();
     let (mut lost, mut wrong) = (0, 0);
     for cycle in 1..=cycles {

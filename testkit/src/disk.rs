@@ -170,6 +170,40 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The set-up of a power-loss test: `POWERLOSS_CYCLES` (default 3), a
+/// work directory, a fresh ext4 of `bytes` mounted in it, and the random
+/// moments of the cuts (their seed printed with `name`, to repeat a run).
+/// `None` when the test is skipped (see [`fresh_or_skip`]).
+pub struct PowerLoss {
+    pub cycles: u64,
+    pub disk: Mounted,
+    pub rng: Rng,
+    pub seed: u64,
+    /// Holds the images and mounts; removed last.
+    pub work: tempfile::TempDir,
+}
+
+impl PowerLoss {
+    pub fn setup(name: &str, bytes: u64) -> Option<PowerLoss> {
+        let cycles = std::env::var("POWERLOSS_CYCLES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        let work = tempfile::tempdir().expect("tempdir");
+        let disk = fresh_or_skip(work.path(), bytes)?;
+        let rng = Rng::from_clock();
+        let seed = rng.0;
+        println!("{name}: {cycles} cycles, seed {seed}");
+        Some(PowerLoss {
+            cycles,
+            disk,
+            rng,
+            seed,
+            work,
+        })
+    }
+}
+
 /// xorshift64*, seeded from the clock (printed, to repeat a run): the
 /// random moments of the cuts.
 pub struct Rng(pub u64);

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testkit::disk::{fresh_or_skip, Rng};
+use testkit::disk::PowerLoss;
 use testkit::{wait_for, Client, Frontend, Server};
 
 const IMAGE_BYTES: u64 = 160 << 20;
@@ -227,17 +227,17 @@ fn load_and_cut(
 
 #[test]
 fn every_acknowledged_write_survives_power_cuts_under_both_front_ends() {
-    let cycles: u64 = std::env::var("POWERLOSS_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let work = tempfile::tempdir().expect("tempdir");
-    let Some(mut disk) = fresh_or_skip(work.path(), IMAGE_BYTES) else {
+    // `work` first: it is dropped after the disk mounted in it.
+    let Some(PowerLoss {
+        work,
+        cycles,
+        mut disk,
+        mut rng,
+        seed,
+    }) = PowerLoss::setup("power-loss test through the front-ends", IMAGE_BYTES)
+    else {
         return;
     };
-    let mut rng = Rng::from_clock();
-    let seed = rng.0;
-    println!("power-loss test through the front-ends: {cycles} cycles, seed {seed}");
     let order = Frontend::OURS;
     let mut server = Server::start_in(order[0], &disk.mount.join("store"), FLAGS);
     let mut acked = Acknowledged::default();
