@@ -74,13 +74,16 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::engine::Inner;
+use crate::context::Context;
+use crate::durability::SyncShared;
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN};
 use crate::hstable::MappedFile;
-use crate::hstable::{file_path, seal, sync_dir};
+use crate::hstable::{file_path, seal, sync_dir, FileTable};
 use crate::index;
+use crate::keydir::KeyDir;
 use crate::lock_order::{lock, Held, Rank, RankedMutex, RankedRwLock};
+use crate::write::WritePath;
 
 /// Suffix of a compaction output that is not complete yet.
 pub const TEMP_SUFFIX: &str = ".compacting";
@@ -128,6 +131,20 @@ pub struct CompactionReport {
     pub records_moved: u64,
     /// Records dropped (dead, expired, tombstones no longer needed).
     pub records_dropped: u64,
+}
+
+/// What compaction works on besides its own state: it takes file ids from
+/// the write path and waits for its roller, reads and switches the file
+/// table and the index, and runs a group commit before it unlinks.
+#[derive(Clone, Copy)]
+pub(crate) struct Deps<'a> {
+    pub ctx: &'a Context,
+    pub writes: &'a WritePath,
+    pub sync: &'a SyncShared,
+    pub files: &'a RankedRwLock<FileTable>,
+    pub keys: &'a KeyDir,
+    /// The engine is closed: no new group starts.
+    pub closed: &'a AtomicBool,
 }
 
 /// Coordination between compaction, its background thread and snapshots.
@@ -198,20 +215,21 @@ impl CompactionState {
         *woken = false;
         !self.stopped()
     }
-}
 
-pub(crate) fn background_loop(inner: &Inner) {
-    while inner.compaction.sleep(inner.opts.compaction_interval) {
-        match compact(inner, false) {
-            Ok(r) if r.files_in > 0 => info!(
-                files_in = r.files_in,
-                files_out = r.files_out,
-                bytes_in = r.bytes_in,
-                bytes_out = r.bytes_out,
-                "compaction done"
-            ),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "compaction failed; will retry"),
+    /// The background compaction thread.
+    pub fn run_background(&self, d: Deps<'_>) {
+        while self.sleep(d.ctx.opts().compaction_interval) {
+            match self.compact(d, false) {
+                Ok(r) if r.files_in > 0 => info!(
+                    files_in = r.files_in,
+                    files_out = r.files_out,
+                    bytes_in = r.bytes_in,
+                    bytes_out = r.bytes_out,
+                    "compaction done"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "compaction failed; will retry"),
+            }
         }
     }
 }
@@ -227,54 +245,55 @@ fn garbage(f: &MappedFile) -> (u64, u64) {
     (dead.saturating_sub(pinned), data)
 }
 
-/// Compacts every sealed file with garbage (`full`) or those at or above the
-/// configured threshold.
-pub(crate) fn compact(inner: &Inner, full: bool) -> Result<CompactionReport, WriteError> {
-    let _one = inner.compaction.run.lock();
-    // Full files still waiting for their seal are candidates too.
-    inner.roller.drain();
-    let mut report = CompactionReport::default();
-    let victims: Vec<Arc<MappedFile>> = {
+impl CompactionState {
+    /// Compacts every sealed file with garbage (`full`) or those at or above the
+    /// configured threshold.
+    pub fn compact(&self, d: Deps<'_>, full: bool) -> Result<CompactionReport, WriteError> {
+        let _one = self.run.lock();
+        // Full files still waiting for their seal are candidates too.
+        d.writes.drain();
+        let mut report = CompactionReport::default();
         // The writer lock keeps the active file from changing while the
         // table is read (writer before files table: the engine's lock order).
-        let w = inner.writer.lock();
-        let active = w.active().id();
-        let files = inner.files.read();
-        let mut v: Vec<_> = files
-            .iter()
-            // The active file, and full ones the roller has not sealed yet,
-            // have no sealed index to read.
-            .filter(|f| f.id() != active && f.sealed.load(Ordering::Acquire))
-            .filter(|f| {
-                let (g, data) = garbage(f);
-                if full {
-                    g > 0
-                } else {
-                    data > 0 && g as f64 >= inner.opts.compaction_threshold * data as f64
-                }
-            })
-            .cloned()
-            .collect();
-        // Most garbage first: the best return for the bytes rewritten.
-        v.sort_by(|a, b| {
-            let r = |f: &MappedFile| {
-                let (g, d) = garbage(f);
-                g as f64 / d.max(1) as f64
-            };
-            r(b).total_cmp(&r(a))
+        let victims: Vec<Arc<MappedFile>> = d.writes.read(|w| {
+            let active = w.active().id();
+            let files = d.files.read();
+            let mut v: Vec<_> = files
+                .iter()
+                // The active file, and full ones the roller has not sealed yet,
+                // have no sealed index to read.
+                .filter(|f| f.id() != active && f.sealed.load(Ordering::Acquire))
+                .filter(|f| {
+                    let (g, data) = garbage(f);
+                    if full {
+                        g > 0
+                    } else {
+                        data > 0 && g as f64 >= d.ctx.opts().compaction_threshold * data as f64
+                    }
+                })
+                .cloned()
+                .collect();
+            // Most garbage first: the best return for the bytes rewritten.
+            v.sort_by(|a, b| {
+                let r = |f: &MappedFile| {
+                    let (g, d) = garbage(f);
+                    g as f64 / d.max(1) as f64
+                };
+                r(b).total_cmp(&r(a))
+            });
+            v
         });
-        v
-    };
-    for group in victims.chunks(GROUP_FILES) {
-        if inner.compaction.stopped() || inner.closed.load(Ordering::Acquire) {
-            break;
+        for group in victims.chunks(GROUP_FILES) {
+            if self.stopped() || d.closed.load(Ordering::Acquire) {
+                break;
+            }
+            self.compact_group(d, group, &mut report)?;
         }
-        compact_group(inner, group, &mut report)?;
+        if report.files_in > 0 {
+            d.ctx.counters().compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(report)
     }
-    if report.files_in > 0 {
-        inner.counters.compactions.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(report)
 }
 
 /// An output HSTable being written under its temporary name.
@@ -293,12 +312,9 @@ struct Output {
 }
 
 impl Output {
-    fn create(inner: &Inner) -> Result<Output, WriteError> {
-        let id = {
-            let mut w = inner.writer.lock();
-            w.take_file_id(&inner.dir)?
-        };
-        let tmp = temp_path(&inner.dir, id);
+    fn create(d: Deps<'_>) -> Result<Output, WriteError> {
+        let id = d.writes.take_file_id(d.ctx.dir())?;
+        let tmp = temp_path(d.ctx.dir(), id);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -309,7 +325,7 @@ impl Output {
             id,
             tmp,
             file,
-            buf: format::encode_file_header(id, inner.format.version).to_vec(),
+            buf: format::encode_file_header(id, d.ctx.version()).to_vec(),
             flushed: 0,
             entries: Vec::new(),
             min_seq: u64::MAX,
@@ -353,7 +369,7 @@ impl Output {
     }
 
     /// Seals, syncs and renames the output to its final name; maps it.
-    fn finish(mut self, inner: &Inner) -> Result<Arc<MappedFile>, WriteError> {
+    fn finish(mut self, ctx: &Context) -> Result<Arc<MappedFile>, WriteError> {
         self.flush()?;
         let end = self.flushed;
         let len = seal(
@@ -362,9 +378,9 @@ impl Output {
             end,
             &self.entries,
             true,
-            inner.format.version,
+            ctx.version(),
         )?;
-        let path = file_path(&inner.dir, self.id);
+        let path = file_path(ctx.dir(), self.id);
         fs::rename(&self.tmp, &path).map_err(|e| WriteError::io("renaming", &self.tmp, e))?;
         // NOTE: sealed files are < 4 GiB + one record, so the length fits usize.
         let mapped = MappedFile::map(
@@ -372,7 +388,7 @@ impl Output {
             len as usize,
             path.clone(),
             self.id,
-            inner.opts.huge_pages,
+            ctx.opts().huge_pages,
         )
         .map_err(|e| WriteError::io("mapping", &path, e))?;
         mapped.records_end.store(end as u64, Ordering::Relaxed);
@@ -412,291 +428,277 @@ struct Move {
     len: u64,
 }
 
-fn compact_group(
-    inner: &Inner,
-    group: &[Arc<MappedFile>],
-    report: &mut CompactionReport,
-) -> Result<(), WriteError> {
-    let ids: HashSet<u32> = group.iter().map(|f| f.id()).collect();
-    // Every record outside the group, present or future, has a sequence
-    // number >= min_other.
-    let min_other = {
-        let w = inner.writer.lock();
-        let files = inner.files.read();
-        files
-            .iter()
-            .filter(|f| !ids.contains(&f.id()))
-            .map(|f| f.min_seq.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(u64::MAX)
-            .min(w.last_seq() + 1)
-    };
-    // The store's highest sequence number on disk, if it is in the group:
-    // that record is kept even when it could be dropped, or a clean reopen
-    // would start numbering below it and hand out CAS values again. (Later
-    // writes land in the active file, outside the group, with higher ones.)
-    let keep_seq = {
-        let files = inner.files.read();
-        let max_of = |inside: bool| {
+impl CompactionState {
+    fn compact_group(
+        &self,
+        d: Deps<'_>,
+        group: &[Arc<MappedFile>],
+        report: &mut CompactionReport,
+    ) -> Result<(), WriteError> {
+        let ids: HashSet<u32> = group.iter().map(|f| f.id()).collect();
+        // Every record outside the group, present or future, has a sequence
+        // number >= min_other.
+        let min_other = d.writes.read(|w| {
+            let files = d.files.read();
             files
                 .iter()
-                .filter(|f| ids.contains(&f.id()) == inside)
-                .map(|f| f.max_seq.load(Ordering::Relaxed))
-                .max()
-                .unwrap_or(0)
+                .filter(|f| !ids.contains(&f.id()))
+                .map(|f| f.min_seq.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(u64::MAX)
+                .min(w.last_seq() + 1)
+        });
+        // The store's highest sequence number on disk, if it is in the group:
+        // that record is kept even when it could be dropped, or a clean reopen
+        // would start numbering below it and hand out CAS values again. (Later
+        // writes land in the active file, outside the group, with higher ones.)
+        let keep_seq = {
+            let files = d.files.read();
+            let max_of = |inside: bool| {
+                files
+                    .iter()
+                    .filter(|f| ids.contains(&f.id()) == inside)
+                    .map(|f| f.max_seq.load(Ordering::Relaxed))
+                    .max()
+                    .unwrap_or(0)
+            };
+            let (group, other) = (max_of(true), max_of(false));
+            (group > other).then_some(group)
         };
-        let (group, other) = (max_of(true), max_of(false));
-        (group > other).then_some(group)
-    };
-    let now = (inner.opts.clock)();
-    let max = inner.opts.max_file_size as usize;
-    let mut outputs: Vec<Output> = Vec::new();
-    let mut moves: Vec<Move> = Vec::new();
-    let mut done: Vec<&Arc<MappedFile>> = Vec::new();
-    let (mut expired_live, mut kept) = (0u64, 0u64);
-    let (mut read, mut written) = (0u64, 0u64);
-    let mut since = 0u64;
-    let start = Instant::now();
-    let abandon = |outputs: Vec<Output>| {
-        for o in outputs {
-            let _ = fs::remove_file(&o.tmp);
-        }
-    };
-
-    for f in group {
-        let len = match f.file().metadata() {
-            Ok(m) => m.len(),
-            Err(e) => {
-                abandon(outputs);
-                return Err(WriteError::io("reading metadata of", f.path(), e));
+        let now = (d.ctx.opts().clock)();
+        let max = d.ctx.opts().max_file_size as usize;
+        let mut outputs: Vec<Output> = Vec::new();
+        let mut moves: Vec<Move> = Vec::new();
+        let mut done: Vec<&Arc<MappedFile>> = Vec::new();
+        let (mut expired_live, mut kept) = (0u64, 0u64);
+        let (mut read, mut written) = (0u64, 0u64);
+        let mut since = 0u64;
+        let start = Instant::now();
+        let abandon = |outputs: Vec<Output>| {
+            for o in outputs {
+                let _ = fs::remove_file(&o.tmp);
             }
         };
-        let Some(entries) = crate::hstable::read_sealed_index(f.file(), len) else {
-            warn!(file = %f.path().display(), "not compacting a file whose footer does not verify");
-            continue;
-        };
-        for e in &entries {
-            let (off, rl) = (e.offset as usize, e.len as usize);
-            read += rl as u64;
-            since += rl as u64;
-            let loc = index::pack(f.id(), off as u64);
-            let bytes = f.get(off, rl).unwrap_or_default();
-            // The index entry and the record must agree on its extent and
-            // kind, or the bytes copied would not be the record.
-            let rec = match format::decode_record(bytes).and_then(|r| {
-                if r.header.record_len() == rl && r.header.kind == e.kind {
-                    Ok(r)
-                } else {
-                    Err(format::RecordError::BadLength)
+
+        for f in group {
+            let len = match f.file().metadata() {
+                Ok(m) => m.len(),
+                Err(e) => {
+                    abandon(outputs);
+                    return Err(WriteError::io("reading metadata of", f.path(), e));
                 }
-            }) {
-                Ok(r) => r,
-                Err(err) => {
-                    // Never copy a corrupt record; if it was live, its key
-                    // reads as missing from now on (it could not be served).
-                    warn!(file = %f.path().display(), offset = off, error = %err,
-                        "dropping a corrupt record during compaction");
-                    inner.counters.bad_records.fetch_add(1, Ordering::Relaxed);
-                    if inner
-                        .keys
-                        .index()
-                        .write(e.hash)
-                        .remove(e.hash, |l| l == loc)
-                        .is_some()
-                    {
-                        expired_live += rl as u64;
+            };
+            let Some(entries) = crate::hstable::read_sealed_index(f.file(), len) else {
+                warn!(file = %f.path().display(), "not compacting a file whose footer does not verify");
+                continue;
+            };
+            for e in &entries {
+                let (off, rl) = (e.offset as usize, e.len as usize);
+                read += rl as u64;
+                since += rl as u64;
+                let loc = index::pack(f.id(), off as u64);
+                let bytes = f.get(off, rl).unwrap_or_default();
+                // The index entry and the record must agree on its extent and
+                // kind, or the bytes copied would not be the record.
+                let rec = match format::decode_record(bytes).and_then(|r| {
+                    if r.header.record_len() == rl && r.header.kind == e.kind {
+                        Ok(r)
+                    } else {
+                        Err(format::RecordError::BadLength)
                     }
+                }) {
+                    Ok(r) => r,
+                    Err(err) => {
+                        // Never copy a corrupt record; if it was live, its key
+                        // reads as missing from now on (it could not be served).
+                        warn!(file = %f.path().display(), offset = off, error = %err,
+                        "dropping a corrupt record during compaction");
+                        d.ctx.counters().bad_records.fetch_add(1, Ordering::Relaxed);
+                        if d.keys.remove_at(e.hash, loc) {
+                            expired_live += rl as u64;
+                        }
+                        report.records_dropped += 1;
+                        continue;
+                    }
+                };
+                let keep = match e.kind {
+                    RecordKind::Put => {
+                        // Under the key's stripe lock: a writer holds it from
+                        // before its append until after its publish, so a record
+                        // appended (and sealed into this file) but not yet
+                        // published is seen as live, not dropped as dead.
+                        let _key = d.keys.stripe(e.hash);
+                        let live = d.keys.points_at(e.hash, loc);
+                        if !live {
+                            false
+                        } else if rec.header.expiry != 0
+                            && rec.header.expiry <= now
+                            && e.seq < min_other
+                            && keep_seq != Some(e.seq)
+                        {
+                            if d.keys.remove_at(e.hash, loc) {
+                                expired_live += rl as u64;
+                            }
+                            false
+                        } else {
+                            true
+                        }
+                    }
+                    RecordKind::Delete => e.seq >= min_other || keep_seq == Some(e.seq),
+                    RecordKind::Clear => {
+                        // A clear holds every stripe until the index is empty.
+                        drop(d.keys.stripe(0));
+                        e.seq >= min_other || keep_seq == Some(e.seq)
+                    }
+                };
+                if !keep {
                     report.records_dropped += 1;
                     continue;
                 }
-            };
-            let keep = match e.kind {
-                RecordKind::Put => {
-                    // Under the key's stripe lock: a writer holds it from
-                    // before its append until after its publish, so a record
-                    // appended (and sealed into this file) but not yet
-                    // published is seen as live, not dropped as dead.
-                    let _key = inner.stripe(e.hash);
-                    let live = inner
-                        .keys
-                        .index()
-                        .read(e.hash)
-                        .find(e.hash, |l| l == loc)
-                        .is_some();
-                    if !live {
-                        false
-                    } else if rec.header.expiry != 0
-                        && rec.header.expiry <= now
-                        && e.seq < min_other
-                        && keep_seq != Some(e.seq)
-                    {
-                        if inner
-                            .keys
-                            .index()
-                            .write(e.hash)
-                            .remove(e.hash, |l| l == loc)
-                            .is_some()
-                        {
-                            expired_live += rl as u64;
+                if outputs.last().is_none_or(|o| !o.fits(rl, max)) {
+                    match Output::create(d) {
+                        Ok(o) => outputs.push(o),
+                        Err(err) => {
+                            abandon(outputs);
+                            return Err(err);
                         }
-                        false
-                    } else {
-                        true
                     }
                 }
-                RecordKind::Delete => e.seq >= min_other || keep_seq == Some(e.seq),
-                RecordKind::Clear => {
-                    // A clear holds every stripe until the index is empty.
-                    drop(inner.stripe(0));
-                    e.seq >= min_other || keep_seq == Some(e.seq)
-                }
-            };
-            if !keep {
-                report.records_dropped += 1;
-                continue;
-            }
-            if outputs.last().is_none_or(|o| !o.fits(rl, max)) {
-                match Output::create(inner) {
-                    Ok(o) => outputs.push(o),
+                let out = outputs.len() - 1;
+                let o = &mut outputs[out];
+                let new_off = match o.push(e, bytes) {
+                    Ok(x) => x,
                     Err(err) => {
                         abandon(outputs);
                         return Err(err);
                     }
+                };
+                written += rl as u64;
+                since += rl as u64;
+                if e.kind == RecordKind::Put {
+                    moves.push(Move {
+                        hash: e.hash,
+                        old: loc,
+                        out,
+                        off: new_off,
+                        len: rl as u64,
+                    });
+                } else {
+                    o.pinned += rl as u64;
+                    kept += rl as u64;
+                }
+                if since >= THROTTLE_STEP {
+                    since = 0;
+                    throttle(d.ctx.opts().compaction_rate, start, read + written);
+                    if self.stopped() {
+                        abandon(outputs);
+                        return Ok(());
+                    }
                 }
             }
-            let out = outputs.len() - 1;
-            let o = &mut outputs[out];
-            let new_off = match o.push(e, bytes) {
-                Ok(x) => x,
+            done.push(f);
+        }
+        if done.is_empty() {
+            abandon(outputs);
+            return Ok(());
+        }
+
+        // Make the outputs durable under their final names.
+        let mut mapped = Vec::with_capacity(outputs.len());
+        let mut outputs = outputs.into_iter();
+        while let Some(o) = outputs.next() {
+            let tmp = o.tmp.clone();
+            match o.finish(d.ctx) {
+                Ok(m) => mapped.push(m),
                 Err(err) => {
-                    abandon(outputs);
+                    let _ = fs::remove_file(&tmp);
+                    abandon(outputs.collect());
+                    // Outputs already renamed stay: they only duplicate records
+                    // of files that are still there (harmless, see module docs),
+                    // but must not be left out of the table either, or a later
+                    // compaction could drop a tombstone they still need.
+                    insert_files(d.files, &mapped);
                     return Err(err);
                 }
-            };
-            written += rl as u64;
-            since += rl as u64;
-            if e.kind == RecordKind::Put {
-                moves.push(Move {
-                    hash: e.hash,
-                    old: loc,
-                    out,
-                    off: new_off,
-                    len: rl as u64,
-                });
-            } else {
-                o.pinned += rl as u64;
-                kept += rl as u64;
             }
-            if since >= THROTTLE_STEP {
-                since = 0;
-                throttle(inner.opts.compaction_rate, start, read + written);
-                if inner.compaction.stopped() {
-                    abandon(outputs);
-                    return Ok(());
+        }
+        let dir = d.ctx.dir();
+        sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
+
+        // Switch.
+        let mut lost = 0u64;
+        {
+            let _switch = self.switch.write();
+            insert_files(d.files, &mapped);
+            for m in &moves {
+                let new = index::pack(mapped[m.out].id(), m.off as u64);
+                if !d.keys.replace(m.hash, m.old, new) {
+                    // Overwritten or deleted meanwhile: the copy is garbage.
+                    lost += m.len;
+                    mapped[m.out].dead.fetch_add(m.len, Ordering::Relaxed);
                 }
             }
-        }
-        done.push(f);
-    }
-    if done.is_empty() {
-        abandon(outputs);
-        return Ok(());
-    }
-
-    // Make the outputs durable under their final names.
-    let mut mapped = Vec::with_capacity(outputs.len());
-    let mut outputs = outputs.into_iter();
-    while let Some(o) = outputs.next() {
-        let tmp = o.tmp.clone();
-        match o.finish(inner) {
-            Ok(m) => mapped.push(m),
-            Err(err) => {
-                let _ = fs::remove_file(&tmp);
-                abandon(outputs.collect());
-                // Outputs already renamed stay: they only duplicate records
-                // of files that are still there (harmless, see module docs),
-                // but must not be left out of the table either, or a later
-                // compaction could drop a tombstone they still need.
-                insert_files(inner, &mapped);
-                return Err(err);
+            let mut files = d.files.write();
+            for f in &done {
+                files.remove(f.id());
             }
         }
-    }
-    sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
-
-    // Switch.
-    let mut lost = 0u64;
-    {
-        let _switch = inner.compaction.switch.write();
-        insert_files(inner, &mapped);
-        for m in &moves {
-            let new = index::pack(mapped[m.out].id(), m.off as u64);
-            if !inner.keys.index().write(m.hash).replace(m.hash, m.old, new) {
-                // Overwritten or deleted meanwhile: the copy is garbage.
-                lost += m.len;
-                mapped[m.out].dead.fetch_add(m.len, Ordering::Relaxed);
-            }
-        }
-        let mut files = inner.files.write();
+        // A record was dropped because a newer one replaced it; that one must
+        // be on disk before the old one goes, or a machine crash could lose
+        // both. One group commit covers every write published so far.
+        d.sync.sync_now(d.ctx, d.writes)?;
+        // The old files go together or not at all: if a crash (or a failed
+        // unlink) left the file with an older Put while the one with the
+        // tombstone that was dropped is gone, the deleted key would come back.
+        // The list makes recovery finish the unlinks.
+        let ids: Vec<u32> = done.iter().map(|f| f.id()).collect();
+        let list = write_obsolete(d.ctx.dir(), &ids)?;
+        let mut all_gone = true;
         for f in &done {
-            files.remove(f.id());
-        }
-    }
-    // A record was dropped because a newer one replaced it; that one must
-    // be on disk before the old one goes, or a machine crash could lose
-    // both. One group commit covers every write published so far.
-    crate::durability::sync_now(inner)?;
-    // The old files go together or not at all: if a crash (or a failed
-    // unlink) left the file with an older Put while the one with the
-    // tombstone that was dropped is gone, the deleted key would come back.
-    // The list makes recovery finish the unlinks.
-    let ids: Vec<u32> = done.iter().map(|f| f.id()).collect();
-    let list = write_obsolete(&inner.dir, &ids)?;
-    let mut all_gone = true;
-    for f in &done {
-        let unlinked = if inner.faults.unlink_fails(f.id()) {
-            Err(std::io::Error::from_raw_os_error(libc::EIO))
-        } else {
-            fs::remove_file(f.path())
-        };
-        if let Err(e) = unlinked {
-            all_gone = false;
-            warn!(file = %f.path().display(), error = %e,
+            let unlinked = if d.ctx.faults().unlink_fails(f.id()) {
+                Err(std::io::Error::from_raw_os_error(libc::EIO))
+            } else {
+                fs::remove_file(f.path())
+            };
+            if let Err(e) = unlinked {
+                all_gone = false;
+                warn!(file = %f.path().display(), error = %e,
                 "could not unlink a compacted file; the next open deletes it");
+            }
         }
-    }
-    sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
-    if all_gone {
-        // A list left behind is harmless: its files are gone already.
-        if let Err(e) = fs::remove_file(&list) {
-            warn!(file = %list.display(), error = %e, "could not remove a list of compacted files");
+        sync_dir(dir).map_err(|e| WriteError::io("syncing directory", dir, e))?;
+        if all_gone {
+            // A list left behind is harmless: its files are gone already.
+            if let Err(e) = fs::remove_file(&list) {
+                warn!(file = %list.display(), error = %e, "could not remove a list of compacted files");
+            }
         }
-    }
 
-    // Counters: the old files' garbage is gone; kept tombstones and copies
-    // that lost to an overwrite are garbage in the outputs.
-    let old_dead: u64 = done.iter().map(|f| f.dead.load(Ordering::Relaxed)).sum();
-    let old_bytes: u64 = done.iter().map(|f| garbage(f).1).sum();
-    let c = &inner.counters;
-    sub(&c.dead_bytes, old_dead);
-    c.dead_bytes.fetch_add(kept + lost, Ordering::Relaxed);
-    sub(&c.live_bytes, expired_live);
-    let n_out = mapped.len() as u64;
-    c.files.fetch_add(n_out, Ordering::Relaxed);
-    sub(&c.files, done.len() as u64);
-    c.compacted_bytes.fetch_add(written, Ordering::Relaxed);
-    c.reclaimed_bytes
-        .fetch_add(old_bytes.saturating_sub(written), Ordering::Relaxed);
-    report.files_in += done.len() as u64;
-    report.files_out += n_out;
-    report.bytes_in += old_bytes;
-    report.bytes_out += written;
-    report.records_moved += moves.len() as u64;
-    Ok(())
+        // Counters: the old files' garbage is gone; kept tombstones and copies
+        // that lost to an overwrite are garbage in the outputs.
+        let old_dead: u64 = done.iter().map(|f| f.dead.load(Ordering::Relaxed)).sum();
+        let old_bytes: u64 = done.iter().map(|f| garbage(f).1).sum();
+        let c = d.ctx.counters();
+        sub(&c.dead_bytes, old_dead);
+        c.dead_bytes.fetch_add(kept + lost, Ordering::Relaxed);
+        sub(&c.live_bytes, expired_live);
+        let n_out = mapped.len() as u64;
+        c.files.fetch_add(n_out, Ordering::Relaxed);
+        sub(&c.files, done.len() as u64);
+        c.compacted_bytes.fetch_add(written, Ordering::Relaxed);
+        c.reclaimed_bytes
+            .fetch_add(old_bytes.saturating_sub(written), Ordering::Relaxed);
+        report.files_in += done.len() as u64;
+        report.files_out += n_out;
+        report.bytes_in += old_bytes;
+        report.bytes_out += written;
+        report.records_moved += moves.len() as u64;
+        Ok(())
+    }
 }
 
-fn insert_files(inner: &Inner, mapped: &[Arc<MappedFile>]) {
-    let mut files = inner.files.write();
+fn insert_files(files: &RankedRwLock<FileTable>, mapped: &[Arc<MappedFile>]) {
+    let mut files = files.write();
     for m in mapped {
         files.insert(m.clone());
     }

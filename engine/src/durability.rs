@@ -15,16 +15,18 @@
 //! later waiter gets the error and every later write is refused.
 //!
 //! This module owns the sync serial lock (one group commit at a time), the
-//! list of rolled files not synced yet, and [`sync_now`], the group commit.
+//! list of rolled files not synced yet, and [`SyncShared::sync_now`], the
+//! group commit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::engine::Inner;
+use crate::context::Context;
 use crate::error::WriteError;
 use crate::hstable::MappedFile;
 use crate::lock_order::{lock, Rank, RankedMutex};
+use crate::write::WritePath;
 
 /// A position in the write stream; a write is durable once the engine has
 /// synced past it. A write that wrote nothing gets [`SyncTicket::DURABLE`].
@@ -264,86 +266,86 @@ impl SyncShared {
             .unwrap_or_else(|e| e.into_inner());
         !st.stop
     }
-}
 
-/// The `Always` sync thread: one fdatasync per batch of waiting tickets.
-pub(crate) fn sync_loop(inner: &Inner) {
-    while inner.sync.wait_for_work() {
-        if inner.sync.poisoned().is_none() {
-            // Errors poison the engine; complete_ready delivers them.
-            let _ = sync_now(inner);
-        }
-        inner.sync.clamp_requested(inner.writer.lock().last_seq());
-        inner.sync.complete_ready();
-    }
-}
-
-/// The `Interval` sync thread.
-pub(crate) fn interval_loop(inner: &Inner, every: Duration) {
-    while inner.sync.sleep(every) {
-        if inner.sync.poisoned().is_none() {
-            let _ = sync_now(inner);
+    /// The `Always` sync thread: one fdatasync per batch of waiting tickets.
+    pub fn run_always(&self, ctx: &Context, writes: &WritePath) {
+        while self.wait_for_work() {
+            if self.poisoned().is_none() {
+                // Errors poison the engine; complete_ready delivers them.
+                let _ = self.sync_now(ctx, writes);
+            }
+            self.clamp_requested(writes.last_seq());
+            self.complete_ready();
         }
     }
-}
 
-/// Syncs the active file up to everything appended so far (one group
-/// commit), rolled files not synced yet first.
-pub(crate) fn sync_now(inner: &Inner) -> Result<(), WriteError> {
-    let sync = &inner.sync;
-    let _one_at_a_time = sync.serial.lock();
-    if let Some(e) = sync.poisoned() {
-        return Err(e);
-    }
-    let (active, rolled, upto) = {
-        let w = inner.writer.lock();
-        (
-            w.active().mapped().clone(),
-            sync.rolled.lock().clone(),
-            w.last_seq(),
-        )
-    };
-    if upto <= sync.synced() {
-        return Ok(());
-    }
-    // Rolled files the roller has not synced yet hold records up to
-    // `upto` too: they go first. fdatasync writes back the pages dirtied
-    // through the shared map too: they are the file's page cache.
-    for file in rolled.iter().chain(std::iter::once(&active)) {
-        let synced = if inner.faults.sync_fails() {
-            Err(std::io::Error::other("injected sync failure"))
-        } else {
-            file.file().sync_data()
-        };
-        if let Err(e) = synced {
-            let err = WriteError::io("syncing", file.path(), e);
-            tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
-            sync.poison(&err);
-            return Err(err);
+    /// The `Interval` sync thread.
+    pub fn run_interval(&self, ctx: &Context, writes: &WritePath, every: Duration) {
+        while self.sleep(every) {
+            if self.poisoned().is_none() {
+                let _ = self.sync_now(ctx, writes);
+            }
         }
-        inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
     }
-    if !rolled.is_empty() {
-        sync.rolled
-            .lock()
-            .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
-    }
-    sync.advance(upto);
-    Ok(())
-}
 
-/// At close: syncs every rolled file not synced yet (durability `none`
-/// seals without a sync; a seal may have failed), so they are on disk
-/// before the durable mark moves. A failure poisons the engine.
-pub(crate) fn sync_rolled(inner: &Inner) -> Result<(), WriteError> {
-    let rolled = std::mem::take(&mut *inner.sync.rolled.lock());
-    for f in &rolled {
-        if let Err(e) = f.file().sync_data() {
-            let err = WriteError::io("syncing", f.path(), e);
-            inner.sync.poison(&err);
-            return Err(err);
+    /// Syncs the active file up to everything appended so far (one group
+    /// commit), rolled files not synced yet first.
+    pub fn sync_now(&self, ctx: &Context, writes: &WritePath) -> Result<(), WriteError> {
+        let _one_at_a_time = self.serial.lock();
+        if let Some(e) = self.poisoned() {
+            return Err(e);
         }
-        inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        // The rolled list is read under the writer lock: a roll-over
+        // between the two could otherwise hide a file from this commit.
+        let (active, rolled, upto) = writes.read(|w| {
+            (
+                w.active().mapped().clone(),
+                self.rolled.lock().clone(),
+                w.last_seq(),
+            )
+        });
+        if upto <= self.synced() {
+            return Ok(());
+        }
+        // Rolled files the roller has not synced yet hold records up to
+        // `upto` too: they go first. fdatasync writes back the pages dirtied
+        // through the shared map too: they are the file's page cache.
+        for file in rolled.iter().chain(std::iter::once(&active)) {
+            let synced = if ctx.faults().sync_fails() {
+                Err(std::io::Error::other("injected sync failure"))
+            } else {
+                file.file().sync_data()
+            };
+            if let Err(e) = synced {
+                let err = WriteError::io("syncing", file.path(), e);
+                tracing::error!(error = %err, "sync failed; refusing further writes until reopened");
+                self.poison(&err);
+                return Err(err);
+            }
+            ctx.counters().syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if !rolled.is_empty() {
+            self.rolled
+                .lock()
+                .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(r, s)));
+        }
+        self.advance(upto);
+        Ok(())
     }
-    Ok(())
+
+    /// At close: syncs every rolled file not synced yet (durability `none`
+    /// seals without a sync; a seal may have failed), so they are on disk
+    /// before the durable mark moves. A failure poisons the engine.
+    pub fn sync_rolled(&self, ctx: &Context) -> Result<(), WriteError> {
+        let rolled = std::mem::take(&mut *self.rolled.lock());
+        for f in &rolled {
+            if let Err(e) = f.file().sync_data() {
+                let err = WriteError::io("syncing", f.path(), e);
+                self.poison(&err);
+                return Err(err);
+            }
+            ctx.counters().syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }

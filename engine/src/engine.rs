@@ -8,8 +8,17 @@
 //! * `keydir.rs` (over `index/`): the index and the stripe locks;
 //! * `durability.rs`: group commit and its waiters; `compaction.rs`,
 //!   `snapshot.rs`, `recovery.rs`: as named;
+//! * `context.rs`: the directory, options and format fixed at open, with
+//!   the counters and test faults every part touches;
 //! * `lock_order.rs`: the order the locks are taken in, checked in debug
 //!   builds.
+//!
+//! [`Inner`] holds one of each part, every field private: a part reaches
+//! another only through the references this file hands it (the `Deps` of
+//! `write/` and `compaction.rs`, or a method's arguments), and calls that
+//! part's methods. The handles that outlive a call, [`Snapshot`] and
+//! [`crate::ValueWriter`], keep an `Arc<Inner>` and use the few operations
+//! `Inner` offers them.
 //!
 //! ```text
 //!  get(k) ──────► index shard read lock ─► location ─► header/key/value in the map
@@ -18,51 +27,50 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tracing::{info, warn};
 
-use crate::compaction::CompactionReport;
+use crate::compaction::{self, CompactionReport, CompactionState};
+use crate::context::Context;
 use crate::durability::{SyncShared, SyncTicket};
 use crate::error::{OpenError, ReadError, WriteError};
-use crate::format::{
-    self, RecordHeader, RecordKind, FILE_HEADER_LEN, MAX_VALUE_LEN, RECORD_HEADER_LEN,
-};
+use crate::format::{self, RecordHeader, RecordKind, MAX_VALUE_LEN, RECORD_HEADER_LEN};
 use crate::hstable::FileTable;
 use crate::hstable::MappedFile;
-use crate::keydir::KeyDir;
-use crate::lock_order::{lock, Held, Rank, RankedMutex, RankedRwLock};
+use crate::keydir::{KeyDir, Placed};
+use crate::lock_order::{lock, Rank, RankedRwLock};
 use crate::options::{Durability, Options};
 use crate::recovery;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Registry, Snapshot};
 use crate::stats::{Counters, EngineStats};
 use crate::types::{Condition, Item, Meta, PutOutcome, Update, Value, Written};
-use crate::write::{check_key, check_value_len, Writer};
+use crate::write::{self, check_key, check_value_len, Record, WritePath};
 
 /// Largest allowed `max_file_size`: offsets in a sealed index are u32.
 const MAX_FILE_SIZE: u64 = 3 << 30;
 
+/// The state the engine's threads and handles share. Each part is owned by
+/// its module and private here: the parts meet only in this file, which
+/// hands each operation the parts it works on.
 pub(crate) struct Inner {
-    pub dir: PathBuf,
-    pub opts: Options,
-    /// The store's format version and key-hash seed.
-    pub format: format::StoreFormat,
+    /// The directory, options, format, counters and faults (`context.rs`).
+    ctx: Context,
     /// The index and the stripe locks (`keydir.rs`).
-    pub keys: KeyDir,
-    /// Every open HSTable by id; a location's file id indexes it.
-    pub files: RankedRwLock<FileTable>,
-    pub writer: RankedMutex<Writer>,
-    pub sync: SyncShared,
-    pub roller: crate::write::roller::Roller,
-    pub closed: AtomicBool,
-    pub counters: Counters,
+    keys: KeyDir,
+    /// Every open HSTable by id; a location's file id indexes it (`hstable/`).
+    files: RankedRwLock<FileTable>,
+    /// The writer, the active file and the roller (`write/`).
+    writes: WritePath,
+    /// Group commit (`durability.rs`).
+    sync: SyncShared,
+    compaction: CompactionState,
+    /// Live snapshots and the old versions they may still read (`snapshot.rs`).
+    snapshots: Registry,
+    /// Set first by close: reads and writes return `Closed`.
+    closed: AtomicBool,
     lock_file: Mutex<Option<File>>,
-    /// Test-only faults (`fault-injection` feature).
-    pub faults: crate::fault::Faults,
-    pub compaction: crate::compaction::CompactionState,
-    /// Live snapshots and the old versions they may still read.
-    pub snapshots: crate::snapshot::Registry,
 }
 
 /// The storage engine. `Send + Sync`; share it as `Arc<Engine>`.
@@ -75,7 +83,7 @@ impl Inner {
     /// Asks every background thread to exit.
     fn stop_threads(&self) {
         self.sync.stop();
-        self.roller.stop();
+        self.writes.stop();
         self.compaction.stop();
     }
 
@@ -85,14 +93,123 @@ impl Inner {
         }
     }
 
-    /// Every stripe lock: no write is then between its append and its publish.
-    pub(crate) fn all_stripes(&self) -> Vec<Held<MutexGuard<'_, ()>>> {
-        self.keys.all_stripes()
+    /// What an append works on besides the write path.
+    fn write_deps(&self) -> write::Deps<'_> {
+        write::Deps {
+            ctx: &self.ctx,
+            sync: &self.sync,
+            files: &self.files,
+        }
     }
 
-    #[inline]
-    pub(crate) fn stripe(&self, hash: u64) -> Held<MutexGuard<'_, ()>> {
-        self.keys.stripe(hash)
+    /// What compaction works on besides its own state.
+    fn compaction_deps(&self) -> compaction::Deps<'_> {
+        compaction::Deps {
+            ctx: &self.ctx,
+            writes: &self.writes,
+            sync: &self.sync,
+            files: &self.files,
+            keys: &self.keys,
+            closed: &self.closed,
+        }
+    }
+
+    /// The directory, options, format and counters.
+    pub(crate) fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Refuses a write once closed or poisoned.
+    pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
+        if self.is_closed() {
+            return Err(WriteError::Closed);
+        }
+        if let Some(e) = self.sync.poisoned() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A put of `key` if `cond` holds: under the key's stripe lock, checks
+    /// the condition, has `write` append the record (given the write path,
+    /// what it appends with, and the key's hash) and publishes it.
+    pub(crate) fn put_if<'k>(
+        &self,
+        key: &'k [u8],
+        cond: Condition,
+        write: impl FnOnce(&WritePath, write::Deps<'_>, u64) -> Result<Placed<'k>, WriteError>,
+    ) -> Result<Written<PutOutcome>, WriteError> {
+        self.write_gate()?;
+        let hash = self.ctx.hash(key);
+        let _key_lock = self.keys.stripe(hash);
+        if let Some(result) = self.refusal(hash, key, cond)? {
+            return Ok(Written {
+                result,
+                ticket: SyncTicket::DURABLE,
+            });
+        }
+        let placed = write(&self.writes, self.write_deps(), hash)?;
+        self.publish(placed);
+        Ok(Written {
+            result: PutOutcome::Stored { seq: placed.seq },
+            ticket: SyncTicket(placed.seq),
+        })
+    }
+
+    /// Puts `key` in the index at the record just written.
+    fn publish(&self, placed: Placed<'_>) {
+        self.keys.publish(
+            &self.files.read(),
+            &self.snapshots,
+            self.ctx.counters(),
+            placed,
+        );
+    }
+
+    fn write_put(
+        &self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+    ) -> Result<u64, WriteError> {
+        let placed = self.writes.put(self.write_deps(), hash, key, value, meta)?;
+        self.publish(placed);
+        Ok(placed.seq)
+    }
+
+    fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
+        let tomb = self.writes.delete(self.write_deps(), hash, key)?;
+        self.keys.unpublish(
+            &self.files.read(),
+            &self.snapshots,
+            self.ctx.counters(),
+            tomb,
+        );
+        Ok(tomb.seq)
+    }
+
+    /// The file, offset and sequence number of the version of `key` a
+    /// snapshot at `seq` sees.
+    pub(crate) fn version_at(
+        &self,
+        seq: u64,
+        hash: u64,
+        key: &[u8],
+    ) -> Option<(Arc<MappedFile>, usize, u64)> {
+        let files = self.files.read();
+        self.keys.with_location(&files, hash, key, |live| {
+            self.snapshots.visible(&files, live, hash, key, seq)
+        })
+    }
+
+    /// A snapshot at `seq` is gone.
+    pub(crate) fn release_snapshot(&self, seq: u64) {
+        self.snapshots.release(seq);
     }
 
     /// The live item of `key`, if any.
@@ -116,7 +233,10 @@ impl Inner {
         key: &[u8],
     ) -> Result<Option<Item>, ReadError> {
         let corrupt = |reason: String| {
-            self.counters.bad_records.fetch_add(1, Ordering::Relaxed);
+            self.ctx
+                .counters()
+                .bad_records
+                .fetch_add(1, Ordering::Relaxed);
             ReadError::Corrupt {
                 file: file.path().to_path_buf(),
                 offset: off as u64,
@@ -136,7 +256,7 @@ impl Inner {
             )));
         }
         let value_off = off + RECORD_HEADER_LEN + header.key_len as usize;
-        if self.opts.verify_checksums {
+        if self.ctx.opts().verify_checksums {
             let computed = format::record_crc(
                 file.bytes(off + 4, RECORD_HEADER_LEN - 4),
                 key,
@@ -152,7 +272,7 @@ impl Inner {
                 ));
             }
         }
-        if header.expiry != 0 && header.expiry <= (self.opts.clock)() {
+        if header.expiry != 0 && header.expiry <= (self.ctx.opts().clock)() {
             return Ok(None);
         }
         let value = if header.encoding == format::ENCODING_LZ4 {
@@ -181,7 +301,7 @@ impl Inner {
 
     /// Why `cond` refuses a put of `key` now, if it does. Call under the
     /// key's stripe lock.
-    pub(crate) fn refusal(
+    fn refusal(
         &self,
         hash: u64,
         key: &[u8],
@@ -224,10 +344,10 @@ impl Engine {
 
     /// The live item of `key`; `None` if missing or expired.
     pub fn get(&self, key: &[u8]) -> Result<Option<Item>, ReadError> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.is_closed() {
             return Err(ReadError::Closed);
         }
-        self.inner.lookup(self.inner.format.hash(key), key)
+        self.inner.lookup(self.inner.ctx.hash(key), key)
     }
 
     /// Writes `value` under `key` if `cond` holds. Applies at once; see
@@ -240,20 +360,9 @@ impl Engine {
         cond: Condition,
     ) -> Result<Written<PutOutcome>, WriteError> {
         check_key(key)?;
-        check_value_len(value.len(), &self.inner.opts)?;
-        self.inner.write_gate()?;
-        let hash = self.inner.format.hash(key);
-        let _key_lock = self.inner.stripe(hash);
-        if let Some(result) = self.inner.refusal(hash, key, cond)? {
-            return Ok(Written {
-                result,
-                ticket: SyncTicket::DURABLE,
-            });
-        }
-        let seq = self.inner.write_put(hash, key, value, meta)?;
-        Ok(Written {
-            result: PutOutcome::Stored { seq },
-            ticket: SyncTicket(seq),
+        check_value_len(value.len(), self.inner.ctx.opts())?;
+        self.inner.put_if(key, cond, |writes, d, hash| {
+            writes.put(d, hash, key, value, meta)
         })
     }
 
@@ -261,8 +370,8 @@ impl Engine {
     pub fn delete(&self, key: &[u8]) -> Result<Written<bool>, WriteError> {
         check_key(key)?;
         self.inner.write_gate()?;
-        let hash = self.inner.format.hash(key);
-        let _key_lock = self.inner.stripe(hash);
+        let hash = self.inner.ctx.hash(key);
+        let _key_lock = self.inner.keys.stripe(hash);
         if self.inner.lookup(hash, key)?.is_none() {
             return Ok(Written {
                 result: false,
@@ -287,14 +396,14 @@ impl Engine {
     ) -> Result<Written<R>, WriteError> {
         check_key(key)?;
         self.inner.write_gate()?;
-        let hash = self.inner.format.hash(key);
-        let _key_lock = self.inner.stripe(hash);
+        let hash = self.inner.ctx.hash(key);
+        let _key_lock = self.inner.keys.stripe(hash);
         let current = self.inner.lookup(hash, key)?;
         let (update, result) = f(current.as_ref());
         let ticket = match update {
             Update::Keep => SyncTicket::DURABLE,
             Update::Put { value, meta } => {
-                check_value_len(value.len(), &self.inner.opts)?;
+                check_value_len(value.len(), self.inner.ctx.opts())?;
                 SyncTicket(self.inner.write_put(hash, key, &value, meta)?)
             }
             Update::Delete if current.is_some() => SyncTicket(self.inner.write_delete(hash, key)?),
@@ -306,35 +415,26 @@ impl Engine {
     /// Removes every key (memcached flush_all) by writing a Clear record:
     /// at recovery every record with a lower sequence number is dead.
     pub fn clear(&self) -> Result<Written<()>, WriteError> {
-        self.inner.write_gate()?;
+        let inner = &*self.inner;
+        inner.write_gate()?;
         // All stripes: no write may sit between its append and its publish
         // while the index is emptied, or it would survive in memory but not
         // at recovery.
-        let _all = self.inner.all_stripes();
-        let (seq, _) = self.inner.append(
-            RecordKind::Clear,
-            format::ENCODING_RAW,
-            0,
-            &[],
-            &[],
-            Meta::default(),
-        )?;
-        if self.inner.snapshots.any() {
-            let files = self.inner.files.read();
-            self.inner.keys.index().for_each(|hash, loc| {
-                self.inner.snapshots.superseded(&files, hash, loc, seq);
-            });
-        }
-        self.inner.keys.index().clear();
-        for f in self.inner.files.read().iter() {
-            // Every record so far is dead, the Clear record included.
-            let end = f.records_end.load(Ordering::Relaxed);
-            f.dead.store(
-                end.saturating_sub(FILE_HEADER_LEN as u64),
-                Ordering::Relaxed,
-            );
-        }
-        let c = &self.inner.counters;
+        let _all = inner.keys.all_stripes();
+        let clear = Record {
+            kind: RecordKind::Clear,
+            encoding: format::ENCODING_RAW,
+            hash: 0,
+            key: &[],
+            value: &[],
+            meta: Meta::default(),
+        };
+        let (seq, _) = inner.writes.append(inner.write_deps(), clear)?;
+        let files = inner.files.read();
+        inner.keys.clear(&files, &inner.snapshots, seq);
+        files.kill_all();
+        drop(files);
+        let c = inner.ctx.counters();
         let live = c.live_bytes.swap(0, Ordering::Relaxed);
         c.dead_bytes
             .fetch_add(live + RECORD_HEADER_LEN as u64, Ordering::Relaxed);
@@ -357,14 +457,25 @@ impl Engine {
         len: usize,
         meta: Meta,
     ) -> Result<crate::ValueWriter, WriteError> {
-        crate::write::stream::begin(&self.inner, key, len, meta)
+        write::stream::begin(&self.inner, &self.inner.writes, key, len, meta)
     }
 
     /// A consistent read view at the current sequence number: later writes
     /// are invisible to it; [`Snapshot::iter`] walks every live key once.
     /// Cheap: it copies the list of files, not the index.
     pub fn snapshot(&self) -> Snapshot {
-        crate::snapshot::take(&self.inner)
+        let inner = &self.inner;
+        // Every stripe, so no write sits between its append and its publish,
+        // and compaction's switch, so no file is pinned with its compacted
+        // copy (see `snapshot.rs`).
+        let _all = inner.keys.all_stripes();
+        let _switch = inner.compaction.hold_switch();
+        let (seq, active) = inner
+            .writes
+            .read(|w| (w.last_seq(), (w.active().id(), w.active().tail() as u64)));
+        inner.snapshots.register(seq);
+        let files = inner.files.read().iter().cloned().collect();
+        Snapshot::new(inner.clone(), seq, files, active)
     }
 
     /// Runs a full compaction now: every sealed HSTable with reclaimable
@@ -373,10 +484,11 @@ impl Engine {
     /// for a background compaction in progress first. The active file is
     /// never compacted: it has not been sealed.
     pub fn compact(&self) -> Result<CompactionReport, WriteError> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.is_closed() {
             return Err(WriteError::Closed);
         }
-        crate::compaction::compact(&self.inner, true)
+        let inner = &self.inner;
+        inner.compaction.compact(inner.compaction_deps(), true)
     }
 
     /// Wakes the background compaction thread to look for work now
@@ -389,7 +501,7 @@ impl Engine {
     /// Whether `t` is durable under the configured durability: at once for
     /// `None` and `Interval`; for `Always` once an fdatasync covered it.
     pub fn is_durable(&self, t: SyncTicket) -> bool {
-        self.inner.opts.durability != Durability::Always || t.0 <= self.inner.sync.synced()
+        self.inner.ctx.opts().durability != Durability::Always || t.0 <= self.inner.sync.synced()
     }
 
     /// Blocks until `t` is durable. Errors if the covering sync failed or the
@@ -413,24 +525,25 @@ impl Engine {
 
     /// Syncs everything written so far.
     pub fn sync(&self) -> Result<(), WriteError> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.is_closed() {
             return Err(WriteError::Closed);
         }
-        crate::durability::sync_now(&self.inner)
+        self.inner
+            .sync
+            .sync_now(&self.inner.ctx, &self.inner.writes)
     }
 
     pub fn stats(&self) -> EngineStats {
-        let c = &self.inner.counters;
-        let w = {
-            let w = self.inner.writer.lock();
+        let c = self.inner.ctx.counters();
+        let w = self.inner.writes.read(|w| {
             (
                 w.last_seq(),
                 w.active().tail() as u64,
                 u64::from(w.active().id()),
             )
-        };
+        });
         EngineStats {
-            keys: self.inner.keys.index().len(),
+            keys: self.inner.keys.len(),
             live_bytes: c.live_bytes.load(Ordering::Relaxed),
             dead_bytes: c.dead_bytes.load(Ordering::Relaxed),
             files: c.files.load(Ordering::Relaxed),
@@ -438,7 +551,7 @@ impl Engine {
             syncs: c.syncs.load(Ordering::Relaxed),
             bad_records: c.bad_records.load(Ordering::Relaxed),
             compactions: c.compactions.load(Ordering::Relaxed),
-            index_bytes: self.inner.keys.index().bytes(),
+            index_bytes: self.inner.keys.bytes(),
             truncated_bytes: c.truncated_bytes.load(Ordering::Relaxed),
             last_seq: w.0,
             durable_seq: self.inner.sync.synced(),
@@ -463,10 +576,10 @@ impl Engine {
         // No append from here on: a write that passed the write gate before
         // `closed` was set could otherwise roll a file after the roller
         // drained, and that file would be neither sealed nor synced.
-        self.inner.writer.lock().close();
+        self.inner.writes.close();
         // Full files queued for sealing are sealed (and synced) first.
-        self.inner.roller.drain();
-        let result = self.inner.seal_active();
+        self.inner.writes.drain();
+        let result = self.inner.writes.seal_active(self.inner.write_deps());
         self.stop_threads();
         self.inner.sync.shut_down();
         self.release_lock();
@@ -490,7 +603,7 @@ impl Engine {
     #[cfg(feature = "fault-injection")]
     pub fn crash_for_tests(self) {
         self.inner.closed.store(true, Ordering::Release);
-        self.inner.writer.lock().close();
+        self.inner.writes.close();
         self.stop_threads();
         self.inner.sync.shut_down();
         self.release_lock();
@@ -499,21 +612,21 @@ impl Engine {
     /// Makes the next fdatasync fail with an I/O error (fault-injection for tests).
     #[cfg(feature = "fault-injection")]
     pub fn fail_next_sync_for_tests(&self) {
-        self.inner.faults.arm_sync();
+        self.inner.ctx.faults().arm_sync();
     }
 
     /// Makes the next roll-over fail as if the disk were full (ENOSPC from
     /// preallocation), for tests.
     #[cfg(feature = "fault-injection")]
     pub fn fail_next_roll_over_for_tests(&self) {
-        self.inner.faults.arm_create();
+        self.inner.ctx.faults().arm_create();
     }
 
     /// Makes compaction's unlink of HSTable `id` fail (as an I/O error
     /// would), for tests.
     #[cfg(feature = "fault-injection")]
     pub fn fail_unlink_for_tests(&self, id: u32) {
-        self.inner.faults.arm_unlink(id);
+        self.inner.ctx.faults().arm_unlink(id);
     }
 
     /// Makes the `nth` thread start (1: the roller, then the sync thread
@@ -528,20 +641,20 @@ impl Engine {
     /// preallocation of the next one, for tests of roll-over.
     #[cfg(feature = "fault-injection")]
     pub fn hold_roll_over_for_tests(&self, held: bool) {
-        self.inner.roller.hold(held);
+        self.inner.writes.hold(held);
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        self.inner.ctx.dir()
     }
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("dir", &self.inner.dir)
-            .field("durability", &self.inner.opts.durability)
+            .field("dir", &self.inner.ctx.dir())
+            .field("durability", &self.inner.ctx.opts().durability)
             .finish_non_exhaustive()
     }
 }
@@ -611,39 +724,35 @@ impl Inner {
     fn recover(dir: PathBuf, options: Options, lock_file: File) -> Result<Inner, OpenError> {
         let rec = recovery::recover(&dir, &options)?;
         let mut files = rec.files;
-        let writer = Writer::open(&dir, &options, rec.format.version, &mut files, rec.last_seq)?;
-        let file_count = files.iter().count() as u64;
 
         let counters = Counters::default();
         counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
         counters.dead_bytes.store(rec.dead_bytes, Ordering::Relaxed);
-        counters.files.store(file_count, Ordering::Relaxed);
         counters
             .bad_records
             .store(rec.bad_records, Ordering::Relaxed);
         counters
             .truncated_bytes
             .store(rec.truncated_bytes, Ordering::Relaxed);
+        let ctx = Context::new(dir, options, rec.format, counters);
+        let writes = WritePath::open(&ctx, &mut files, rec.last_seq)?;
+        let file_count = files.iter().count() as u64;
+        ctx.counters().files.store(file_count, Ordering::Relaxed);
 
         let inner = Inner {
-            dir,
-            opts: options,
-            format: rec.format,
+            ctx,
             keys: KeyDir::new(rec.index),
             files: RankedRwLock::new(Rank::Files, files),
-            writer: RankedMutex::new(Rank::Writer, writer),
+            writes,
             sync: SyncShared::new(rec.last_seq),
-            roller: crate::write::roller::Roller::default(),
+            compaction: CompactionState::default(),
+            snapshots: Registry::default(),
             closed: AtomicBool::new(false),
-            counters,
             lock_file: Mutex::new(Some(lock_file)),
-            faults: crate::fault::Faults::default(),
-            compaction: crate::compaction::CompactionState::default(),
-            snapshots: crate::snapshot::Registry::default(),
         };
         info!(
-            dir = %inner.dir.display(),
-            keys = inner.keys.index().len(),
+            dir = %inner.ctx.dir().display(),
+            keys = inner.keys.len(),
             files = file_count,
             bad_records = rec.bad_records,
             last_seq = rec.last_seq,
@@ -662,28 +771,29 @@ fn start_threads(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>, OpenError> {
     };
     let i = inner.clone();
     started.spawn("engine-roll", "starting the roller thread for", move || {
-        crate::write::roller::roller_loop(&i)
+        // After a seal, compaction may have a file to take.
+        i.writes.run_roller(&i.ctx, &i.sync, || i.compaction.wake())
     })?;
     let i = inner.clone();
-    match inner.opts.durability {
+    match inner.ctx.opts().durability {
         Durability::None => {}
         Durability::Always => {
             started.spawn("engine-sync", "starting the sync thread for", move || {
-                crate::durability::sync_loop(&i)
+                i.sync.run_always(&i.ctx, &i.writes)
             })?
         }
         Durability::Interval(every) => {
             started.spawn("engine-sync", "starting the sync thread for", move || {
-                crate::durability::interval_loop(&i, every)
+                i.sync.run_interval(&i.ctx, &i.writes, every)
             })?
         }
     }
-    if inner.opts.background_compaction {
+    if inner.ctx.opts().background_compaction {
         let i = inner.clone();
         started.spawn(
             "engine-compact",
             "starting the compaction thread for",
-            move || crate::compaction::background_loop(&i),
+            move || i.compaction.run_background(i.compaction_deps()),
         )?;
     }
     Ok(std::mem::take(&mut started.threads))
@@ -711,7 +821,7 @@ impl Started<'_> {
         } else {
             std::thread::Builder::new().name(name.into()).spawn(f)
         }
-        .map_err(|e| OpenError::io(op, &self.inner.dir, e))?;
+        .map_err(|e| OpenError::io(op, self.inner.ctx.dir(), e))?;
         self.threads.push(t);
         Ok(())
     }

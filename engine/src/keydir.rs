@@ -1,7 +1,8 @@
 //! The key directory: the index (key hash -> location of the live record,
 //! `index/`) together with the per-key stripe locks, and the operations
 //! that keep both consistent: looking a key up, publishing a new version,
-//! unpublishing a deleted one.
+//! unpublishing a deleted one, emptying it for a Clear; and the moves
+//! compaction makes by location.
 //!
 //! A writer holds its key's stripe from before its append until after its
 //! publish, so one key's versions publish in sequence order and a
@@ -49,9 +50,14 @@ impl KeyDir {
         }
     }
 
-    /// The index, for compaction's switches, Clear, snapshots and stats.
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// Keys in the index.
+    pub fn len(&self) -> u64 {
+        self.index.len()
+    }
+
+    /// Bytes of RAM the index holds.
+    pub fn bytes(&self) -> u64 {
+        self.index.bytes()
     }
 
     /// The stripe lock of a key hash.
@@ -69,9 +75,51 @@ impl KeyDir {
     /// The location of the live record of `key`, if any.
     #[inline]
     pub fn find(&self, files: &FileTable, hash: u64, key: &[u8]) -> Option<u64> {
-        self.index
-            .read(hash)
-            .find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key))
+        self.with_location(files, hash, key, |loc| loc)
+    }
+
+    /// Calls `f` with the location of the live record of `key` while its
+    /// shard is still read-locked: a version being superseded meanwhile is
+    /// then either here or, already, in the snapshot side list.
+    #[inline]
+    pub fn with_location<R>(
+        &self,
+        files: &FileTable,
+        hash: u64,
+        key: &[u8],
+        f: impl FnOnce(Option<u64>) -> R,
+    ) -> R {
+        let shard = self.index.read(hash);
+        f(shard.find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key)))
+    }
+
+    /// Whether the index entry of `hash` is the record at `loc` (for
+    /// compaction, which knows records by place, not by key).
+    pub fn points_at(&self, hash: u64, loc: u64) -> bool {
+        self.index.read(hash).find(hash, |l| l == loc).is_some()
+    }
+
+    /// Removes the index entry of `hash` if it is the record at `loc`;
+    /// whether it was.
+    pub fn remove_at(&self, hash: u64, loc: u64) -> bool {
+        self.index.write(hash).remove(hash, |l| l == loc).is_some()
+    }
+
+    /// Moves the index entry of `hash` from `old` to `new` if it still
+    /// points at `old` (a concurrent overwrite wins); whether it did.
+    pub fn replace(&self, hash: u64, old: u64, new: u64) -> bool {
+        self.index.write(hash).replace(hash, old, new)
+    }
+
+    /// Empties the index for the Clear record `seq`, handing every version
+    /// to the snapshots that may still read it. Call under every stripe.
+    pub fn clear(&self, files: &FileTable, snapshots: &Registry, seq: u64) {
+        if snapshots.any() {
+            self.index.for_each(|hash, loc| {
+                snapshots.superseded(files, hash, loc, seq);
+            });
+        }
+        self.index.clear();
     }
 
     /// Puts the Put record `r` in the index for its key, replacing an

@@ -146,6 +146,7 @@
 #![warn(missing_debug_implementations)]
 
 mod compaction;
+mod context;
 mod durability;
 mod engine;
 mod error;

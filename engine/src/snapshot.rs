@@ -98,12 +98,14 @@ impl Registry {
             });
     }
 
-    fn register(&self, seq: u64) {
+    /// Counts a snapshot at `seq` as live.
+    pub fn register(&self, seq: u64) {
         *lock(&self.live).entry(seq).or_insert(0) += 1;
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn release(&self, seq: u64) {
+    /// A snapshot at `seq` is gone: drops the old versions no live one needs.
+    pub fn release(&self, seq: u64) {
         let oldest = {
             let mut live = lock(&self.live);
             if let Some(n) = live.get_mut(&seq) {
@@ -134,6 +136,39 @@ impl Registry {
     pub fn side_len(&self) -> usize {
         lock(&self.superseded).values().map(Vec::len).sum()
     }
+
+    /// The file, offset and sequence number of the version of `key` visible
+    /// at `seq`: the live record at `live` (the index's entry for the key,
+    /// looked up under its shard lock, which the caller still holds) if it
+    /// is old enough, else the side list's.
+    pub fn visible(
+        &self,
+        files: &FileTable,
+        live: Option<u64>,
+        hash: u64,
+        key: &[u8],
+        seq: u64,
+    ) -> Option<(Arc<MappedFile>, usize, u64)> {
+        if let Some(loc) = live {
+            if let (Some((f, off)), Some((_, h))) = (files.file_of(loc), files.key_at(loc)) {
+                if h.seq <= seq {
+                    return Some((f.clone(), off, h.seq));
+                }
+            }
+        }
+        let sup = lock(&self.superseded);
+        let v = sup.get(&hash)?;
+        v.iter()
+            .filter(|s| s.seq <= seq && seq < s.until)
+            .find(|s| {
+                s.file
+                    .get(s.off, RECORD_HEADER_LEN)
+                    .and_then(|b| RecordHeader::decode(b).ok())
+                    .and_then(|h| s.file.get(s.off + RECORD_HEADER_LEN, h.key_len as usize))
+                    == Some(key)
+            })
+            .map(|s| (s.file.clone(), s.off, s.seq))
+    }
 }
 
 /// A consistent read view: later writes are invisible to it. Cheap to take
@@ -158,28 +193,27 @@ impl std::fmt::Debug for Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner.snapshots.release(self.seq);
-    }
-}
-
-pub(crate) fn take(inner: &Arc<Inner>) -> Snapshot {
-    let _all = inner.all_stripes();
-    let _switch = inner.compaction.hold_switch();
-    let (seq, active) = {
-        let w = inner.writer.lock();
-        (w.last_seq(), (w.active().id(), w.active().tail() as u64))
-    };
-    inner.snapshots.register(seq);
-    let files = inner.files.read().iter().cloned().collect();
-    Snapshot {
-        inner: inner.clone(),
-        seq,
-        files,
-        active,
+        self.inner.release_snapshot(self.seq);
     }
 }
 
 impl Snapshot {
+    /// A snapshot at `seq` (registered already) of the pinned `files`;
+    /// `active` is the then-active file's id and where its records ended.
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        seq: u64,
+        files: Vec<Arc<MappedFile>>,
+        active: (u32, u64),
+    ) -> Snapshot {
+        Snapshot {
+            inner,
+            seq,
+            files,
+            active,
+        }
+    }
+
     /// The sequence number of the view: writes up to it are visible.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -188,10 +222,10 @@ impl Snapshot {
     /// The item of `key` as it was at the snapshot; `None` if missing,
     /// deleted or expired (expiry is judged by the clock now).
     pub fn get(&self, key: &[u8]) -> Result<Option<Item>, ReadError> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.is_closed() {
             return Err(ReadError::Closed);
         }
-        let hash = self.inner.format.hash(key);
+        let hash = self.inner.ctx().hash(key);
         match self.resolve(hash, key) {
             Some((file, off, _)) => self.inner.read_item(&file, off, key),
             None => Ok(None),
@@ -201,28 +235,7 @@ impl Snapshot {
     /// The file, offset and sequence number of the version of `key`
     /// visible at the snapshot.
     fn resolve(&self, hash: u64, key: &[u8]) -> Option<(Arc<MappedFile>, usize, u64)> {
-        let files = self.inner.files.read();
-        let shard = self.inner.keys.index().read(hash);
-        let loc = shard.find(hash, |l| files.key_at(l).is_some_and(|(k, _)| k == key));
-        if let Some(loc) = loc {
-            if let (Some((f, off)), Some((_, h))) = (files.file_of(loc), files.key_at(loc)) {
-                if h.seq <= self.seq {
-                    return Some((f.clone(), off, h.seq));
-                }
-            }
-        }
-        let sup = lock(&self.inner.snapshots.superseded);
-        let v = sup.get(&hash)?;
-        v.iter()
-            .filter(|s| s.seq <= self.seq && self.seq < s.until)
-            .find(|s| {
-                s.file
-                    .get(s.off, RECORD_HEADER_LEN)
-                    .and_then(|b| RecordHeader::decode(b).ok())
-                    .and_then(|h| s.file.get(s.off + RECORD_HEADER_LEN, h.key_len as usize))
-                    == Some(key)
-            })
-            .map(|s| (s.file.clone(), s.off, s.seq))
+        self.inner.version_at(self.seq, hash, key)
     }
 
     /// Every live key of the snapshot exactly once, with its item, in file
@@ -327,7 +340,7 @@ impl Iterator for SnapshotIter<'_> {
             let Some(key) = f.get(off + RECORD_HEADER_LEN, h.key_len as usize) else {
                 continue;
             };
-            let hash = snap.inner.format.hash(key);
+            let hash = snap.inner.ctx().hash(key);
             let Some((vf, voff, vseq)) = snap.resolve(hash, key) else {
                 continue;
             };

@@ -85,6 +85,18 @@ impl FileTable {
         self.key_at(loc).map_or(0, |(_, h)| h.record_len() as u64)
     }
 
+    /// Counts every record so far as dead (a Clear record was written; it
+    /// is dead too).
+    pub fn kill_all(&self) {
+        for f in self.iter() {
+            let end = f.records_end.load(Ordering::Relaxed);
+            f.dead.store(
+                end.saturating_sub(FILE_HEADER_LEN as u64),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     /// Counts the record at `loc` as dead in its file; returns its bytes.
     #[inline]
     pub fn kill_at(&self, loc: u64) -> u64 {

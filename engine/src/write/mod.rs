@@ -13,7 +13,7 @@
 //!                 └─ index shard write lock: publish location
 //! ```
 
-pub(crate) mod roller;
+mod roller;
 pub(crate) mod stream;
 
 use std::fs;
@@ -22,7 +22,8 @@ use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
-use crate::engine::Inner;
+use crate::context::Context;
+use crate::durability::SyncShared;
 use crate::error::{OpenError, WriteError};
 use crate::format::{
     self, IndexEntry, RecordKind, FILE_HEADER_LEN, FOOTER_LEN, INDEX_ENTRY_LEN, MAX_KEY_LEN,
@@ -32,8 +33,38 @@ use crate::hstable::{create_file, file_path, seal, sealed_len, sync_dir, FileTab
 use crate::hstable::{ActiveFile, MappedFile};
 use crate::index;
 use crate::keydir::Placed;
+use crate::lock_order::{Rank, RankedMutex, RankedRwLock};
 use crate::options::{Compression, Options, MIN_COMPRESS_LEN};
 use crate::types::Meta;
+
+/// The write path's state: the writer (behind the writer lock) and the
+/// roller's queue. Others append, read the writer's position and take file
+/// ids and sequence numbers through its methods.
+pub(crate) struct WritePath {
+    writer: RankedMutex<Writer>,
+    roller: roller::Roller,
+}
+
+/// What an append touches outside the write path: the configuration and
+/// counters, group commit (its poisoned state and the rolled list) and the
+/// file table (a roll-over adds the new file).
+#[derive(Clone, Copy)]
+pub(crate) struct Deps<'a> {
+    pub ctx: &'a Context,
+    pub sync: &'a SyncShared,
+    pub files: &'a RankedRwLock<FileTable>,
+}
+
+/// A record to append.
+#[derive(Clone, Copy)]
+pub(crate) struct Record<'a> {
+    pub kind: RecordKind,
+    pub encoding: u8,
+    pub hash: u64,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub meta: Meta,
+}
 
 /// State of the append path, behind the writer lock. Its fields are
 /// private to the write path; others read its position through methods.
@@ -73,14 +104,9 @@ impl Writer {
         &self.active
     }
 
-    /// Nothing may be appended any more (close, or a simulated crash).
-    pub fn close(&mut self) {
-        self.closed = true;
-    }
-
     /// Takes the id of the next new HSTable; an error once ids would pass
     /// what an index location can hold (they would alias file 0 on).
-    pub fn take_file_id(&mut self, dir: &Path) -> Result<u32, WriteError> {
+    fn take_file_id(&mut self, dir: &Path) -> Result<u32, WriteError> {
         let id = self.next_file_id;
         if id > index::MAX_FILE_ID {
             return Err(file_ids_exhausted(dir, id));
@@ -102,7 +128,7 @@ impl Writer {
 
     /// The sequence number the next record gets (the caller stores it in
     /// `last_seq` once the record is written).
-    pub fn next_seq(&self) -> Result<u64, WriteError> {
+    fn next_seq(&self) -> Result<u64, WriteError> {
         if self.last_seq >= format::MAX_SEQ {
             return Err(WriteError::SequenceExhausted {
                 last: self.last_seq,
@@ -125,24 +151,23 @@ fn file_ids_exhausted(dir: &Path, id: u32) -> WriteError {
     )
 }
 
-impl Writer {
+impl WritePath {
     /// Makes the active file of a store just recovered (`files`, whose
     /// highest id is below the new one), or, on a full disk, a stand-in
     /// with no room so reads are served and writes fail until space is
     /// freed.
     pub fn open(
-        dir: &Path,
-        options: &Options,
-        version: u32,
+        ctx: &Context,
         files: &mut FileTable,
         last_seq: u64,
-    ) -> Result<Writer, OpenError> {
+    ) -> Result<WritePath, OpenError> {
+        let (dir, options) = (ctx.dir(), ctx.opts());
         let next_id = files.end_id().max(1);
         let capacity = options.max_file_size as usize;
         let made = if next_id > index::MAX_FILE_ID {
             Err(file_ids_exhausted(dir, next_id))
         } else {
-            create_file(dir, next_id, capacity, options.huge_pages, version)
+            new_file(ctx, next_id, capacity)
         };
         let (active, capacity, on_disk, next_file_id) = match made {
             Ok(active) => {
@@ -168,7 +193,7 @@ impl Writer {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Writer {
+        let writer = Writer {
             active,
             active_on_disk: on_disk,
             capacity,
@@ -179,6 +204,10 @@ impl Writer {
             spare_asked: false,
             spare_failed: false,
             closed: false,
+        };
+        Ok(WritePath {
+            writer: RankedMutex::new(Rank::Writer, writer),
+            roller: roller::Roller::default(),
         })
     }
 }
@@ -201,40 +230,71 @@ pub(crate) fn check_value_len(len: usize, opts: &Options) -> Result<(), WriteErr
     Ok(())
 }
 
-impl Inner {
-    pub(crate) fn write_gate(&self) -> Result<(), WriteError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(WriteError::Closed);
-        }
-        if let Some(e) = self.sync.poisoned() {
-            return Err(e);
-        }
-        Ok(())
+impl WritePath {
+    /// Runs `f` on the writer under the writer lock: its position, read
+    /// together with what may not change meanwhile (the active file, the
+    /// rolled list). `f` may take locks after the writer's only (see
+    /// `lock_order.rs`).
+    pub fn read<R>(&self, f: impl FnOnce(&Writer) -> R) -> R {
+        f(&self.writer.lock())
+    }
+
+    /// The highest sequence number assigned.
+    pub fn last_seq(&self) -> u64 {
+        self.writer.lock().last_seq
+    }
+
+    /// Takes the id of the next new HSTable (a compaction output, a
+    /// streamed value's file).
+    pub fn take_file_id(&self, dir: &Path) -> Result<u32, WriteError> {
+        self.writer.lock().take_file_id(dir)
+    }
+
+    /// Nothing may be appended any more (close, or a simulated crash).
+    pub fn close(&self) {
+        self.writer.lock().closed = true;
+    }
+
+    /// Waits until the roller has sealed every full file queued and made
+    /// the spare asked for.
+    pub fn drain(&self) {
+        self.roller.drain();
+    }
+
+    /// Asks the roller thread to exit.
+    pub fn stop(&self) {
+        self.roller.stop();
+    }
+
+    /// Test hook: while held, the roller's jobs wait.
+    #[cfg(feature = "fault-injection")]
+    pub fn hold(&self, held: bool) {
+        self.roller.hold(held);
     }
 
     /// Appends one record; returns its sequence number and location.
-    pub(crate) fn append(
-        &self,
-        kind: RecordKind,
-        encoding: u8,
-        hash: u64,
-        key: &[u8],
-        value: &[u8],
-        meta: Meta,
-    ) -> Result<(u64, u64), WriteError> {
+    pub fn append(&self, d: Deps<'_>, rec: Record<'_>) -> Result<(u64, u64), WriteError> {
+        let Record {
+            kind,
+            encoding,
+            hash,
+            key,
+            value,
+            meta,
+        } = rec;
         let len = RECORD_HEADER_LEN + key.len() + value.len();
         let mut w = self.writer.lock();
         if w.closed {
             return Err(WriteError::Closed);
         }
-        if let Some(e) = self.sync.poisoned() {
+        if let Some(e) = d.sync.poisoned() {
             return Err(e);
         }
         // Room for the record and for the sealed index entry it will need,
         // so sealing never has to grow the file.
         if w.active.tail() + len + (w.entries.len() + 1) * INDEX_ENTRY_LEN + FOOTER_LEN > w.capacity
         {
-            self.roll(&mut w, len)?;
+            self.roll(d, &mut w, len)?;
         }
         let seq = w.next_seq()?;
         let header =
@@ -259,14 +319,16 @@ impl Inner {
         if tail > w.capacity / 2 && w.spare.is_none() && !w.spare_asked && !w.spare_failed {
             // Half full: the next file gets made while this one fills. (No
             // id left: the roll-over reports it.)
-            if let Ok(id) = w.take_file_id(&self.dir) {
-                self.roller.want_spare(id, self.opts.max_file_size as usize);
+            if let Ok(id) = w.take_file_id(d.ctx.dir()) {
+                self.roller
+                    .want_spare(id, d.ctx.opts().max_file_size as usize);
                 w.spare_asked = true;
             }
         }
         let loc = index::pack(w.active.id(), off as u64);
         drop(w);
-        self.counters
+        d.ctx
+            .counters()
             .bytes_written
             .fetch_add(len as u64, Ordering::Relaxed);
         Ok((seq, loc))
@@ -275,14 +337,15 @@ impl Inner {
     /// Makes the next file active (the spare, or one made now if there is
     /// none or the record of `need` bytes needs a bigger one) and hands the
     /// full one to the roller to seal: see `roller.rs`.
-    pub(crate) fn roll(&self, w: &mut Writer, need: usize) -> Result<(), WriteError> {
-        let standard = self.opts.max_file_size as usize;
+    fn roll(&self, d: Deps<'_>, w: &mut Writer, need: usize) -> Result<(), WriteError> {
+        let ctx = d.ctx;
+        let standard = ctx.opts().max_file_size as usize;
         let capacity = standard.max(FILE_HEADER_LEN + need + INDEX_ENTRY_LEN + FOOTER_LEN);
         // Fails like a full disk would; the current file stays active.
-        if self.faults.create_fails() {
+        if ctx.faults().create_fails() {
             return Err(WriteError::io(
                 "preallocating",
-                file_path(&self.dir, w.next_file_id),
+                file_path(ctx.dir(), w.next_file_id),
                 std::io::Error::from_raw_os_error(libc::ENOSPC),
             ));
         }
@@ -293,14 +356,8 @@ impl Inner {
                 // here. If the disk is full this fails cleanly and the
                 // current file stays active (and unsealed).
                 w.spare = spare;
-                let id = w.take_file_id(&self.dir)?;
-                match create_file(
-                    &self.dir,
-                    id,
-                    capacity,
-                    self.opts.huge_pages,
-                    self.format.version,
-                ) {
+                let id = w.take_file_id(ctx.dir())?;
+                match new_file(ctx, id, capacity) {
                     Ok(file) => file,
                     Err(e) => {
                         // The id is free again for the next try.
@@ -310,13 +367,13 @@ impl Inner {
                 }
             }
         };
-        self.files.write().insert(next.mapped().clone());
-        self.counters.files.fetch_add(1, Ordering::Relaxed);
+        d.files.write().insert(next.mapped().clone());
+        ctx.counters().files.fetch_add(1, Ordering::Relaxed);
         let full = std::mem::replace(&mut w.active, next);
         if std::mem::replace(&mut w.active_on_disk, true) {
             let data_end = full.tail();
             let full = full.into_mapped();
-            self.sync.rolled(full.clone());
+            d.sync.rolled(full.clone());
             self.roller.seal(roller::SealJob {
                 file: full,
                 data_end,
@@ -328,94 +385,80 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts `loc` (the record of `seq`) in the index for `key`, replacing
-    /// an older version.
-    pub(crate) fn publish(&self, hash: u64, key: &[u8], loc: u64, len: u64, seq: u64) {
-        let r = Placed {
-            hash,
-            key,
-            loc,
-            len,
-            seq,
-        };
-        self.keys
-            .publish(&self.files.read(), &self.snapshots, &self.counters, r);
-    }
-
-    /// Removes `key` from the index after its tombstone (at `tomb`, `len`
-    /// bytes) was written.
-    fn unpublish(&self, hash: u64, key: &[u8], tomb: u64, len: u64, seq: u64) {
-        let r = Placed {
-            hash,
-            key,
-            loc: tomb,
-            len,
-            seq,
-        };
-        self.keys
-            .unpublish(&self.files.read(), &self.snapshots, &self.counters, r);
-    }
-
-    /// The LZ4 form of `value` if compression is on and it shrinks.
-    pub(crate) fn compress(&self, value: &[u8]) -> Option<Vec<u8>> {
-        if self.opts.compression != Compression::Lz4 || value.len() < MIN_COMPRESS_LEN {
-            return None;
-        }
-        let c = lz4_flex::compress_prepend_size(value);
-        (c.len() < value.len()).then_some(c)
-    }
-
-    pub(crate) fn write_put(
+    /// Appends a Put of `value` under `key` (compressed if configured and
+    /// it shrinks); returns the record to publish.
+    pub fn put<'k>(
         &self,
+        d: Deps<'_>,
         hash: u64,
-        key: &[u8],
+        key: &'k [u8],
         value: &[u8],
         meta: Meta,
-    ) -> Result<u64, WriteError> {
-        let compressed = self.compress(value);
+    ) -> Result<Placed<'k>, WriteError> {
+        let compressed = compress(d.ctx.opts(), value);
         let (encoding, stored) = match &compressed {
             Some(c) => (format::ENCODING_LZ4, &c[..]),
             None => (format::ENCODING_RAW, value),
         };
-        let (seq, loc) = self.append(RecordKind::Put, encoding, hash, key, stored, meta)?;
-        self.publish(
+        let rec = Record {
+            kind: RecordKind::Put,
+            encoding,
+            hash,
+            key,
+            value: stored,
+            meta,
+        };
+        let (seq, loc) = self.append(d, rec)?;
+        Ok(Placed {
             hash,
             key,
             loc,
-            (RECORD_HEADER_LEN + key.len() + stored.len()) as u64,
+            len: (RECORD_HEADER_LEN + key.len() + stored.len()) as u64,
             seq,
-        );
-        Ok(seq)
+        })
     }
 
-    pub(crate) fn write_delete(&self, hash: u64, key: &[u8]) -> Result<u64, WriteError> {
-        let (seq, loc) = self.append(
-            RecordKind::Delete,
-            format::ENCODING_RAW,
+    /// Appends a Delete of `key`; returns the tombstone to unpublish.
+    pub fn delete<'k>(
+        &self,
+        d: Deps<'_>,
+        hash: u64,
+        key: &'k [u8],
+    ) -> Result<Placed<'k>, WriteError> {
+        let rec = Record {
+            kind: RecordKind::Delete,
+            encoding: format::ENCODING_RAW,
             hash,
             key,
-            &[],
-            Meta::default(),
-        )?;
-        self.unpublish(hash, key, loc, (RECORD_HEADER_LEN + key.len()) as u64, seq);
-        Ok(seq)
+            value: &[],
+            meta: Meta::default(),
+        };
+        let (seq, loc) = self.append(d, rec)?;
+        Ok(Placed {
+            hash,
+            key,
+            loc,
+            len: (RECORD_HEADER_LEN + key.len()) as u64,
+            seq,
+        })
     }
 
     /// At close: seals the active file (or drops it if empty) after the
     /// rolled files not synced yet, and deletes the unused spare.
-    pub(crate) fn seal_active(&self) -> Result<(), WriteError> {
+    pub fn seal_active(&self, d: Deps<'_>) -> Result<(), WriteError> {
+        let ctx = d.ctx;
         let mut w = self.writer.lock();
         w.closed = true;
         if let Some(spare) = w.spare.take() {
-            roller::discard(self, &spare);
+            roller::discard(ctx.dir(), &spare);
         }
-        if let Some(e) = self.sync.poisoned() {
+        if let Some(e) = d.sync.poisoned() {
             // Sealing would need another sync; leave the file to recovery.
             return Err(e);
         }
         // Rolled files not synced yet (durability `none` seals without a
         // sync; a seal that failed): on disk before the durable mark moves.
-        crate::durability::sync_rolled(self)?;
+        d.sync.sync_rolled(ctx)?;
         let result = if !w.active_on_disk {
             // The stand-in of a full disk: nothing on disk to seal or drop.
             Ok(())
@@ -423,9 +466,9 @@ impl Inner {
             // Nothing was written: drop the empty preallocated file.
             let path = w.active.path().to_path_buf();
             let id = w.active.id();
-            self.files.write().remove(id);
+            d.files.write().remove(id);
             fs::remove_file(&path)
-                .and_then(|()| sync_dir(&self.dir))
+                .and_then(|()| sync_dir(ctx.dir()))
                 .map_err(|e| WriteError::io("removing", &path, e))
         } else {
             let data_end = w.active.tail();
@@ -436,16 +479,37 @@ impl Inner {
                 data_end,
                 &w.entries,
                 true,
-                self.format.version,
+                ctx.version(),
             )
             .map(|_| {
-                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                ctx.counters().syncs.fetch_add(1, Ordering::Relaxed);
             })
         };
         match &result {
-            Ok(()) => self.sync.advance(w.last_seq),
-            Err(e) => self.sync.poison(e),
+            Ok(()) => d.sync.advance(w.last_seq),
+            Err(e) => d.sync.poison(e),
         }
         result
     }
+}
+
+/// Creates HSTable `id`, `capacity` bytes preallocated and mapped, in the
+/// store's directory and format.
+fn new_file(ctx: &Context, id: u32, capacity: usize) -> Result<ActiveFile, WriteError> {
+    create_file(
+        ctx.dir(),
+        id,
+        capacity,
+        ctx.opts().huge_pages,
+        ctx.version(),
+    )
+}
+
+/// The LZ4 form of `value` if compression is on and it shrinks.
+fn compress(opts: &Options, value: &[u8]) -> Option<Vec<u8>> {
+    if opts.compression != Compression::Lz4 || value.len() < MIN_COMPRESS_LEN {
+        return None;
+    }
+    let c = lz4_flex::compress_prepend_size(value);
+    (c.len() < value.len()).then_some(c)
 }

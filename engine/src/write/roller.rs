@@ -26,15 +26,18 @@
 
 use std::collections::VecDeque;
 use std::fs;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
 use tracing::{debug, warn};
 
-use crate::engine::Inner;
+use super::{new_file, WritePath};
+use crate::context::Context;
+use crate::durability::SyncShared;
 use crate::format::IndexEntry;
 use crate::hstable::MappedFile;
-use crate::hstable::{create_file, seal, sealed_len, sync_dir};
+use crate::hstable::{seal, sealed_len, sync_dir};
 use crate::lock_order::lock;
 use crate::options::Durability;
 
@@ -138,23 +141,52 @@ impl Roller {
     }
 }
 
-/// The roller thread.
-pub(crate) fn roller_loop(inner: &Inner) {
-    while let Some(job) = inner.roller.next() {
-        match job {
-            Job::Seal(job) => seal_rolled(inner, job),
-            Job::Spare(id, capacity) => make_spare(inner, id, capacity),
+impl WritePath {
+    /// The roller thread: seals full files, makes spares. `on_sealed` runs
+    /// after each seal (compaction looks for work then).
+    pub fn run_roller(&self, ctx: &Context, sync: &SyncShared, on_sealed: impl Fn()) {
+        while let Some(job) = self.roller.next() {
+            match job {
+                Job::Seal(job) => {
+                    if seal_rolled(ctx, sync, job) {
+                        on_sealed();
+                    }
+                }
+                Job::Spare(id, capacity) => self.make_spare(ctx, id, capacity),
+            }
+        }
+    }
+
+    fn make_spare(&self, ctx: &Context, id: u32, capacity: usize) {
+        match new_file(ctx, id, capacity) {
+            Ok(file) => {
+                let mut w = self.writer.lock();
+                w.spare_asked = false;
+                if w.closed || w.spare.is_some() {
+                    drop(w);
+                    discard(ctx.dir(), &file);
+                } else {
+                    w.spare = Some(file);
+                }
+            }
+            // The next roll-over creates its file itself and reports the error
+            // to its writer if it fails again; the file after it asks again.
+            Err(e) => {
+                warn!(error = %e, "could not preallocate the next HSTable");
+                self.writer.lock().spare_failed(id);
+            }
         }
     }
 }
 
-fn seal_rolled(inner: &Inner, job: SealJob) {
-    if inner.sync.poisoned().is_some() {
+/// Seals a full file; true if it is sealed now.
+fn seal_rolled(ctx: &Context, sync: &SyncShared, job: SealJob) -> bool {
+    if sync.poisoned().is_some() {
         // Sealing needs a sync the engine can no longer vouch for; recovery
         // scans the file instead.
-        return;
+        return false;
     }
-    let sync = inner.opts.durability != Durability::None;
+    let synced = ctx.opts().durability != Durability::None;
     let f = &job.file;
     // Reads are bounded by the sealed length before the file is cut to it.
     f.shrink_to(sealed_len(job.data_end, job.entries.len()));
@@ -163,56 +195,30 @@ fn seal_rolled(inner: &Inner, job: SealJob) {
         f.path(),
         job.data_end,
         &job.entries,
-        sync,
-        inner.format.version,
+        synced,
+        ctx.version(),
     ) {
         Ok(_) => {
-            if sync {
-                inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            if synced {
+                ctx.counters().syncs.fetch_add(1, Ordering::Relaxed);
                 // Its records are on disk: group commits need not sync it.
-                inner.sync.rolled_synced(f);
+                sync.rolled_synced(f);
             }
             f.sealed.store(true, Ordering::Release);
             debug!(file = %f.path().display(), records = job.entries.len(), "sealed");
-            inner.compaction.wake();
+            true
         }
         Err(e) => {
             warn!(error = %e, "sealing a full HSTable failed; refusing further writes");
-            inner.sync.poison(&e);
-        }
-    }
-}
-
-fn make_spare(inner: &Inner, id: u32, capacity: usize) {
-    match create_file(
-        &inner.dir,
-        id,
-        capacity,
-        inner.opts.huge_pages,
-        inner.format.version,
-    ) {
-        Ok(file) => {
-            let mut w = inner.writer.lock();
-            w.spare_asked = false;
-            if w.closed || w.spare.is_some() {
-                drop(w);
-                discard(inner, &file);
-            } else {
-                w.spare = Some(file);
-            }
-        }
-        // The next roll-over creates its file itself and reports the error
-        // to its writer if it fails again; the file after it asks again.
-        Err(e) => {
-            warn!(error = %e, "could not preallocate the next HSTable");
-            inner.writer.lock().spare_failed(id);
+            sync.poison(&e);
+            false
         }
     }
 }
 
 /// Deletes a spare file that will not be used.
-pub(crate) fn discard(inner: &Inner, file: &MappedFile) {
-    if let Err(e) = fs::remove_file(file.path()).and_then(|()| sync_dir(&inner.dir)) {
+pub(crate) fn discard(dir: &Path, file: &MappedFile) {
+    if let Err(e) = fs::remove_file(file.path()).and_then(|()| sync_dir(dir)) {
         warn!(file = %file.path().display(), error = %e, "could not delete an unused HSTable");
     }
 }

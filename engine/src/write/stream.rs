@@ -31,14 +31,14 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{check_key, check_value_len};
-use crate::durability::SyncTicket;
+use super::{check_key, check_value_len, Deps, WritePath};
 use crate::engine::Inner;
 use crate::error::WriteError;
 use crate::format::{self, IndexEntry, RecordKind, FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::hstable::MappedFile;
 use crate::hstable::{file_path, seal, sync_dir};
 use crate::index;
+use crate::keydir::Placed;
 use crate::types::{Condition, Meta, PutOutcome, Written};
 
 /// Suffix of a streamed value's own file until its commit.
@@ -57,12 +57,16 @@ pub struct ValueWriter {
 
 enum Target {
     Buffer(Vec<u8>),
-    File {
-        id: u32,
-        tmp: PathBuf,
-        file: Option<File>,
-        crc: crc32fast::Hasher,
-    },
+    File(OwnFile),
+}
+
+/// The HSTable of its own a long value is written into.
+struct OwnFile {
+    id: u32,
+    tmp: PathBuf,
+    /// `None` once committed or abandoned.
+    file: Option<File>,
+    crc: crc32fast::Hasher,
 }
 
 impl std::fmt::Debug for ValueWriter {
@@ -75,23 +79,24 @@ impl std::fmt::Debug for ValueWriter {
     }
 }
 
+/// Starts a streaming write for the engine `inner`, whose write path is
+/// `writes`.
 pub(crate) fn begin(
     inner: &Arc<Inner>,
+    writes: &WritePath,
     key: &[u8],
     len: usize,
     meta: Meta,
 ) -> Result<ValueWriter, WriteError> {
+    let ctx = inner.ctx();
     check_key(key)?;
-    check_value_len(len, &inner.opts)?;
+    check_value_len(len, ctx.opts())?;
     inner.write_gate()?;
-    let target = if len <= inner.opts.stream_buffer_limit {
+    let target = if len <= ctx.opts().stream_buffer_limit {
         Target::Buffer(Vec::with_capacity(len))
     } else {
-        let id = {
-            let mut w = inner.writer.lock();
-            w.take_file_id(&inner.dir)?
-        };
-        let mut tmp = file_path(&inner.dir, id).into_os_string();
+        let id = writes.take_file_id(ctx.dir())?;
+        let mut tmp = file_path(ctx.dir(), id).into_os_string();
         tmp.push(TEMP_SUFFIX);
         let tmp = PathBuf::from(tmp);
         let file = OpenOptions::new()
@@ -104,16 +109,16 @@ pub(crate) fn begin(
             let _ = fs::remove_file(&tmp);
             WriteError::io("writing", &tmp, e)
         };
-        file.write_all_at(&format::encode_file_header(id, inner.format.version), 0)
+        file.write_all_at(&format::encode_file_header(id, ctx.version()), 0)
             .map_err(fail)?;
         file.write_all_at(key, (FILE_HEADER_LEN + RECORD_HEADER_LEN) as u64)
             .map_err(fail)?;
-        Target::File {
+        Target::File(OwnFile {
             id,
             tmp,
             file: Some(file),
             crc: crc32fast::Hasher::new(),
-        }
+        })
     };
     Ok(ValueWriter {
         inner: inner.clone(),
@@ -138,7 +143,7 @@ impl ValueWriter {
         }
         match &mut self.target {
             Target::Buffer(b) => b.extend_from_slice(chunk),
-            Target::File { tmp, file, crc, .. } => {
+            Target::File(OwnFile { tmp, file, crc, .. }) => {
                 let at = FILE_HEADER_LEN + RECORD_HEADER_LEN + self.key.len() + self.written;
                 if let Some(f) = file {
                     f.write_all_at(chunk, at as u64)
@@ -171,110 +176,123 @@ impl ValueWriter {
                 got: self.written,
             });
         }
-        let inner = self.inner.clone();
-        inner.write_gate()?;
         let key = std::mem::take(&mut self.key);
-        let hash = inner.format.hash(&key);
-        let _key_lock = inner.stripe(hash);
-        if let Some(result) = inner.refusal(hash, &key, cond)? {
-            return Ok(Written {
-                result,
-                ticket: SyncTicket::DURABLE,
-            });
-        }
-        let seq = match &mut self.target {
-            Target::Buffer(b) => inner.write_put(hash, &key, b, self.meta)?,
-            Target::File { id, tmp, file, crc } => {
-                let file = file.take().ok_or(WriteError::Closed)?;
-                let id = *id;
-                let tmp = tmp.clone();
-                let result =
-                    commit_file(&inner, id, &tmp, file, &key, crc, self.meta, self.declared);
-                if result.is_err() {
-                    let _ = fs::remove_file(&tmp);
-                }
-                let (seq, loc, len) = result?;
-                inner.publish(hash, &key, loc, len, seq);
-                seq
-            }
-        };
-        Ok(Written {
-            result: PutOutcome::Stored { seq },
-            ticket: SyncTicket(seq),
-        })
+        let (meta, len) = (self.meta, self.declared);
+        let target = &mut self.target;
+        self.inner
+            .put_if(&key, cond, |writes, d, hash| match target {
+                Target::Buffer(b) => writes.put(d, hash, &key, b, meta),
+                Target::File(own) => own.commit(writes, d, hash, &key, meta, len),
+            })
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site, all parts of one record"
-)]
-fn commit_file(
-    inner: &Inner,
-    id: u32,
-    tmp: &std::path::Path,
-    file: File,
-    key: &[u8],
-    crc: &crc32fast::Hasher,
-    meta: Meta,
-    len: usize,
-) -> Result<(u64, u64, u64), WriteError> {
-    let rec_len = RECORD_HEADER_LEN + key.len() + len;
-    // The sequence number is taken under the writer lock like any append's,
-    // and the write is counted in the active file's group commits: its own
-    // file is synced here, before its ticket exists.
-    let seq = {
-        let mut w = inner.writer.lock();
+impl WritePath {
+    /// Assigns the next sequence number to a record written outside the
+    /// active file.
+    fn take_seq(&self) -> Result<u64, WriteError> {
+        let mut w = self.writer.lock();
         if w.closed {
             return Err(WriteError::Closed);
         }
         w.last_seq = w.next_seq()?;
-        w.last_seq
-    };
-    let header = format::encode_header_streamed(key, len, crc, meta.flags, meta.expiry, seq);
-    file.write_all_at(&header, FILE_HEADER_LEN as u64)
-        .map_err(|e| WriteError::io("writing", tmp, e))?;
-    let entry = IndexEntry {
-        hash: inner.format.hash(key),
-        seq,
-        offset: FILE_HEADER_LEN as u32,
-        // NOTE: at most MAX_VALUE_LEN + 64 KiB + header: fits u32.
-        len: rec_len as u32,
-        kind: RecordKind::Put,
-    };
-    let end = FILE_HEADER_LEN + rec_len;
-    let sealed = seal(&file, tmp, end, &[entry], true, inner.format.version)?;
-    // Everything written before this record must be on disk before it is:
-    // otherwise a machine crash could keep the streamed value and lose
-    // earlier writes, a state that never existed.
-    crate::durability::sync_now(inner)?;
-    let path = file_path(&inner.dir, id);
-    fs::rename(tmp, &path).map_err(|e| WriteError::io("renaming", tmp, e))?;
-    sync_dir(&inner.dir).map_err(|e| WriteError::io("syncing directory", &inner.dir, e))?;
-    // NOTE: sealed length < 4 GiB fits usize.
-    let mapped = MappedFile::map(
-        file,
-        sealed as usize,
-        path.clone(),
-        id,
-        inner.opts.huge_pages,
-    )
-    .map_err(|e| WriteError::io("mapping", &path, e))?;
-    mapped.records_end.store(end as u64, Ordering::Relaxed);
-    mapped.min_seq.store(seq, Ordering::Relaxed);
-    mapped.max_seq.store(seq, Ordering::Relaxed);
-    mapped.sealed.store(true, Ordering::Relaxed);
-    inner.files.write().insert(Arc::new(mapped));
-    let c = &inner.counters;
-    c.files.fetch_add(1, Ordering::Relaxed);
-    c.syncs.fetch_add(1, Ordering::Relaxed);
-    c.bytes_written.fetch_add(rec_len as u64, Ordering::Relaxed);
-    Ok((seq, index::pack(id, FILE_HEADER_LEN as u64), rec_len as u64))
+        Ok(w.last_seq)
+    }
+}
+
+impl OwnFile {
+    /// Writes the record's header, seals and syncs the file, renames it to
+    /// its final name and adds it to the file table; returns the record to
+    /// publish. On an error the temporary file is deleted.
+    fn commit<'k>(
+        &mut self,
+        writes: &WritePath,
+        d: Deps<'_>,
+        hash: u64,
+        key: &'k [u8],
+        meta: Meta,
+        len: usize,
+    ) -> Result<Placed<'k>, WriteError> {
+        let file = self.file.take().ok_or(WriteError::Closed)?;
+        let result = self.commit_file(writes, d, file, hash, key, meta, len);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, all parts of one record"
+    )]
+    fn commit_file<'k>(
+        &self,
+        writes: &WritePath,
+        d: Deps<'_>,
+        file: File,
+        hash: u64,
+        key: &'k [u8],
+        meta: Meta,
+        len: usize,
+    ) -> Result<Placed<'k>, WriteError> {
+        let (ctx, id, tmp) = (d.ctx, self.id, self.tmp.as_path());
+        let rec_len = RECORD_HEADER_LEN + key.len() + len;
+        // The sequence number is taken under the writer lock like any
+        // append's, and the write is counted in the active file's group
+        // commits: its own file is synced here, before its ticket exists.
+        let seq = writes.take_seq()?;
+        let header =
+            format::encode_header_streamed(key, len, &self.crc, meta.flags, meta.expiry, seq);
+        file.write_all_at(&header, FILE_HEADER_LEN as u64)
+            .map_err(|e| WriteError::io("writing", tmp, e))?;
+        let entry = IndexEntry {
+            hash,
+            seq,
+            offset: FILE_HEADER_LEN as u32,
+            // NOTE: at most MAX_VALUE_LEN + 64 KiB + header: fits u32.
+            len: rec_len as u32,
+            kind: RecordKind::Put,
+        };
+        let end = FILE_HEADER_LEN + rec_len;
+        let sealed = seal(&file, tmp, end, &[entry], true, ctx.version())?;
+        // Everything written before this record must be on disk before it is:
+        // otherwise a machine crash could keep the streamed value and lose
+        // earlier writes, a state that never existed.
+        d.sync.sync_now(ctx, writes)?;
+        let path = file_path(ctx.dir(), id);
+        fs::rename(tmp, &path).map_err(|e| WriteError::io("renaming", tmp, e))?;
+        sync_dir(ctx.dir()).map_err(|e| WriteError::io("syncing directory", ctx.dir(), e))?;
+        // NOTE: sealed length < 4 GiB fits usize.
+        let mapped = MappedFile::map(
+            file,
+            sealed as usize,
+            path.clone(),
+            id,
+            ctx.opts().huge_pages,
+        )
+        .map_err(|e| WriteError::io("mapping", &path, e))?;
+        mapped.records_end.store(end as u64, Ordering::Relaxed);
+        mapped.min_seq.store(seq, Ordering::Relaxed);
+        mapped.max_seq.store(seq, Ordering::Relaxed);
+        mapped.sealed.store(true, Ordering::Relaxed);
+        d.files.write().insert(Arc::new(mapped));
+        let c = ctx.counters();
+        c.files.fetch_add(1, Ordering::Relaxed);
+        c.syncs.fetch_add(1, Ordering::Relaxed);
+        c.bytes_written.fetch_add(rec_len as u64, Ordering::Relaxed);
+        Ok(Placed {
+            hash,
+            key,
+            loc: index::pack(id, FILE_HEADER_LEN as u64),
+            len: rec_len as u64,
+            seq,
+        })
+    }
 }
 
 impl Drop for ValueWriter {
     fn drop(&mut self) {
-        if let Target::File { tmp, file, .. } = &mut self.target {
+        if let Target::File(OwnFile { tmp, file, .. }) = &mut self.target {
             if file.take().is_some() {
                 // Abandoned: nothing was published; give the space back.
                 let _ = fs::remove_file(tmp.as_path());
