@@ -68,4 +68,7 @@ pub use request::{
     encode_request, encode_storage_header, MetaFlags, Request, StorageCommand, StorageHeader,
     TokenIter, Tokens,
 };
-pub use response::{encode_value_header, MetaStatus, Response};
+pub use response::{
+    encode_data_end, encode_meta_line, encode_server_error, encode_stat, encode_value_header,
+    MetaItem, MetaStatus, ReplySink, Response, TOO_MANY_CONNECTIONS,
+};
