@@ -65,8 +65,8 @@ pub use error::{ErrorKind, ProtocolError};
 pub use expiry::{expiry_from_exptime, Expiry, MAX_RELATIVE_EXPTIME};
 pub use limits::{Limits, ITEM_OVERHEAD, MAX_ITEM_SIZE_LIMIT};
 pub use request::{
-    encode_request, encode_storage_header, MetaFlags, Request, StorageCommand, StorageHeader,
-    TokenIter, Tokens,
+    encode_request, encode_storage_header, MetaFlags, OwnedStorageHeader, Request, StorageCommand,
+    StorageHeader, TokenIter, Tokens,
 };
 pub use response::{
     encode_data_end, encode_meta_line, encode_server_error, encode_stat, encode_value_header,

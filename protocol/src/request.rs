@@ -117,6 +117,66 @@ pub struct StorageHeader<'a> {
     pub meta: Option<MetaFlags<'a>>,
 }
 
+impl StorageHeader<'_> {
+    /// The CAS value the write must still match: the `cas` command's, or
+    /// the `C` flag of an `ms`. `None`: the command compares none.
+    pub fn compare_cas(&self) -> Option<u64> {
+        match &self.meta {
+            Some(meta) => meta.compare_cas,
+            None => (self.command == StorageCommand::Cas).then_some(self.cas),
+        }
+    }
+}
+
+/// A [`StorageHeader`] that owns its bytes (key, meta flag tokens, opaque),
+/// for a command kept while its value arrives over several reads, after
+/// the input its line was read from is gone. [`OwnedStorageHeader::header`]
+/// lends it back: the command has one meaning, whoever holds its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedStorageHeader {
+    /// The header with its borrowed parts empty: they live below.
+    header: StorageHeader<'static>,
+    key: Vec<u8>,
+    /// `ms`: its flag tokens as sent.
+    tokens: Option<Vec<u8>>,
+    /// `ms`: its `O` flag's argument.
+    opaque: Option<Vec<u8>>,
+}
+
+impl OwnedStorageHeader {
+    /// The header, borrowing from this copy.
+    pub fn header(&self) -> StorageHeader<'_> {
+        StorageHeader {
+            key: &self.key,
+            meta: self.header.meta.map(|meta| MetaFlags {
+                tokens: self.tokens.as_deref().map(Tokens::new),
+                opaque: self.opaque.as_deref(),
+                ..meta
+            }),
+            ..self.header
+        }
+    }
+}
+
+impl From<&StorageHeader<'_>> for OwnedStorageHeader {
+    fn from(h: &StorageHeader<'_>) -> Self {
+        OwnedStorageHeader {
+            header: StorageHeader {
+                key: b"",
+                meta: h.meta.map(|meta| MetaFlags {
+                    tokens: None,
+                    opaque: None,
+                    ..meta
+                }),
+                ..*h
+            },
+            key: h.key.to_vec(),
+            tokens: h.meta.and_then(|m| m.tokens).map(|t| t.as_bytes().to_vec()),
+            opaque: h.meta.and_then(|m| m.opaque).map(<[u8]>::to_vec),
+        }
+    }
+}
+
 /// The flags of a meta command (`mg`, `ms`, `md`), parsed, plus the raw
 /// tokens so a reply can echo return flags in the order they were asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

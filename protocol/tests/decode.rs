@@ -2,8 +2,8 @@
 //! input were taken from memcached 1.6.18 on the wire.
 
 use protocol::{
-    Decoder, ErrorKind, Frame, Limits, ProtocolError, Request, StorageCommand, StorageHeader,
-    Tokens,
+    Decoder, ErrorKind, Frame, Limits, OwnedStorageHeader, ProtocolError, Request, StorageCommand,
+    StorageHeader, Tokens,
 };
 
 /// One decoded step, for comparisons.
@@ -771,4 +771,30 @@ fn meta_commands() {
             Out::Err(b"ERROR\r\n".to_vec(), false)
         ]
     );
+}
+
+#[test]
+fn a_storage_header_kept_across_reads_means_what_it_did() {
+    for (line, compare_cas) in [
+        (&b"set k 1 2 2\r\nxy\r\n"[..], None),
+        (b"cas k 1 2 2 77 noreply\r\nxy\r\n", Some(77)),
+        (b"append k 1 2 2\r\nxy\r\n", None),
+        (b"ms k 2 F5 T9 Oop k MA c\r\nxy\r\n", None),
+        (b"ms k 2 C0 ME q\r\nxy\r\n", Some(0)),
+    ] {
+        fn store(input: &[u8]) -> StorageHeader<'_> {
+            match one(input) {
+                Request::Store { header, .. } => header,
+                other => panic!("{other:?}"),
+            }
+        }
+        let input = line.to_vec();
+        let owned = OwnedStorageHeader::from(&store(&input));
+        // The input the header borrowed from is gone: the copy still means
+        // what the line said.
+        drop(input);
+        let header = store(line);
+        assert_eq!(header.compare_cas(), compare_cas, "{line:?}");
+        assert_eq!(owned.header(), header, "{line:?}");
+    }
 }
