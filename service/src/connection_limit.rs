@@ -5,9 +5,8 @@
 
 use std::io;
 
-/// The line a connection over `--max-connections` gets before it is closed
-/// (memcached's wording).
-pub const TOO_MANY_CONNECTIONS: &[u8] = b"SERVER_ERROR too many open connections\r\n";
+/// The line a connection over `--max-connections` gets before it is closed.
+pub use protocol::TOO_MANY_CONNECTIONS;
 
 /// Descriptors a server needs besides its connections: listeners, epoll and
 /// eventfds, the engine's files, logging, the signal pipe.

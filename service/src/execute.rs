@@ -7,14 +7,21 @@
 //! touch) is one engine operation (`put` with a [`Condition`] or `update`),
 //! so it is atomic against other connections. Each write's sync ticket is
 //! folded into [`Effects::hold`] so the front-end holds the reply until the
-//! write is durable.
+//! write is durable. A write that fails is answered `SERVER_ERROR <reason>`
+//! even under `noreply`: a client must learn that a write it did not wait
+//! for was lost.
+//!
+//! Every reply is spelled by `protocol` ([`Response`] and its encoders),
+//! written straight into the connection's [`Output`].
 
 use crate::output::Output;
-use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use engine::{Condition, Meta, PutOutcome, SyncTicket, Update, WriteError};
-use protocol::{MetaFlags, Request, StorageCommand, StorageHeader, Tokens};
+use protocol::{
+    encode_data_end, encode_server_error, encode_value_header, MetaStatus, Request, Response,
+    StorageCommand, StorageHeader,
+};
 
 use crate::arith::{self, Direction};
 use crate::stats::{Counters, ServerStats};
@@ -38,137 +45,53 @@ impl Effects {
     }
 }
 
-/// The storage commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreMode {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    /// `cas` with the client's unique value.
-    Cas(u64),
-}
-
 /// Appends a reply unless `noreply` asked for silence.
-fn reply(out: &mut Output, noreply: bool, bytes: &[u8]) {
+fn reply(out: &mut Output, noreply: bool, reply: Response<'_>) {
     if !noreply {
-        out.extend_from_slice(bytes);
+        reply.encode(out);
     }
 }
 
 /// The reply to a storage command's outcome, counted as memcached counts it.
-/// Shared by values that arrive whole and values streamed in chunks.
-pub(crate) fn store_outcome(c: &Counters, outcome: PutOutcome, is_cas: bool) -> &'static [u8] {
+fn store_outcome(c: &Counters, outcome: PutOutcome, is_cas: bool) -> Response<'static> {
     match outcome {
         PutOutcome::Stored { .. } => {
             ServerStats::bump(&c.total_items);
             if is_cas {
                 ServerStats::bump(&c.cas_hits);
             }
-            b"STORED\r\n"
+            Response::Stored
         }
-        PutOutcome::NotStored => b"NOT_STORED\r\n",
+        PutOutcome::NotStored => Response::NotStored,
         PutOutcome::Exists => {
             ServerStats::bump(&c.cas_badval);
-            b"EXISTS\r\n"
+            Response::Exists
         }
         PutOutcome::NotFound => {
             ServerStats::bump(&c.cas_misses);
-            b"NOT_FOUND\r\n"
+            Response::NotFound
         }
     }
 }
 
-/// memcached answers a failed write with `SERVER_ERROR <reason>`; the reason
-/// is one line. Sent even with `noreply`: a client must learn that a write
-/// it did not wait for was lost.
-pub(crate) fn server_error(out: &mut Output, what: &dyn std::fmt::Display) {
-    let text = what.to_string().replace(['\r', '\n'], " ");
-    let _ = write!(out, "SERVER_ERROR {text}\r\n");
-}
-
-fn value_header(out: &mut Output, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(key);
-    let _ = match cas {
-        Some(cas) => write!(out, " {flags} {len} {cas}\r\n"),
-        None => write!(out, " {flags} {len}\r\n"),
+/// The engine condition a storage command's value is put under, for a
+/// value that came whole and one streamed in chunks alike; `None` for
+/// append and prepend, which read the old value (an engine `update`).
+pub(crate) fn condition(h: &StorageHeader<'_>) -> Option<Condition> {
+    let cond = match h.command {
+        StorageCommand::Append | StorageCommand::Prepend => return None,
+        StorageCommand::Set => Condition::Always,
+        StorageCommand::Add => Condition::IfAbsent,
+        StorageCommand::Replace => Condition::IfPresent,
+        StorageCommand::Cas => Condition::IfSeq(h.cas),
     };
+    // An `ms` with `C` compares whatever its mode.
+    Some(h.compare_cas().map_or(cond, Condition::IfSeq))
 }
 
-/// A storage request whose value arrived in chunks, kept (owned) until its
-/// last chunk: the header's borrowed parts are copied.
-#[derive(Debug)]
-pub(crate) struct OwnedStore {
-    command: StorageCommand,
-    key: Vec<u8>,
-    flags: u32,
-    exptime: i64,
-    pub len: usize,
-    cas: u64,
-    noreply: bool,
-    /// `ms`: its parsed flags (borrowed parts cleared) and its raw flag tokens.
-    meta: Option<(MetaFlags<'static>, Vec<u8>)>,
-}
-
-impl OwnedStore {
-    pub(crate) fn from_header(h: &StorageHeader<'_>) -> Self {
-        let meta = h.meta.map(|m| {
-            let tokens = m.tokens.map(|t| t.as_bytes().to_vec()).unwrap_or_default();
-            let detached = MetaFlags {
-                tokens: None,
-                opaque: None,
-                ..m
-            };
-            (detached, tokens)
-        });
-        OwnedStore {
-            command: h.command,
-            key: h.key.to_vec(),
-            flags: h.flags,
-            exptime: h.exptime,
-            len: h.len,
-            cas: h.cas,
-            noreply: h.noreply,
-            meta,
-        }
-    }
-
-    /// Executes the request with its whole value.
-    pub(crate) fn execute(
-        &self,
-        service: &Service,
-        data: &[u8],
-        out: &mut Output,
-        fx: &mut Effects,
-    ) {
-        let meta = self.meta.as_ref().map(|(flags, tokens)| {
-            let tokens = Tokens::new(tokens);
-            // `O<opaque>` is the one borrowed field a reply echoes from the parsed flags.
-            let opaque = tokens
-                .iter()
-                .find(|t| t.first() == Some(&b'O'))
-                .map(|t| &t[1..]);
-            MetaFlags {
-                tokens: Some(tokens),
-                opaque,
-                ..*flags
-            }
-        });
-        let header = StorageHeader {
-            command: self.command,
-            key: &self.key,
-            flags: self.flags,
-            exptime: self.exptime,
-            len: self.len,
-            cas: self.cas,
-            noreply: self.noreply,
-            meta,
-        };
-        service.exec_storage(&header, data, out, fx);
-    }
-}
+/// What a storage write did: its outcome (`None`: an append or prepend
+/// whose result would exceed the item size limit) and its sync ticket.
+pub(crate) type Stored = Result<(Option<PutOutcome>, SyncTicket), WriteError>;
 
 /// How a multi-key request goes: its first `skip` keys were answered by an
 /// earlier call, and it stops once the output holds `limit` bytes.
@@ -225,7 +148,7 @@ impl Service {
                 let mut args = args.iter();
                 match (args.next(), args.next()) {
                     (group, None) => self.exec_stats(group, out),
-                    _ => out.extend_from_slice(b"ERROR\r\n"),
+                    _ => Response::Error.encode(out),
                 }
             }
             Request::Quit => fx.close = true,
@@ -233,7 +156,12 @@ impl Service {
             Request::MetaDelete { key, flags } => self.exec_md(key, &flags, out, fx),
             Request::MetaNoop => {
                 ServerStats::bump(&self.stats.counters().cmd_meta);
-                out.extend_from_slice(b"MN\r\n");
+                Response::Meta {
+                    status: MetaStatus::Mn,
+                    flags: b"",
+                    data: None,
+                }
+                .encode(out);
             }
         }
         None
@@ -247,18 +175,10 @@ impl Service {
         out: &mut Output,
         fx: &mut Effects,
     ) {
-        if let Some(meta) = &h.meta {
-            return self.exec_ms(h.key, meta, data, out, fx);
+        match &h.meta {
+            Some(meta) => self.exec_ms(h, meta, data, out, fx),
+            None => self.exec_store(h, data, out, fx),
         }
-        let mode = match h.command {
-            StorageCommand::Set => StoreMode::Set,
-            StorageCommand::Add => StoreMode::Add,
-            StorageCommand::Replace => StoreMode::Replace,
-            StorageCommand::Append => StoreMode::Append,
-            StorageCommand::Prepend => StoreMode::Prepend,
-            StorageCommand::Cas => StoreMode::Cas(h.cas),
-        };
-        self.exec_store(mode, h.key, h.flags, h.exptime, data, h.noreply, out, fx);
     }
 
     /// get / gets (`touch: None`) and gat / gats (`touch: Some(exptime)`).
@@ -281,7 +201,7 @@ impl Service {
             let found = match touch {
                 None => self.engine.get(key).map_err(|e| e.to_string()).map(|item| {
                     item.map(|item| {
-                        value_header(
+                        encode_value_header(
                             out,
                             key,
                             item.flags,
@@ -289,16 +209,22 @@ impl Service {
                             with_cas.then_some(item.seq),
                         );
                         out.push_value(&item.value);
-                        out.extend_from_slice(b"\r\n");
+                        encode_data_end(out);
                     })
                 }),
                 Some(exptime) => {
                     ServerStats::bump(&c.cmd_touch);
                     let found = self.touch_item(key, exptime, fx).map(|written| {
                         written.map(|(flags, value, seq)| {
-                            value_header(out, key, flags, value.len(), with_cas.then_some(seq));
+                            encode_value_header(
+                                out,
+                                key,
+                                flags,
+                                value.len(),
+                                with_cas.then_some(seq),
+                            );
                             out.extend_from_slice(&value);
-                            out.extend_from_slice(b"\r\n");
+                            encode_data_end(out);
                         })
                     });
                     match &found {
@@ -313,7 +239,7 @@ impl Service {
                 Ok(Some(())) => ServerStats::bump(&c.get_hits),
                 Ok(None) => ServerStats::bump(&c.get_misses),
                 Err(e) => {
-                    server_error(out, &e);
+                    encode_server_error(out, &e);
                     return None;
                 }
             }
@@ -321,7 +247,7 @@ impl Service {
                 return Some(i + 1);
             }
         }
-        out.extend_from_slice(b"END\r\n");
+        Response::End.encode(out);
         None
     }
 
@@ -375,109 +301,121 @@ impl Service {
         match self.touch_item(key, exptime, fx) {
             Ok(Some(_)) => {
                 ServerStats::bump(&c.touch_hits);
-                reply(out, noreply, b"TOUCHED\r\n");
+                reply(out, noreply, Response::Touched);
             }
             Ok(None) => {
                 ServerStats::bump(&c.touch_misses);
-                reply(out, noreply, b"NOT_FOUND\r\n");
+                reply(out, noreply, Response::NotFound);
             }
-            Err(e) => server_error(out, &e),
+            Err(e) => encode_server_error(out, &e),
         }
     }
 
-    /// set, add, replace, append, prepend, cas.
-    #[allow(clippy::too_many_arguments)]
+    /// set, add, replace, append, prepend, cas, with the whole value.
     pub(crate) fn exec_store(
         &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: i64,
+        h: &StorageHeader<'_>,
         data: &[u8],
-        noreply: bool,
         out: &mut Output,
         fx: &mut Effects,
     ) {
         let c = &self.stats.counters();
         ServerStats::bump(&c.cmd_set);
-        if self.limits.too_large(key.len(), flags, data.len()) {
+        if self.limits.too_large(h.key.len(), h.flags, data.len()) {
             ServerStats::bump(&c.store_too_large);
-            if mode == StoreMode::Set {
-                self.drop_stale(key, fx);
+            if h.command == StorageCommand::Set {
+                self.drop_stale(h.key, fx);
             }
-            reply(out, noreply, b"SERVER_ERROR object too large for cache\r\n");
+            reply(out, h.noreply, Response::TOO_LARGE);
             return;
         }
-        let meta = Meta {
-            flags,
-            expiry: self.expiry(exptime),
-        };
-        let outcome = match mode {
-            StoreMode::Append | StoreMode::Prepend => {
-                let limits = self.limits;
-                self.engine
-                    .update(key, |item| match item {
-                        None => (Update::Keep, PutOutcome::NotStored),
-                        Some(item)
-                            if limits.too_large(
-                                key.len(),
-                                item.flags,
-                                item.value.len() + data.len(),
-                            ) =>
-                        {
-                            (Update::Keep, PutOutcome::Exists)
-                        }
-                        Some(item) => {
-                            let mut value = Vec::with_capacity(item.value.len() + data.len());
-                            if mode == StoreMode::Append {
-                                value.extend_from_slice(&item.value);
-                                value.extend_from_slice(data);
-                            } else {
-                                value.extend_from_slice(data);
-                                value.extend_from_slice(&item.value);
-                            }
-                            // append/prepend keep the item's flags and expiry.
-                            let meta = Meta {
-                                flags: item.flags,
-                                expiry: item.expiry,
-                            };
-                            (Update::Put { value, meta }, PutOutcome::Stored { seq: 0 })
-                        }
-                    })
-                    .map(|w| {
-                        // Exists stands for "the result would be too large" here.
-                        if w.result == PutOutcome::Exists {
-                            (None, w.ticket)
-                        } else {
-                            (Some(w.result), w.ticket)
-                        }
-                    })
-            }
-            _ => {
-                let cond = match mode {
-                    StoreMode::Add => Condition::IfAbsent,
-                    StoreMode::Replace => Condition::IfPresent,
-                    StoreMode::Cas(unique) => Condition::IfSeq(unique),
-                    _ => Condition::Always,
+        let stored = self.write_store(h, data);
+        self.reply_store(h, stored, out, fx);
+    }
+
+    /// Writes a storage command's whole value: one engine operation under
+    /// the command's [`condition`], or for append and prepend one `update`
+    /// that keeps the item's flags and expiry (and compares an `ms`'s CAS).
+    pub(crate) fn write_store(&self, h: &StorageHeader<'_>, data: &[u8]) -> Stored {
+        let key = h.key;
+        if let Some(cond) = condition(h) {
+            let meta = Meta {
+                flags: h.flags,
+                expiry: self.expiry(h.exptime),
+            };
+            return self
+                .engine
+                .put(key, data, meta, cond)
+                .map(|w| (Some(w.result), w.ticket));
+        }
+        let limits = self.limits;
+        let cas = h.compare_cas();
+        let append = h.command == StorageCommand::Append;
+        self.engine
+            .update(key, |item| match item {
+                None => (Update::Keep, Some(PutOutcome::NotStored)),
+                Some(item) if cas.is_some_and(|cas| cas != item.seq) => {
+                    (Update::Keep, Some(PutOutcome::Exists))
+                }
+                Some(item)
+                    if limits.too_large(key.len(), item.flags, item.value.len() + data.len()) =>
+                {
+                    (Update::Keep, None)
+                }
+                Some(item) => {
+                    let mut value = Vec::with_capacity(item.value.len() + data.len());
+                    if append {
+                        value.extend_from_slice(&item.value);
+                        value.extend_from_slice(data);
+                    } else {
+                        value.extend_from_slice(data);
+                        value.extend_from_slice(&item.value);
+                    }
+                    let meta = Meta {
+                        flags: item.flags,
+                        expiry: item.expiry,
+                    };
+                    (
+                        Update::Put { value, meta },
+                        Some(PutOutcome::Stored { seq: 0 }),
+                    )
+                }
+            })
+            .map(|w| {
+                // The ticket of a put carries the sequence number it wrote.
+                let result = match w.result {
+                    Some(PutOutcome::Stored { .. }) => Some(PutOutcome::Stored {
+                        seq: w.ticket.seq(),
+                    }),
+                    other => other,
                 };
-                self.engine
-                    .put(key, data, meta, cond)
-                    .map(|w| (Some(w.result), w.ticket))
-            }
-        };
-        let (result, ticket) = match outcome {
+                (result, w.ticket)
+            })
+    }
+
+    /// Replies to a classic storage command's write, whether its value came
+    /// whole or was streamed in chunks.
+    pub(crate) fn reply_store(
+        &self,
+        h: &StorageHeader<'_>,
+        stored: Stored,
+        out: &mut Output,
+        fx: &mut Effects,
+    ) {
+        let (result, ticket) = match stored {
             Ok(r) => r,
             Err(e) => {
-                server_error(out, &e);
+                encode_server_error(out, &e);
                 return;
             }
         };
         fx.wrote(self, ticket);
-        let text: &[u8] = match result {
-            None => b"SERVER_ERROR out of memory storing object\r\n",
-            Some(outcome) => store_outcome(c, outcome, matches!(mode, StoreMode::Cas(_))),
+        let c = &self.stats.counters();
+        let text = match result {
+            None => Response::OUT_OF_MEMORY,
+            Some(outcome) => store_outcome(c, outcome, h.command == StorageCommand::Cas),
         };
-        reply(out, noreply, text);
+        reply(out, h.noreply, text);
     }
 
     /// Removes `key` after a `set` of it was refused as too large, as
@@ -506,13 +444,13 @@ impl Service {
                 fx.wrote(self, w.ticket);
                 if w.result {
                     ServerStats::bump(&c.delete_hits);
-                    reply(out, noreply, b"DELETED\r\n");
+                    reply(out, noreply, Response::Deleted);
                 } else {
                     ServerStats::bump(&c.delete_misses);
-                    reply(out, noreply, b"NOT_FOUND\r\n");
+                    reply(out, noreply, Response::NotFound);
                 }
             }
-            Err(e) => server_error(out, &e),
+            Err(e) => encode_server_error(out, &e),
         }
     }
 
@@ -557,22 +495,16 @@ impl Service {
                 match w.result {
                     Outcome::Missing => {
                         ServerStats::bump(misses);
-                        reply(out, noreply, b"NOT_FOUND\r\n");
+                        reply(out, noreply, Response::NotFound);
                     }
-                    Outcome::NonNumeric => reply(
-                        out,
-                        noreply,
-                        b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
-                    ),
+                    Outcome::NonNumeric => reply(out, noreply, Response::NON_NUMERIC),
                     Outcome::Value(n) => {
                         ServerStats::bump(hits);
-                        if !noreply {
-                            let _ = write!(out, "{n}\r\n");
-                        }
+                        reply(out, noreply, Response::Number(n));
                     }
                 }
             }
-            Err(e) => server_error(out, &e),
+            Err(e) => encode_server_error(out, &e),
         }
     }
 
@@ -586,16 +518,16 @@ impl Service {
         if delay > 0 {
             let at = self.expiry(delay);
             self.flush_at.store(u64::from(at.max(1)), Relaxed);
-            reply(out, noreply, b"OK\r\n");
+            reply(out, noreply, Response::Ok);
             return;
         }
         self.flush_at.store(0, Relaxed);
         match self.engine.clear() {
             Ok(w) => {
                 fx.wrote(self, w.ticket);
-                reply(out, noreply, b"OK\r\n");
+                reply(out, noreply, Response::Ok);
             }
-            Err(e) => server_error(out, &e),
+            Err(e) => encode_server_error(out, &e),
         }
     }
 
@@ -640,20 +572,20 @@ impl Service {
                 crate::stats::write_settings(&s, out);
             }
             // Groups about memcached's slab allocator: nothing to list here.
-            Some(b"items" | b"slabs" | b"sizes" | b"conns") => out.extend_from_slice(b"END\r\n"),
-            Some(_) => out.extend_from_slice(b"ERROR\r\n"),
+            Some(b"items" | b"slabs" | b"sizes" | b"conns") => Response::End.encode(out),
+            Some(_) => Response::Error.encode(out),
         }
     }
 
     /// verbosity.
     pub(crate) fn exec_verbosity(&self, level: u32, noreply: bool, out: &mut Output) {
         self.verbosity.store(level, Relaxed);
-        reply(out, noreply, b"OK\r\n");
+        reply(out, noreply, Response::Ok);
     }
 
     /// version.
     pub(crate) fn exec_version(&self, out: &mut Output) {
-        let _ = write!(out, "VERSION {}\r\n", crate::VERSION);
+        Response::Version(crate::VERSION).encode(out);
     }
 }
 
@@ -682,6 +614,25 @@ pub(crate) mod tests {
         )
     }
 
+    /// A classic storage command's line (exptime 0) for a value of `data`.
+    fn line<'a>(
+        command: StorageCommand,
+        key: &'a [u8],
+        flags: u32,
+        data: &[u8],
+    ) -> StorageHeader<'a> {
+        StorageHeader {
+            command,
+            key,
+            flags,
+            exptime: 0,
+            len: data.len(),
+            cas: 0,
+            noreply: false,
+            meta: None,
+        }
+    }
+
     fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.to_vec()).into_owned()
     }
@@ -696,35 +647,33 @@ pub(crate) mod tests {
     fn store_and_get() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(StoreMode::Set, b"k", 5, 0, b"abc", false, &mut out, &mut fx);
-        s.exec_store(StoreMode::Add, b"k", 5, 0, b"x", false, &mut out, &mut fx);
         s.exec_store(
-            StoreMode::Replace,
-            b"nx",
-            5,
-            0,
+            &line(StorageCommand::Set, b"k", 5, b"abc"),
+            b"abc",
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            &line(StorageCommand::Add, b"k", 5, b"x"),
             b"x",
-            false,
             &mut out,
             &mut fx,
         );
         s.exec_store(
-            StoreMode::Append,
-            b"k",
-            9,
-            0,
+            &line(StorageCommand::Replace, b"nx", 5, b"x"),
+            b"x",
+            &mut out,
+            &mut fx,
+        );
+        s.exec_store(
+            &line(StorageCommand::Append, b"k", 9, b"de"),
             b"de",
-            false,
             &mut out,
             &mut fx,
         );
         s.exec_store(
-            StoreMode::Prepend,
-            b"k",
-            9,
-            0,
+            &line(StorageCommand::Prepend, b"k", 9, b"_"),
             b"_",
-            false,
             &mut out,
             &mut fx,
         );
@@ -741,36 +690,38 @@ pub(crate) mod tests {
     fn cas_uses_the_sequence_number() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(StoreMode::Set, b"k", 0, 0, b"a", false, &mut out, &mut fx);
+        s.exec_store(
+            &line(StorageCommand::Set, b"k", 0, b"a"),
+            b"a",
+            &mut out,
+            &mut fx,
+        );
         let seq = s.engine().get(b"k").expect("get").expect("live").seq;
         out = Output::new();
         s.exec_store(
-            StoreMode::Cas(seq),
-            b"k",
-            0,
-            0,
+            &StorageHeader {
+                cas: seq,
+                ..line(StorageCommand::Cas, b"k", 0, b"b")
+            },
             b"b",
-            false,
             &mut out,
             &mut fx,
         );
         s.exec_store(
-            StoreMode::Cas(seq),
-            b"k",
-            0,
-            0,
+            &StorageHeader {
+                cas: seq,
+                ..line(StorageCommand::Cas, b"k", 0, b"c")
+            },
             b"c",
-            false,
             &mut out,
             &mut fx,
         );
         s.exec_store(
-            StoreMode::Cas(seq),
-            b"nx",
-            0,
-            0,
+            &StorageHeader {
+                cas: seq,
+                ..line(StorageCommand::Cas, b"nx", 0, b"c")
+            },
             b"c",
-            false,
             &mut out,
             &mut fx,
         );
@@ -787,11 +738,27 @@ pub(crate) mod tests {
     fn incr_decr_noreply_and_errors() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(StoreMode::Set, b"n", 3, 0, b"100", true, &mut out, &mut fx);
+        s.exec_store(
+            &StorageHeader {
+                noreply: true,
+                ..line(StorageCommand::Set, b"n", 3, b"100")
+            },
+            b"100",
+            &mut out,
+            &mut fx,
+        );
         s.exec_arith(b"n", 95, Direction::Decr, false, &mut out, &mut fx);
         s.exec_arith(b"n", 1, Direction::Incr, true, &mut out, &mut fx);
         s.exec_arith(b"nx", 1, Direction::Incr, false, &mut out, &mut fx);
-        s.exec_store(StoreMode::Set, b"t", 0, 0, b"text", true, &mut out, &mut fx);
+        s.exec_store(
+            &StorageHeader {
+                noreply: true,
+                ..line(StorageCommand::Set, b"t", 0, b"text")
+            },
+            b"text",
+            &mut out,
+            &mut fx,
+        );
         s.exec_arith(b"t", 1, Direction::Incr, false, &mut out, &mut fx);
         s.exec_get([&b"n"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(
@@ -806,7 +773,12 @@ pub(crate) mod tests {
         let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_get([&b"k"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(fx.hold, None, "a read holds nothing");
-        s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", false, &mut out, &mut fx);
+        s.exec_store(
+            &line(StorageCommand::Set, b"k", 0, b"v"),
+            b"v",
+            &mut out,
+            &mut fx,
+        );
         let first = fx.hold.expect("a write under `always` holds its reply");
         s.exec_delete(b"k", false, &mut out, &mut fx);
         let second = fx.hold.expect("still held");
@@ -819,7 +791,15 @@ pub(crate) mod tests {
     fn delayed_flush_runs_when_due() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(StoreMode::Set, b"k", 0, 0, b"v", true, &mut out, &mut fx);
+        s.exec_store(
+            &StorageHeader {
+                noreply: true,
+                ..line(StorageCommand::Set, b"k", 0, b"v")
+            },
+            b"v",
+            &mut out,
+            &mut fx,
+        );
         s.exec_flush(100, false, &mut out, &mut fx);
         s.run_due_flush(&mut fx);
         assert!(s.engine().get(b"k").expect("get").is_some(), "not due yet");

@@ -44,7 +44,6 @@ use engine::Engine;
 pub use connection_limit::{
     prepare_open_file_limit, raise_open_file_limit, FileLimit, RESERVED_FDS, TOO_MANY_CONNECTIONS,
 };
-pub use execute::StoreMode;
 pub use flags::{
     engine_options, init_logging, parse_size, Compression, DurabilityFlag, FlagError, Flags,
     DEFAULT_SYNC_INTERVAL, MAX_ITEM_SIZE_LIMIT, MIN_ITEM_SIZE,

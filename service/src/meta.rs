@@ -12,58 +12,24 @@
 //! `b`) are accepted and ignored.
 
 use crate::output::Output;
-use std::io::Write as _;
 
-use engine::{Condition, Meta, PutOutcome, Update};
-use protocol::MetaFlags;
+use engine::{Meta, PutOutcome, Update};
+use protocol::{
+    encode_data_end, encode_meta_line, encode_server_error, MetaFlags, MetaItem, MetaStatus,
+    Response, StorageHeader,
+};
 
 use crate::execute::Effects;
 use crate::stats::ServerStats;
 use crate::Service;
 
-/// What the return flags can report about an item.
-#[derive(Clone, Copy)]
-struct Shown {
-    flags: u32,
-    size: usize,
-    cas: u64,
-    expiry: u32,
-}
-
-/// Appends the return flags (`O`, `k`, and with an item `c`, `f`, `s`, `t`)
-/// in the order the client sent them.
-fn return_flags(out: &mut Output, meta: &MetaFlags<'_>, key: &[u8], item: Option<Shown>, now: u32) {
-    for token in meta.tokens.into_iter().flatten() {
-        let Some((&letter, arg)) = token.split_first() else {
-            continue;
-        };
-        match (letter, item) {
-            (b'O', _) => {
-                out.extend_from_slice(b" O");
-                out.extend_from_slice(arg);
-            }
-            (b'k', _) => {
-                out.extend_from_slice(b" k");
-                out.extend_from_slice(key);
-            }
-            (b'c', Some(i)) => {
-                let _ = write!(out, " c{}", i.cas);
-            }
-            (b'f', Some(i)) => {
-                let _ = write!(out, " f{}", i.flags);
-            }
-            (b's', Some(i)) => {
-                let _ = write!(out, " s{}", i.size);
-            }
-            (b't', Some(i)) => {
-                if i.expiry == 0 {
-                    out.extend_from_slice(b" t-1");
-                } else {
-                    let _ = write!(out, " t{}", i64::from(i.expiry) - i64::from(now));
-                }
-            }
-            _ => {}
-        }
+/// Seconds an item with this expiry has left at `now` (its `t` flag): -1
+/// when it never expires.
+fn ttl_left(expiry: u32, now: u32) -> i64 {
+    if expiry == 0 {
+        -1
+    } else {
+        i64::from(expiry) - i64::from(now)
     }
 }
 
@@ -93,16 +59,13 @@ impl Service {
                 .get(key)
                 .map(|item| {
                     item.map(|i| {
-                        let size = i.value.len();
-                        (
-                            Found::Mapped(i.value),
-                            Shown {
-                                flags: i.flags,
-                                size,
-                                cas: i.seq,
-                                expiry: i.expiry,
-                            },
-                        )
+                        let shown = MetaItem {
+                            flags: i.flags,
+                            size: i.value.len(),
+                            cas: i.seq,
+                            ttl: ttl_left(i.expiry, now),
+                        };
+                        (Found::Mapped(i.value), shown)
                     })
                 })
                 .map_err(|e| e.to_string()),
@@ -127,11 +90,11 @@ impl Service {
                     .map(|w| {
                         fx.wrote(self, w.ticket);
                         w.result.map(|(value, flags)| {
-                            let shown = Shown {
+                            let shown = MetaItem {
                                 flags,
                                 size: value.len(),
                                 cas: w.ticket.seq(),
-                                expiry,
+                                ttl: ttl_left(expiry, now),
                             };
                             (Found::Owned(value), shown)
                         })
@@ -140,39 +103,43 @@ impl Service {
             }
         };
         match found {
-            Err(e) => {
-                let _ = write!(out, "SERVER_ERROR {e}\r\n");
-            }
+            Err(e) => encode_server_error(out, &e),
             Ok(None) => {
                 ServerStats::bump(&c.get_misses);
                 if !meta.quiet {
-                    out.extend_from_slice(b"EN\r\n");
+                    Response::Meta {
+                        status: MetaStatus::En,
+                        flags: b"",
+                        data: None,
+                    }
+                    .encode(out);
                 }
             }
             Ok(Some((value, shown))) => {
                 ServerStats::bump(&c.get_hits);
-                if meta.return_value {
-                    let _ = write!(out, "VA {}", shown.size);
+                let (status, len) = if meta.return_value {
+                    (MetaStatus::Va, Some(shown.size))
                 } else {
-                    out.extend_from_slice(b"HD");
-                }
-                return_flags(out, meta, key, Some(shown), now);
-                out.extend_from_slice(b"\r\n");
+                    (MetaStatus::Hd, None)
+                };
+                encode_meta_line(out, status, len, meta, key, Some(&shown));
                 if meta.return_value {
                     match &value {
                         Found::Mapped(v) => out.push_value(v),
                         Found::Owned(v) => out.extend_from_slice(v),
                     }
-                    out.extend_from_slice(b"\r\n");
+                    encode_data_end(out);
                 }
             }
         }
     }
 
-    /// ms (its flags were parsed by the decoder; `data` is the whole value).
+    /// ms (its flags were parsed by the decoder into `h`; `data` is the
+    /// whole value). It writes as the classic commands do and replies with
+    /// a meta line.
     pub(crate) fn exec_ms(
         &self,
-        key: &[u8],
+        h: &StorageHeader<'_>,
         meta: &MetaFlags<'_>,
         data: &[u8],
         out: &mut Output,
@@ -182,70 +149,17 @@ impl Service {
         ServerStats::bump(&c.cmd_meta);
         ServerStats::bump(&c.cmd_set);
         let now = self.now();
-        let flags = meta.client_flags.unwrap_or(0);
-        let expiry = self.expiry(meta.ttl.unwrap_or(0));
-        let mode = meta.mode.map_or(b'S', |m| m.to_ascii_uppercase());
-        let cas = meta.compare_cas;
-        let limits = self.limits;
-        let written = match mode {
-            b'A' | b'P' => self
-                .engine
-                .update(key, |item| match item {
-                    None => (Update::Keep, Some(PutOutcome::NotStored)),
-                    Some(i) if cas.is_some_and(|cas| cas != i.seq) => {
-                        (Update::Keep, Some(PutOutcome::Exists))
-                    }
-                    Some(i) if limits.too_large(key.len(), i.flags, i.value.len() + data.len()) => {
-                        (Update::Keep, None)
-                    }
-                    Some(i) => {
-                        let value = if mode == b'A' {
-                            [&i.value[..], data].concat()
-                        } else {
-                            [data, &i.value[..]].concat()
-                        };
-                        let meta = Meta {
-                            flags: i.flags,
-                            expiry: i.expiry,
-                        };
-                        (
-                            Update::Put { value, meta },
-                            Some(PutOutcome::Stored { seq: 0 }),
-                        )
-                    }
-                })
-                .map(|w| {
-                    let result = match w.result {
-                        Some(PutOutcome::Stored { .. }) => Some(PutOutcome::Stored {
-                            seq: w.ticket.seq(),
-                        }),
-                        other => other,
-                    };
-                    (result, w.ticket)
-                }),
-            _ => {
-                let cond = match (cas, mode) {
-                    (Some(cas), _) => Condition::IfSeq(cas),
-                    (None, b'E') => Condition::IfAbsent,
-                    (None, b'R') => Condition::IfPresent,
-                    _ => Condition::Always,
-                };
-                self.engine
-                    .put(key, data, Meta { flags, expiry }, cond)
-                    .map(|w| (Some(w.result), w.ticket))
-            }
-        };
-        let (result, ticket) = match written {
+        let (result, ticket) = match self.write_store(h, data) {
             Ok(r) => r,
             Err(e) => {
-                let _ = write!(out, "SERVER_ERROR {e}\r\n");
+                encode_server_error(out, &e);
                 return;
             }
         };
         fx.wrote(self, ticket);
-        let (code, seq): (&[u8], u64) = match result {
+        let (status, seq) = match result {
             None => {
-                out.extend_from_slice(b"SERVER_ERROR out of memory storing object\r\n");
+                Response::OUT_OF_MEMORY.encode(out);
                 return;
             }
             Some(PutOutcome::Stored { seq }) => {
@@ -253,27 +167,25 @@ impl Service {
                 if meta.quiet {
                     return;
                 }
-                (b"HD", seq)
+                (MetaStatus::Hd, seq)
             }
-            Some(PutOutcome::NotStored) => (b"NS", 0),
+            Some(PutOutcome::NotStored) => (MetaStatus::Ns, 0),
             Some(PutOutcome::Exists) => {
                 ServerStats::bump(&c.cas_badval);
-                (b"EX", 0)
+                (MetaStatus::Ex, 0)
             }
             Some(PutOutcome::NotFound) => {
                 ServerStats::bump(&c.cas_misses);
-                (b"NF", 0)
+                (MetaStatus::Nf, 0)
             }
         };
-        out.extend_from_slice(code);
-        let shown = (seq != 0).then_some(Shown {
-            flags,
+        let shown = (seq != 0).then(|| MetaItem {
+            flags: h.flags,
             size: data.len(),
             cas: seq,
-            expiry,
+            ttl: ttl_left(self.expiry(h.exptime), now),
         });
-        return_flags(out, meta, key, shown, now);
-        out.extend_from_slice(b"\r\n");
+        encode_meta_line(out, status, None, meta, h.key, shown.as_ref());
     }
 
     /// md.
@@ -298,9 +210,9 @@ impl Service {
             (Some(i), Some(cas)) if i.seq != cas => (Update::Keep, Outcome::Exists),
             (Some(_), _) => (Update::Delete, Outcome::Deleted),
         });
-        let code: &[u8] = match written {
+        let status = match written {
             Err(e) => {
-                let _ = write!(out, "SERVER_ERROR {e}\r\n");
+                encode_server_error(out, &e);
                 return;
             }
             Ok(w) => {
@@ -311,18 +223,16 @@ impl Service {
                         if meta.quiet {
                             return;
                         }
-                        b"HD"
+                        MetaStatus::Hd
                     }
                     Outcome::Missing => {
                         ServerStats::bump(&c.delete_misses);
-                        b"NF"
+                        MetaStatus::Nf
                     }
-                    Outcome::Exists => b"EX",
+                    Outcome::Exists => MetaStatus::Ex,
                 }
             }
         };
-        out.extend_from_slice(code);
-        return_flags(out, meta, key, None, 0);
-        out.extend_from_slice(b"\r\n");
+        encode_meta_line(out, status, None, meta, key, None);
     }
 }

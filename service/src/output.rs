@@ -289,6 +289,15 @@ impl Output {
     }
 }
 
+/// Replies are spelled by `protocol` straight into the queue: a header
+/// lands in the owned buffer it is sent from, next to the value it frames.
+impl protocol::ReplySink for Output {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.extend_from_slice(buf);

@@ -15,9 +15,9 @@ use crate::output::Output;
 use std::sync::Arc;
 
 use engine::{Condition, Meta, SyncTicket, ValueWriter};
-use protocol::{Decoder, Frame, StorageCommand, StorageHeader};
+use protocol::{Decoder, Frame, OwnedStorageHeader, StorageHeader};
 
-use crate::execute::Effects;
+use crate::execute::{condition, Effects};
 use crate::Service;
 
 /// What the front-end does after [`Session::process`].
@@ -48,70 +48,68 @@ pub struct Progress {
     pub hold: Option<SyncTicket>,
 }
 
-/// A storage request whose value is arriving in chunks.
-enum PendingValue {
+/// A storage request whose value is arriving in chunks: the command, which
+/// owns its bytes (the input its line was read from is gone by the last
+/// chunk), and where its value goes.
+struct PendingValue {
+    command: OwnedStorageHeader,
+    body: Body,
+}
+
+/// Where a value arriving in chunks goes.
+enum Body {
     /// Gathered, then executed like a request with its whole value.
-    Gather {
-        command: crate::execute::OwnedStore,
-        data: Vec<u8>,
-    },
-    /// Streamed into the engine as it arrives.
+    Gather(Vec<u8>),
+    /// Streamed into the engine as it arrives, committed under the
+    /// command's condition.
     Stream {
         writer: ValueWriter,
         cond: Condition,
-        noreply: bool,
     },
 }
 
-/// Starts an engine streaming write for a set/add/replace/cas whose value
-/// fits the item size; `None` for the other commands (or if the engine
-/// refuses to start one: the gathered path then reports its error).
-fn start_stream(service: &Service, h: &StorageHeader<'_>) -> Option<PendingValue> {
-    if h.meta.is_some() || service.limits.too_large(h.key.len(), h.flags, h.len) {
-        return None;
+impl PendingValue {
+    /// Starts receiving the value of `h`: streamed into the engine for a
+    /// classic set, add, replace or cas whose value fits the item size
+    /// (unless the engine refuses to start one: the gathered path then
+    /// reports its error), gathered for the others.
+    fn start(service: &Service, h: &StorageHeader<'_>) -> Self {
+        let body = Self::stream(service, h).unwrap_or_else(|| {
+            Body::Gather(Vec::with_capacity(
+                h.len.min(service.config().max_item_size),
+            ))
+        });
+        PendingValue {
+            command: OwnedStorageHeader::from(h),
+            body,
+        }
     }
-    let cond = match h.command {
-        StorageCommand::Set => Condition::Always,
-        StorageCommand::Add => Condition::IfAbsent,
-        StorageCommand::Replace => Condition::IfPresent,
-        StorageCommand::Cas => Condition::IfSeq(h.cas),
-        StorageCommand::Append | StorageCommand::Prepend => return None,
-    };
-    let meta = Meta {
-        flags: h.flags,
-        expiry: service.expiry(h.exptime),
-    };
-    let writer = service.engine.put_stream(h.key, h.len, meta).ok()?;
-    Some(PendingValue::Stream {
-        writer,
-        cond,
-        noreply: h.noreply,
-    })
-}
 
-/// Commits a streamed value and replies as `exec_store` does for a value
-/// that came whole.
-fn finish_stream(
-    service: &Service,
-    writer: ValueWriter,
-    cond: Condition,
-    noreply: bool,
-    out: &mut Output,
-    fx: &mut crate::execute::Effects,
-) {
-    use crate::stats::ServerStats;
-    let c = &service.stats().counters();
-    ServerStats::bump(&c.cmd_set);
-    match writer.commit(cond) {
-        Ok(w) => {
-            fx.wrote(service, w.ticket);
-            let text =
-                crate::execute::store_outcome(c, w.result, matches!(cond, Condition::IfSeq(_)));
-            if !noreply {
-                out.extend_from_slice(text);
+    fn stream(service: &Service, h: &StorageHeader<'_>) -> Option<Body> {
+        if h.meta.is_some() || service.limits.too_large(h.key.len(), h.flags, h.len) {
+            return None;
+        }
+        let cond = condition(h)?;
+        let meta = Meta {
+            flags: h.flags,
+            expiry: service.expiry(h.exptime),
+        };
+        let writer = service.engine.put_stream(h.key, h.len, meta).ok()?;
+        Some(Body::Stream { writer, cond })
+    }
+
+    /// The value's last chunk arrived: executes the command and replies as
+    /// for a value that came whole.
+    fn finish(self, service: &Service, out: &mut Output, fx: &mut Effects) {
+        let h = self.command.header();
+        match self.body {
+            Body::Gather(data) => service.exec_storage(&h, &data, out, fx),
+            Body::Stream { writer, cond } => {
+                crate::stats::ServerStats::bump(&service.stats().counters().cmd_set);
+                let stored = writer.commit(cond).map(|w| (Some(w.result), w.ticket));
+                service.reply_store(&h, stored, out, fx);
             }
         }
-        Err(e) => crate::execute::server_error(out, &e),
     }
 }
 
@@ -204,51 +202,26 @@ impl Session {
                             executed += 1;
                         }
                         Frame::ValueStart(header) => {
-                            self.pending = start_stream(&self.service, &header).or_else(|| {
-                                let command = crate::execute::OwnedStore::from_header(&header);
-                                let capacity = command.len.min(self.service.config().max_item_size);
-                                Some(PendingValue::Gather {
-                                    command,
-                                    data: Vec::with_capacity(capacity),
-                                })
-                            });
+                            self.pending = Some(PendingValue::start(&self.service, &header));
                         }
-                        Frame::ValueChunk(chunk) => match &mut self.pending {
-                            Some(PendingValue::Gather { data, .. }) => {
-                                data.extend_from_slice(chunk)
+                        Frame::ValueChunk(chunk) => {
+                            match self.pending.as_mut().map(|p| &mut p.body) {
+                                Some(Body::Gather(data)) => data.extend_from_slice(chunk),
+                                Some(Body::Stream { writer, .. }) => {
+                                    // A failed chunk write shows at commit (the
+                                    // length will not match): the reply comes
+                                    // at ValueEnd, in order.
+                                    let _ = writer.write(chunk);
+                                }
+                                None => {}
                             }
-                            Some(PendingValue::Stream { writer, .. }) => {
-                                // A failed chunk write shows at commit (the
-                                // length will not match): the reply comes
-                                // at ValueEnd, in order.
-                                let _ = writer.write(chunk);
-                            }
-                            None => {}
-                        },
+                        }
                         Frame::Discarded => {}
                         Frame::ValueEnd => {
                             executed += 1;
-                            match self.pending.take() {
-                                Some(PendingValue::Gather { command, data }) => {
-                                    self.service.run_due_flush(&mut fx);
-                                    command.execute(&self.service, &data, out, &mut fx);
-                                }
-                                Some(PendingValue::Stream {
-                                    writer,
-                                    cond,
-                                    noreply,
-                                }) => {
-                                    self.service.run_due_flush(&mut fx);
-                                    finish_stream(
-                                        &self.service,
-                                        writer,
-                                        cond,
-                                        noreply,
-                                        out,
-                                        &mut fx,
-                                    );
-                                }
-                                None => {}
+                            if let Some(pending) = self.pending.take() {
+                                self.service.run_due_flush(&mut fx);
+                                pending.finish(&self.service, out, &mut fx);
                             }
                         }
                     }
@@ -713,5 +686,55 @@ mod tests {
             String::from_utf8_lossy(&out.to_vec()),
             "HD Oxy kbig\r\nHD s100000 f9\r\n"
         );
+    }
+
+    #[test]
+    fn a_failed_write_is_answered_with_one_line_by_every_command() {
+        // The engine's error names a file of the data directory: a
+        // directory whose name holds a line break must not split a reply,
+        // or the client reads the rest as the next reply.
+        let dir = tempfile::Builder::new()
+            .prefix("data\r\ndir")
+            .tempdir()
+            .expect("temp dir");
+        let options = engine::Options {
+            durability: engine::Durability::None,
+            ..engine::Options::default()
+        };
+        let engine = Arc::new(engine::Engine::open(dir.path(), options).expect("engine opens"));
+        engine
+            .put(b"k", b"v", Meta::default(), Condition::Always)
+            .expect("put");
+        engine.fail_next_sync_for_tests();
+        assert!(engine.sync().is_err(), "the sync fails");
+        let frontend = crate::FrontendInfo {
+            model: "test",
+            threads: 1,
+        };
+        let s = Arc::new(Service::new(
+            engine,
+            crate::ServiceConfig::default(),
+            frontend,
+        ));
+        let mut session = s.session();
+        let requests: &[&[u8]] = &[
+            b"set k 0 0 1 noreply\r\nx\r\n",
+            b"delete k\r\n",
+            b"incr k 1\r\n",
+            b"ms k 1 T0\r\nx\r\n",
+            b"md k\r\n",
+            b"mg k v T30\r\n",
+        ];
+        for request in requests {
+            let (reply, _) = run(&mut session, request);
+            assert!(
+                reply.starts_with("SERVER_ERROR writes refused after a failed sync")
+                    && reply.ends_with("\r\n")
+                    && reply.matches('\n').count() == 1
+                    && !reply[..reply.len() - 2].contains('\r'),
+                "{:?} got {reply:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
     }
 }

@@ -15,6 +15,7 @@
 //!   so such a get counts as a miss.
 
 use crate::output::Output;
+use protocol::{encode_stat, Response};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -274,7 +275,7 @@ pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Output) {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let (user, system) = rusage();
-    let mut stat = |name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
+    let mut stat = |name: &str, value: &dyn std::fmt::Display| encode_stat(out, name, value);
     stat("pid", &std::process::id());
     stat("uptime", &ctx.stats.uptime().as_secs());
     stat("time", &now);
@@ -318,7 +319,7 @@ pub(crate) fn write_general(ctx: &StatsContext<'_>, out: &mut Output) {
         "max_queue_wait_us",
         &ctx.stats.max_queue_wait_us.load(Relaxed),
     );
-    out.extend_from_slice(b"END\r\n");
+    Response::End.encode(out);
 }
 
 /// The settings `stats settings` reports.
@@ -331,7 +332,7 @@ pub(crate) struct Settings<'a> {
 /// Appends the `stats settings` reply.
 pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Output) {
     let c = s.config;
-    let mut stat = |name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
+    let mut stat = |name: &str, value: &dyn std::fmt::Display| encode_stat(out, name, value);
     stat("maxbytes", &0);
     stat("maxconns", &c.max_connections);
     stat("tcpport", &c.listen.port());
@@ -348,13 +349,7 @@ pub(crate) fn write_settings(s: &Settings<'_>, out: &mut Output) {
     stat("durability", &c.durability);
     stat("compression", &c.compression);
     stat("frontend_model", &s.frontend.model);
-    out.extend_from_slice(b"END\r\n");
-}
-
-fn write_stat(out: &mut Output, name: &str, value: &dyn std::fmt::Display) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "STAT {name} {value}\r\n");
+    Response::End.encode(out);
 }
 
 /// User and system CPU time of this process.
