@@ -614,23 +614,18 @@ pub(crate) mod tests {
         )
     }
 
-    /// A classic storage command's line (exptime 0) for a value of `data`.
-    fn line<'a>(
-        command: StorageCommand,
-        key: &'a [u8],
-        flags: u32,
-        data: &[u8],
-    ) -> StorageHeader<'a> {
-        StorageHeader {
-            command,
-            key,
-            flags,
-            exptime: 0,
-            len: data.len(),
-            cas: 0,
-            noreply: false,
-            meta: None,
+    /// Decodes the requests in `input` (values whole) and executes them.
+    fn exec(s: &Service, input: &[u8], out: &mut Output, fx: &mut Effects) {
+        let mut decoder = protocol::Decoder::new(s.limits());
+        let mut rest = input;
+        while let Some((frame, used)) = decoder.decode(rest).expect("valid requests") {
+            let protocol::Frame::Request(request) = frame else {
+                panic!("{frame:?} is not a whole request");
+            };
+            s.execute(request, out, fx, 0, usize::MAX);
+            rest = &rest[used..];
         }
+        assert!(rest.is_empty(), "{rest:?} left");
     }
 
     fn text(out: &Output) -> String {
@@ -647,36 +642,9 @@ pub(crate) mod tests {
     fn store_and_get() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(
-            &line(StorageCommand::Set, b"k", 5, b"abc"),
-            b"abc",
-            &mut out,
-            &mut fx,
-        );
-        s.exec_store(
-            &line(StorageCommand::Add, b"k", 5, b"x"),
-            b"x",
-            &mut out,
-            &mut fx,
-        );
-        s.exec_store(
-            &line(StorageCommand::Replace, b"nx", 5, b"x"),
-            b"x",
-            &mut out,
-            &mut fx,
-        );
-        s.exec_store(
-            &line(StorageCommand::Append, b"k", 9, b"de"),
-            b"de",
-            &mut out,
-            &mut fx,
-        );
-        s.exec_store(
-            &line(StorageCommand::Prepend, b"k", 9, b"_"),
-            b"_",
-            &mut out,
-            &mut fx,
-        );
+        let input = b"set k 5 0 3\r\nabc\r\nadd k 5 0 1\r\nx\r\nreplace nx 5 0 1\r\nx\r\n\
+                      append k 9 0 2\r\nde\r\nprepend k 9 0 1\r\n_\r\n";
+        exec(&s, input, &mut out, &mut fx);
         s.exec_get([&b"k"[..], b"nx"], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(text(&out), "STORED\r\nNOT_STORED\r\nNOT_STORED\r\nSTORED\r\nSTORED\r\nVALUE k 5 6\r\n_abcde\r\nEND\r\n");
         assert_eq!(fx.hold, None, "durability none never holds replies");
@@ -690,41 +658,13 @@ pub(crate) mod tests {
     fn cas_uses_the_sequence_number() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(
-            &line(StorageCommand::Set, b"k", 0, b"a"),
-            b"a",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, b"set k 0 0 1\r\na\r\n", &mut out, &mut fx);
         let seq = s.engine().get(b"k").expect("get").expect("live").seq;
         out = Output::new();
-        s.exec_store(
-            &StorageHeader {
-                cas: seq,
-                ..line(StorageCommand::Cas, b"k", 0, b"b")
-            },
-            b"b",
-            &mut out,
-            &mut fx,
+        let cas = format!(
+            "cas k 0 0 1 {seq}\r\nb\r\ncas k 0 0 1 {seq}\r\nc\r\ncas nx 0 0 1 {seq}\r\nc\r\n"
         );
-        s.exec_store(
-            &StorageHeader {
-                cas: seq,
-                ..line(StorageCommand::Cas, b"k", 0, b"c")
-            },
-            b"c",
-            &mut out,
-            &mut fx,
-        );
-        s.exec_store(
-            &StorageHeader {
-                cas: seq,
-                ..line(StorageCommand::Cas, b"nx", 0, b"c")
-            },
-            b"c",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, cas.as_bytes(), &mut out, &mut fx);
         assert_eq!(text(&out), "STORED\r\nEXISTS\r\nNOT_FOUND\r\n");
         out = Output::new();
         s.exec_get([&b"k"[..]], true, None, &mut out, &mut fx, WHOLE);
@@ -738,27 +678,11 @@ pub(crate) mod tests {
     fn incr_decr_noreply_and_errors() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(
-            &StorageHeader {
-                noreply: true,
-                ..line(StorageCommand::Set, b"n", 3, b"100")
-            },
-            b"100",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, b"set n 3 0 3 noreply\r\n100\r\n", &mut out, &mut fx);
         s.exec_arith(b"n", 95, Direction::Decr, false, &mut out, &mut fx);
         s.exec_arith(b"n", 1, Direction::Incr, true, &mut out, &mut fx);
         s.exec_arith(b"nx", 1, Direction::Incr, false, &mut out, &mut fx);
-        s.exec_store(
-            &StorageHeader {
-                noreply: true,
-                ..line(StorageCommand::Set, b"t", 0, b"text")
-            },
-            b"text",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, b"set t 0 0 4 noreply\r\ntext\r\n", &mut out, &mut fx);
         s.exec_arith(b"t", 1, Direction::Incr, false, &mut out, &mut fx);
         s.exec_get([&b"n"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(
@@ -773,12 +697,7 @@ pub(crate) mod tests {
         let (mut out, mut fx) = (Output::new(), Effects::default());
         s.exec_get([&b"k"[..]], false, None, &mut out, &mut fx, WHOLE);
         assert_eq!(fx.hold, None, "a read holds nothing");
-        s.exec_store(
-            &line(StorageCommand::Set, b"k", 0, b"v"),
-            b"v",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, b"set k 0 0 1\r\nv\r\n", &mut out, &mut fx);
         let first = fx.hold.expect("a write under `always` holds its reply");
         s.exec_delete(b"k", false, &mut out, &mut fx);
         let second = fx.hold.expect("still held");
@@ -791,15 +710,7 @@ pub(crate) mod tests {
     fn delayed_flush_runs_when_due() {
         let (s, _dir) = service(engine::Durability::None);
         let (mut out, mut fx) = (Output::new(), Effects::default());
-        s.exec_store(
-            &StorageHeader {
-                noreply: true,
-                ..line(StorageCommand::Set, b"k", 0, b"v")
-            },
-            b"v",
-            &mut out,
-            &mut fx,
-        );
+        exec(&s, b"set k 0 0 1 noreply\r\nv\r\n", &mut out, &mut fx);
         s.exec_flush(100, false, &mut out, &mut fx);
         s.run_due_flush(&mut fx);
         assert!(s.engine().get(b"k").expect("get").is_some(), "not due yet");
