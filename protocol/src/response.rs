@@ -286,10 +286,12 @@ pub fn encode_meta_line<S: ReplySink + ?Sized>(
             (b'O', _) => {
                 out.put(b" O");
                 out.put(arg);
+                continue;
             }
             (b'k', _) => {
                 out.put(b" k");
                 out.put(key);
+                continue;
             }
             (b'c', Some(i)) => {
                 flag.push(b" c");
@@ -307,7 +309,7 @@ pub fn encode_meta_line<S: ReplySink + ?Sized>(
                 flag.push(b" t");
                 flag.signed(i.ttl);
             }
-            _ => {}
+            _ => continue,
         }
         out.put(flag.as_bytes());
     }
