@@ -85,7 +85,11 @@ pub(crate) fn condition(h: &StorageHeader<'_>) -> Option<Condition> {
         StorageCommand::Replace => Condition::IfPresent,
         StorageCommand::Cas => Condition::IfSeq(h.cas),
     };
-    // An `ms` with `C` compares whatever its mode.
+    // An `ms` with `C` compares in every mode but add, which ignores it
+    // (as memcached does: there is no item to compare with).
+    if h.command == StorageCommand::Add {
+        return Some(cond);
+    }
     Some(h.compare_cas().map_or(cond, Condition::IfSeq))
 }
 

@@ -263,6 +263,15 @@ pub const TABLE: &[(&str, &str, &str)] = &[
         "HD\r\nVA 3\r\nabc\r\nHD\r\nVA 2 f5\r\nhi\r\nHD\r\nNF\r\nEN\r\n",
     ),
     (
+        // A `C` compares in every mode but add, which ignores it.
+        "ms_modes_with_cas",
+        "ms @mc1 1 ME C999\r\nx\r\nms @mc1 1 ME C999\r\ny\r\nms @mc2 1 MR C999\r\nx\r\n\
+         set @mc3 0 0 1\r\nz\r\nms @mc3 1 MR C999\r\nx\r\nms @mc3 1 MA C999\r\nx\r\n\
+         ms @mc3 1 MS C999\r\nx\r\nms @mc4 1 MS C999\r\nx\r\nms @mc4 1 MA C999\r\nx\r\n\
+         mg @mc3 v\r\nmg @mc1 v\r\n",
+        "HD\r\nNS\r\nNF\r\nSTORED\r\nEX\r\nEX\r\nEX\r\nNF\r\nNS\r\nVA 1\r\nz\r\nVA 1\r\nx\r\n",
+    ),
+    (
         "meta_quiet",
         "ms @mq 2 q\r\nhi\r\nmd @mq q\r\nmd @mq q\r\n",
         "NF\r\n",
