@@ -5,8 +5,10 @@
 //!   and operations; [`ketama`]: key placement over several servers as
 //!   twemproxy and libmemcached's ketama do it (`--distribution ketama`).
 //! * [`driver`]: one mio event loop per client thread, many non-blocking
-//!   connections each, closed or open loop, timeouts and reconnects; requests
-//!   and replies go through `protocol`'s client side, adapted in [`wire`].
+//!   connections each, closed or open loop, timeouts and reconnects, split
+//!   into pacing, sockets, reply matching and the tally of what settled;
+//!   requests and replies go through `protocol`'s client side, adapted in
+//!   [`wire`].
 //! * [`record`]: per-thread HdrHistograms (microseconds, 1 us .. 60 s, 3 digits)
 //!   and counters.
 //! * [`run`]: starts the threads, merges their per-second reports, prints the
