@@ -436,20 +436,16 @@ impl Driver {
             }
             (Keys::One(_), OpKind::Delete) => wire::encode_delete(cfg.protocol, &self.key_buf, out),
         }
-        let value_ends = matches!(kind, OpKind::Get | OpKind::Mget)
-            && wire::value_ends_get(cfg.protocol, keys.as_slice().len());
         let measured = !preload && intended >= self.pace.sched.measure_start;
-        let newly_dirty = sock.queue(Pending {
+        let newly_dirty = sock.queue(Pending::new(
             kind,
             keys,
+            cfg.protocol,
             intended,
-            sent: now,
+            now,
             measured,
             preload,
-            values: 0,
-            cursor: 0,
-            value_ends,
-        });
+        ));
         client.in_flight += 1;
         if measured {
             self.tally.cur.counters.op(kind).requests += 1;
