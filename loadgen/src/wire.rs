@@ -18,8 +18,11 @@ pub enum Reply<'a> {
         /// The data block (without CRLF).
         data: &'a [u8],
     },
-    /// `END`; in meta, `EN` (a miss) and `MN` (the end of a multi-get).
+    /// `END`; in meta, `MN` (the end of a multi-get).
     End,
+    /// Meta `EN`: the miss of a get of one key. Kept apart from `MN`, so a
+    /// server that answers a quiet miss cannot end a multi-get early.
+    Miss,
     /// `STORED`
     Stored,
     /// Meta `HD`: a store or delete that succeeded.
@@ -154,7 +157,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, BadReply> {
                 key: returned_key(flags),
                 data,
             },
-            (MetaStatus::En | MetaStatus::Mn, _) => Reply::End,
+            (MetaStatus::En, _) => Reply::Miss,
+            (MetaStatus::Mn, _) => Reply::End,
             (MetaStatus::Hd, _) => Reply::Done,
             (MetaStatus::Ns, _) => Reply::NotStored,
             (MetaStatus::Ex, _) => Reply::Exists,
@@ -228,7 +232,7 @@ mod tests {
                     key: b"1",
                     data: b"abc"
                 },
-                Reply::End,
+                Reply::Miss,
                 Reply::Value {
                     key: b"k2",
                     data: b"xy"

@@ -302,7 +302,10 @@ fn on_reply(
             }
             value_step(p)
         }
-        (OpKind::Get | OpKind::Mget, Reply::End) => Step::Done(Ending::Hit),
+        // END or MN ends a classic get and a meta multi-get; EN ends a
+        // meta get of one key.
+        (OpKind::Get | OpKind::Mget, Reply::End) if !p.value_ends => Step::Done(Ending::Hit),
+        (OpKind::Get | OpKind::Mget, Reply::Miss) if p.value_ends => Step::Done(Ending::Hit),
         (OpKind::Set, Reply::Stored | Reply::Done) => Step::Done(Ending::Hit),
         (OpKind::Set, Reply::NotStored | Reply::Exists | Reply::NotFound) => {
             Step::Done(Ending::Miss)
@@ -720,6 +723,15 @@ mod tests {
             assert_eq!(result, Err(Desync::Misfit), "{proto:?} {kind:?} {what}");
             assert_eq!(seen, [], "{proto:?} {kind:?} {what}");
         }
+        // A meta multi-get's misses are quiet: an EN there is not its end
+        // (taking it so would match every later reply to the wrong
+        // request), and a meta get of one key ends with EN, not MN.
+        let mut rig = Rig::meta();
+        rig.send(Mget, &[1, 2]);
+        assert_eq!(rig.feed_all(b"EN\r\nMN\r\n"), (vec![], Err(Desync::Misfit)));
+        let mut rig = Rig::meta();
+        rig.send(Get, &[1]);
+        assert_eq!(rig.feed_all(b"MN\r\n"), (vec![], Err(Desync::Misfit)));
         // A value for a set.
         let mut rig = Rig::classic();
         rig.send(Set, &[1]);
