@@ -20,7 +20,7 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 
 /// The acceptor, built before the threads start so that setup errors reach
-/// the caller of [`crate::run`].
+/// the caller of `Frontend::run`.
 pub(crate) struct Acceptor {
     poll: Poll,
     listener: TcpListener,

@@ -29,11 +29,8 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::connection::Connection;
-use crate::handler::Handler;
-use service::frontend::{AcceptError, BackoffLog, ACCEPT_BACKOFF};
-use service::Shutdown;
-
-use crate::Settings;
+use service::frontend::{AcceptError, BackoffLog, Config, Handler, ACCEPT_BACKOFF};
+use service::{Shutdown, Step};
 
 /// Wakes `waker`'s poll when the stop is asked for, so the loop (or the
 /// acceptor) leaves `poll` at once instead of at its next timeout.
@@ -53,6 +50,12 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 
 /// How many readiness events one `poll` returns at most.
 const EVENTS: usize = 1024;
+
+/// Requests executed per [`Handler::process`] call.
+const REQUESTS_PER_CALL: usize = 32;
+/// `process` calls per connection per wake-up: with [`REQUESTS_PER_CALL`]
+/// this bounds how long one pipelining client holds its loop.
+const CALLS_PER_WAKEUP: usize = 4;
 
 /// The longest a loop sleeps in `poll` with nothing to do, so that timers
 /// (idle sweep, paused accept, drain deadline) are looked at regularly.
@@ -128,7 +131,9 @@ enum Next {
 struct Context<H: Handler> {
     index: usize,
     handler: Arc<H>,
-    settings: Arc<Settings>,
+    config: Arc<Config>,
+    /// [`Config::max_input`], worked out once.
+    max_input: usize,
     shared: Arc<LoopShared>,
     shutdown: Shutdown,
     /// Live connections of the whole process, for the connection limit.
@@ -147,8 +152,8 @@ struct Context<H: Handler> {
 }
 
 /// One event loop, built on the thread that starts the server and moved to
-/// its own thread by [`EventLoop::run`].
-pub(crate) struct EventLoop<H: Handler> {
+/// its own thread by [`Loop::run`].
+pub(crate) struct Loop<H: Handler> {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Connection<H::Session>>,
@@ -157,13 +162,13 @@ pub(crate) struct EventLoop<H: Handler> {
     accept_log: BackoffLog,
 }
 
-impl<H: Handler> EventLoop<H> {
+impl<H: Handler> Loop<H> {
     /// Creates the loop's `Poll` and `Waker` and registers its listener (if
     /// it accepts for itself).
     pub(crate) fn new(
         index: usize,
         handler: Arc<H>,
-        settings: Arc<Settings>,
+        config: Arc<Config>,
         listener: Option<std::net::TcpListener>,
         open: Arc<AtomicUsize>,
         shutdown: Shutdown,
@@ -189,7 +194,8 @@ impl<H: Handler> EventLoop<H> {
             ctx: Context {
                 index,
                 handler,
-                settings,
+                max_input: config.max_input(),
+                config,
                 shared,
                 shutdown,
                 open,
@@ -213,7 +219,7 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS);
         let mut drain_deadline: Option<Instant> = None;
-        let mut next_sweep = self.ctx.settings.sweep().map(|t| Instant::now() + t);
+        let mut next_sweep = sweep(&self.ctx.config).map(|t| Instant::now() + t);
         loop {
             let timeout = self.timeout(next_sweep, drain_deadline);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -253,12 +259,12 @@ impl<H: Handler> EventLoop<H> {
             if let Some(at) = next_sweep {
                 if Instant::now() >= at {
                     self.close_idle();
-                    next_sweep = self.ctx.settings.sweep().map(|t| Instant::now() + t);
+                    next_sweep = sweep(&self.ctx.config).map(|t| Instant::now() + t);
                 }
             }
             if self.ctx.shutdown.is_triggered() {
                 if !self.ctx.draining {
-                    drain_deadline = Some(Instant::now() + self.ctx.settings.shutdown_grace);
+                    drain_deadline = Some(Instant::now() + self.ctx.config.grace);
                     self.begin_drain();
                 }
                 if self.conns.is_empty() {
@@ -335,11 +341,11 @@ impl<H: Handler> EventLoop<H> {
     fn admit(&mut self, mut stream: TcpStream) {
         let ctx = &mut self.ctx;
         let open = ctx.open.fetch_add(1, Ordering::SeqCst);
-        let max = ctx.settings.max_connections;
+        let max = ctx.config.max_connections;
         if max > 0 && open >= max {
             ctx.open.fetch_sub(1, Ordering::SeqCst);
             // As the thread pool refuses (one line, FIN, input dropped).
-            service::frontend::refuse(&stream, |sent| ctx.handler.connection_rejected(sent));
+            service::frontend::refuse(&stream, |sent| ctx.handler.connection_refused(sent));
             return;
         }
         // Replies are complete messages; Nagle would only add latency.
@@ -438,10 +444,7 @@ impl<H: Handler> EventLoop<H> {
     /// Closes connections silent for the idle timeout, and those whose
     /// client took none of its pending replies for the write timeout.
     fn close_idle(&mut self) {
-        let (idle, write) = (
-            self.ctx.settings.idle_timeout,
-            self.ctx.settings.write_timeout,
-        );
+        let (idle, write) = (self.ctx.config.idle_timeout, self.ctx.config.write_timeout);
         let now = Instant::now();
         let mut idle_kicks = 0;
         let expired: Vec<usize> = self
@@ -504,22 +507,20 @@ fn sweep_interval(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(10), MAX_SLEEP)
 }
 
-impl crate::Settings {
-    /// How often to look for connections past a timeout (None: no timeout set).
-    fn sweep(&self) -> Option<Duration> {
-        [self.idle_timeout, self.write_timeout]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(sweep_interval)
-    }
+/// How often to look for connections past a timeout (None: no timeout set).
+fn sweep(config: &Config) -> Option<Duration> {
+    [config.idle_timeout, config.write_timeout]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(sweep_interval)
 }
 
 impl<H: Handler> Context<H> {
     /// Serves one connection until its socket would block, its budget is
     /// spent, it waits for a sync, or it must close.
     fn serve(&mut self, key: usize, conn: &mut Connection<H::Session>) -> Next {
-        let settings = &*self.settings;
+        let config = &*self.config;
         let mut calls = 0;
         loop {
             if conn.output.has_writable() {
@@ -533,7 +534,7 @@ impl<H: Handler> Context<H> {
                 return Next::Keep;
             }
             let pending = conn.output.pending();
-            if pending > 0 && (conn.closing || pending >= settings.output_limit) {
+            if pending > 0 && (conn.closing || pending >= config.output_limit) {
                 // Back-pressure: nothing more is read or executed until the
                 // client takes its replies; WRITABLE brings us back.
                 return Next::Keep;
@@ -543,7 +544,7 @@ impl<H: Handler> Context<H> {
             }
 
             if !conn.input.is_empty() && !conn.starved {
-                if calls == settings.calls_per_wakeup {
+                if calls == CALLS_PER_WAKEUP {
                     if !conn.queued {
                         conn.queued = true;
                         self.again.push(key);
@@ -561,7 +562,7 @@ impl<H: Handler> Context<H> {
                         &mut conn.session,
                         conn.input.pending(),
                         &mut conn.output,
-                        settings.requests_per_call,
+                        REQUESTS_PER_CALL,
                     )
                 }));
                 let done = match served {
@@ -576,10 +577,10 @@ impl<H: Handler> Context<H> {
                     }
                 };
                 conn.input.consume(done.consumed);
-                if done.consumed == 0 && !done.output_full {
+                if done.consumed == 0 && done.step != Step::OutputFull {
                     conn.starved = true;
                 }
-                if done.close {
+                if done.step == Step::Close {
                     conn.closing = true;
                 }
                 if let Some(ticket) = done.hold {
@@ -599,7 +600,7 @@ impl<H: Handler> Context<H> {
                 conn.closing = true;
                 continue;
             }
-            if conn.input.len() >= settings.max_input {
+            if conn.input.len() >= self.max_input {
                 // The protocol bounds what one request needs buffered; a
                 // session that still wants more is being fed garbage.
                 tracing::debug!(

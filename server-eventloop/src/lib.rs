@@ -22,8 +22,9 @@
 //! ```
 //!
 //! The loops only move bytes; requests are parsed, executed and answered by
-//! `service` (behind [`Handler`]), which the thread-pool front-end shares, so
-//! the two reply byte for byte the same. See [`event_loop`] for one loop's
+//! `service` (behind `service::frontend::Handler`), which the thread-pool
+//! front-end shares, so the two reply byte for byte the same. [`EventLoop`]
+//! is this front-end's side of the contract in `service::frontend`. See [`event_loop`] for one loop's
 //! turn, [`connection`] for buffers and the idle footprint, [`listen`] for the
 //! accept modes and the open-file limit, [`Shutdown`] (shared with the thread
 //! pool, from `service`) for signals and panics.
@@ -33,77 +34,23 @@
 
 pub mod connection;
 pub mod event_loop;
-pub mod handler;
 pub mod listen;
 
 mod dispatch;
-mod memcached;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-pub use handler::{DurableCallback, Handler, Processed};
-pub use listen::{AcceptMode, Listeners, BACKLOG};
-pub use memcached::{run, settings_from_flags};
+use service::frontend::{Config, Defaults, Frontend, Handler};
+
+pub use listen::{AcceptMode, Listeners};
 pub use service::Shutdown;
-pub use service::FORCED_EXIT_CODE;
 
 use dispatch::Acceptor;
-use event_loop::EventLoop;
-
-/// The name this front-end reports as its model (stats, startup line).
-pub const MODEL: &str = "eventloop";
-
-/// How the loops are laid out and what they allow one connection.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Event loops (threads). In reuseport mode the number of listening
-    /// sockets decides; see [`Listeners::bind`].
-    pub loops: usize,
-    /// Pin loop `i` to core `i` (modulo the cores there are).
-    pub pin: bool,
-    /// Open connections allowed in the whole process; 0 means no limit.
-    pub max_connections: usize,
-    /// Close a connection with no traffic for this long (None: never).
-    pub idle_timeout: Option<Duration>,
-    /// Close a connection whose client took none of its pending replies
-    /// for this long (None: never).
-    pub write_timeout: Option<Duration>,
-    /// Requests executed per [`Handler::process`] call.
-    pub requests_per_call: usize,
-    /// `process` calls per connection per wake-up: with `requests_per_call`
-    /// this bounds how long one pipelining client holds its loop.
-    pub calls_per_wakeup: usize,
-    /// Unsent reply bytes beyond which a connection is no longer read; by
-    /// default the session's own limit ([`service::OUTPUT_LIMIT`]), which the
-    /// thread pool obeys too.
-    pub output_limit: usize,
-    /// Buffered input beyond which a connection is cut; the protocol never
-    /// needs this much for one request, so only a broken client gets there.
-    pub max_input: usize,
-    /// How long shutdown waits for pending replies and syncs.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            loops: default_loops(),
-            pin: false,
-            max_connections: 0,
-            idle_timeout: None,
-            write_timeout: None,
-            requests_per_call: 32,
-            calls_per_wakeup: 4,
-            output_limit: service::OUTPUT_LIMIT,
-            max_input: 4 * 1024 * 1024,
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
+use event_loop::Loop;
 
 /// One loop per core, as nginx's `worker_processes auto`.
 pub fn default_loops() -> usize {
@@ -130,54 +77,96 @@ pub enum Error {
     Panicked(String),
 }
 
-/// Serves `listeners` with `handler` until `shutdown` is triggered, then
-/// stops accepting, finishes the replies and syncs in flight (up to
-/// [`Settings::shutdown_grace`]) and returns. The caller closes the engine.
-pub fn serve_with<H: Handler>(
-    handler: Arc<H>,
-    settings: &Settings,
-    listeners: Listeners,
+/// The event-loop front-end, in one of its accept modes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventLoop {
+    /// How connections reach the loops (`--accept`).
+    pub accept: AcceptMode,
+}
+
+impl Frontend for EventLoop {
+    type Listener = Listeners;
+    type Error = Error;
+
+    const MODEL: &'static str = "eventloop";
+
+    /// One pinned loop per core; idle connections cost a few bytes each,
+    /// so, like memcached, it never closes them unless told to.
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            threads: default_loops(),
+            pin: true,
+            idle_timeout_s: 0,
+            fds_per_thread: 0,
+            thread_noun: "loops",
+        }
+    }
+
+    fn bind(&self, addr: SocketAddr, config: &Config) -> io::Result<Listeners> {
+        Listeners::bind(addr, self.accept, config.threads)
+    }
+
+    /// Runs one loop per listening socket (reuseport) or `config.threads`
+    /// loops and an acceptor (dispatch; the listeners decide the mode),
+    /// until `shutdown` is triggered; then stops accepting, finishes the
+    /// replies and syncs in flight (for at most `config.grace`) and returns.
+    fn run<H: Handler>(
+        &self,
+        listeners: Listeners,
+        handler: Arc<H>,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> Result<(), Error> {
+        let config = Arc::new(config.clone());
+        let open = Arc::new(AtomicUsize::new(0));
+        let mode = listeners.mode;
+        let mut sockets = listeners.sockets.into_iter();
+
+        let count = match mode {
+            AcceptMode::ReusePort => sockets.len(),
+            AcceptMode::Dispatch => config.threads.max(1),
+        };
+        let mut loops = Vec::with_capacity(count);
+        for index in 0..count {
+            let own = match mode {
+                AcceptMode::ReusePort => sockets.next(),
+                AcceptMode::Dispatch => None,
+            };
+            loops.push(
+                Loop::new(
+                    index,
+                    Arc::clone(&handler),
+                    Arc::clone(&config),
+                    own,
+                    Arc::clone(&open),
+                    shutdown.clone(),
+                )
+                .map_err(Error::Setup)?,
+            );
+        }
+        let acceptor = match mode {
+            AcceptMode::Dispatch => {
+                let listener = sockets
+                    .next()
+                    .ok_or_else(|| Error::Setup(io::Error::other("no listening socket")))?;
+                let shared = loops.iter().map(Loop::shared).collect();
+                Some(Acceptor::new(listener, shared, shutdown.clone()).map_err(Error::Setup)?)
+            }
+            AcceptMode::ReusePort => None,
+        };
+        start_and_join(loops, acceptor, config.pin, shutdown)
+    }
+}
+
+/// Starts the loops (and the acceptor) on threads of their own, waits for
+/// all of them, and reports the first failure.
+fn start_and_join<H: Handler>(
+    loops: Vec<Loop<H>>,
+    acceptor: Option<Acceptor>,
+    pin: bool,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
-    let settings = Arc::new(settings.clone());
-    let open = Arc::new(AtomicUsize::new(0));
-    let mode = listeners.mode;
-    let mut sockets = listeners.sockets.into_iter();
-
-    let count = match mode {
-        AcceptMode::ReusePort => sockets.len(),
-        AcceptMode::Dispatch => settings.loops.max(1),
-    };
-    let mut loops = Vec::with_capacity(count);
-    for index in 0..count {
-        let own = match mode {
-            AcceptMode::ReusePort => sockets.next(),
-            AcceptMode::Dispatch => None,
-        };
-        loops.push(
-            EventLoop::new(
-                index,
-                Arc::clone(&handler),
-                Arc::clone(&settings),
-                own,
-                Arc::clone(&open),
-                shutdown.clone(),
-            )
-            .map_err(Error::Setup)?,
-        );
-    }
-    let acceptor = match mode {
-        AcceptMode::Dispatch => {
-            let listener = sockets
-                .next()
-                .ok_or_else(|| Error::Setup(io::Error::other("no listening socket")))?;
-            let shared = loops.iter().map(EventLoop::shared).collect();
-            Some(Acceptor::new(listener, shared, shutdown.clone()).map_err(Error::Setup)?)
-        }
-        AcceptMode::ReusePort => None,
-    };
-
-    let cores = if settings.pin {
+    let cores = if pin {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         if cores.is_empty() {
             tracing::warn!("cannot list the cores; event loops are not pinned");

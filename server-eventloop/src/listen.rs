@@ -14,10 +14,6 @@ use std::str::FromStr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Pending-connection backlog of each listening socket, the same as the
-/// thread pool's ([`service::frontend::BACKLOG`]).
-pub use service::frontend::BACKLOG;
-
 /// How connections reach the loops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AcceptMode {
@@ -52,7 +48,7 @@ impl FromStr for AcceptMode {
     }
 }
 
-/// The bound listening sockets, ready to hand to [`crate::run`].
+/// The bound listening sockets, ready to hand to `Frontend::run`.
 #[derive(Debug)]
 pub struct Listeners {
     pub(crate) mode: AcceptMode,
@@ -108,6 +104,12 @@ impl Listeners {
     /// The accept mode these sockets were bound for.
     pub fn mode(&self) -> AcceptMode {
         self.mode
+    }
+}
+
+impl service::frontend::Listener for Listeners {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local_addr)
     }
 }
 

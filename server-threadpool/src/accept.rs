@@ -7,7 +7,7 @@
 //! self-connection tricks.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,25 +15,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use socket2::SockRef;
 
-use crate::pool::{Admission, Observer, Queued};
-use service::frontend::{self, AcceptError, BackoffLog, ACCEPT_BACKOFF};
+use crate::pool::{Admission, Queued};
+use service::frontend::{self, AcceptError, BackoffLog, Handler, ACCEPT_BACKOFF};
 use service::Shutdown;
-
-pub use service::frontend::BACKLOG;
 
 /// How long `accept` blocks before the thread looks at the shutdown flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 
-/// Binds the listening socket as both front-ends do
-/// ([`service::frontend::listen_socket`]: SO_REUSEADDR, [`BACKLOG`]).
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    Ok(frontend::listen_socket(addr, false)?.into())
-}
-
 /// What the accept loop needs besides the listener.
-pub(crate) struct Acceptor<O> {
+pub(crate) struct Acceptor<H> {
     pub queue: Sender<Queued>,
-    pub observer: Arc<O>,
+    pub handler: Arc<H>,
     /// Live plus queued connections, for the limit.
     pub open: Arc<AtomicUsize>,
     /// 0 means no limit.
@@ -41,7 +33,7 @@ pub(crate) struct Acceptor<O> {
     pub shutdown: Shutdown,
 }
 
-impl<O: Observer> Acceptor<O> {
+impl<H: Handler> Acceptor<H> {
     /// Accepts until shutdown is triggered. Returns an error only if the
     /// listener itself cannot be set up; per-connection failures are logged.
     pub(crate) fn run(&self, listener: &TcpListener) -> io::Result<()> {
@@ -82,11 +74,12 @@ impl<O: Observer> Acceptor<O> {
             since: Instant::now(),
             _admission: admission,
         };
-        self.observer.queued();
+        self.handler.connection_opened();
+        self.handler.queued();
         if let Err(failed) = self.queue.send(queued) {
             // Every worker is gone, which only happens during shutdown.
-            self.observer.dequeued(failed.0.since.elapsed());
-            self.observer.closed();
+            self.handler.dequeued(failed.0.since.elapsed());
+            self.handler.connection_closed();
             tracing::debug!("queue closed; connection dropped");
         }
     }
@@ -94,6 +87,6 @@ impl<O: Observer> Acceptor<O> {
     /// Tells the client why and closes, as both front-ends do
     /// ([`service::frontend::refuse`]).
     fn reject(&self, stream: TcpStream) {
-        frontend::refuse(&stream, |sent| self.observer.rejected(sent));
+        frontend::refuse(&stream, |sent| self.handler.connection_refused(sent));
     }
 }

@@ -1,7 +1,7 @@
 //! One connection's life on a worker: blocking reads into a fixed buffer,
-//! every complete request executed by the service's [`Session`], the replies
-//! written back with vectored writes once the writes they acknowledge are
-//! durable.
+//! every complete request executed by the [`Handler`] (the service's
+//! `Session` in the server), the replies written back with vectored writes
+//! once the writes they acknowledge are durable.
 //!
 //! Memory per connection is bounded whatever the client sends: the input
 //! buffer never grows (a large value reaches the session in chunks, so it is
@@ -17,69 +17,70 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Engine, SyncTicket};
-use service::{Output, Service, Session, Step};
+use service::frontend::{Config, Handler};
+use service::{Output, Step};
 
-use crate::pool::Serve;
-
-/// Requests executed per `Session::process` call. The session itself stops
+/// Requests executed per `Handler::process` call. The session itself stops
 /// at the output limit, so a batch of pipelined gets of large values cannot
 /// pile up replies; the whole batch still goes out in one vectored write.
 const REQUESTS_PER_CALL: usize = 64;
 /// Input buffer size floor; the buffer must also hold the longest request
-/// line plus a whole unchunked value (see [`input_capacity`]).
+/// line plus a whole unchunked value (see [`Settings::new`]).
 const MIN_INPUT: usize = 16 * 1024;
 
-/// Serves memcached connections with the shared [`Service`].
-pub(crate) struct Memcached {
-    pub service: Arc<Service>,
+/// What every connection of the pool is allowed.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
     /// Read timeout: a silent client frees its worker after this.
-    pub idle_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     /// Write timeout: a client that takes none of its replies for this long
     /// frees its worker.
-    pub write_timeout: Option<Duration>,
-    /// Bytes of input buffer a connection starts with (and shrinks back to).
-    pub input_capacity: usize,
-    /// The most input buffer a connection may grow to: what the decoder may
-    /// need whole (a long multi-get line), as in the event loop.
-    pub max_input: usize,
+    write_timeout: Option<Duration>,
+    /// Bytes of input buffer a connection starts with (and shrinks back to):
+    /// the longest line, plus a value up to the chunking threshold and its
+    /// CRLF, so any request the decoder hands over whole fits.
+    input_capacity: usize,
+    /// The most input buffer a connection may grow to (a long multi-get
+    /// line), as in the event loop.
+    max_input: usize,
 }
 
-/// The smallest input buffer that holds any request the decoder hands over
-/// whole: the longest line, plus a value up to the chunking threshold and its
-/// CRLF.
-pub(crate) fn input_capacity(max_line_len: usize, chunk_threshold: usize) -> usize {
-    (max_line_len + chunk_threshold + 2).max(MIN_INPUT)
-}
-
-impl Serve for Memcached {
-    fn serve(&self, stream: TcpStream) {
-        let mut conn = Connection {
-            stream,
-            session: self.service.session(),
-            engine: self.service.engine(),
-            input: vec![0; self.input_capacity],
-            input_floor: self.input_capacity,
-            max_input: self.max_input,
-            start: 0,
-            end: 0,
-            out: Output::new(),
-            hold: None,
-        };
-        match conn.run(self.idle_timeout, self.write_timeout) {
-            Ok(End::ClientLeft | End::Closed) => {}
-            Ok(End::Idle) => {
-                self.service.stats().idle_kick();
-                tracing::debug!("idle timeout: connection closed");
-            }
-            Ok(End::WriteStalled) => {
-                tracing::debug!("client read no reply within the write timeout: connection closed");
-            }
-            Ok(End::NotDurable(e)) => {
-                tracing::warn!(error = %e, "write not durable; connection closed without replies");
-            }
-            Err(e) => tracing::debug!(error = %e, "connection ended"),
+impl Settings {
+    pub(crate) fn new(config: &Config) -> Settings {
+        let limits = &config.limits;
+        Settings {
+            idle_timeout: config.idle_timeout,
+            write_timeout: config.write_timeout,
+            input_capacity: (limits.max_line_len + limits.chunk_threshold + 2).max(MIN_INPUT),
+            max_input: config.max_input(),
         }
+    }
+}
+
+/// Serves one connection until it ends; blocks the worker meanwhile.
+pub(crate) fn serve<H: Handler>(handler: &Arc<H>, stream: TcpStream, settings: &Settings) {
+    let mut conn = Connection {
+        stream,
+        session: handler.session(),
+        handler: &**handler,
+        input: vec![0; settings.input_capacity],
+        input_floor: settings.input_capacity,
+        max_input: settings.max_input,
+        start: 0,
+        end: 0,
+        out: Output::new(),
+        hold: None,
+    };
+    match conn.run(settings.idle_timeout, settings.write_timeout) {
+        Ok(End::ClientLeft | End::Closed | End::NotDurable) => {}
+        Ok(End::Idle) => {
+            handler.idle_kick();
+            tracing::debug!("idle timeout: connection closed");
+        }
+        Ok(End::WriteStalled) => {
+            tracing::debug!("client read no reply within the write timeout: connection closed");
+        }
+        Err(e) => tracing::debug!(error = %e, "connection ended"),
     }
 }
 
@@ -93,14 +94,15 @@ enum End {
     Idle,
     /// The client took none of its replies for the write timeout.
     WriteStalled,
-    /// A write could not be made durable; its replies were not sent.
-    NotDurable(engine::WriteError),
+    /// A write could not be made durable; its replies were not sent (the
+    /// handler logged why).
+    NotDurable,
 }
 
-struct Connection<'a> {
+struct Connection<'a, H: Handler> {
     stream: TcpStream,
-    session: Session,
-    engine: &'a Engine,
+    session: H::Session,
+    handler: &'a H,
     /// Input buffer; `input[start..end]` is unconsumed. Grows (up to
     /// `max_input`) only for a request that needs more, and shrinks back to
     /// `input_floor` once empty.
@@ -111,11 +113,11 @@ struct Connection<'a> {
     end: usize,
     /// Replies not yet written.
     out: Output,
-    /// The newest not-yet-durable write whose reply is in `out`.
-    hold: Option<SyncTicket>,
+    /// The greatest ticket of the writes whose replies are in `out`.
+    hold: Option<H::Ticket>,
 }
 
-impl Connection<'_> {
+impl<H: Handler> Connection<'_, H> {
     fn run(
         &mut self,
         idle_timeout: Option<Duration>,
@@ -153,7 +155,8 @@ impl Connection<'_> {
     /// the connection must end.
     fn execute(&mut self) -> io::Result<Option<End>> {
         while self.start < self.end {
-            let progress = self.session.process(
+            let progress = self.handler.process(
+                &mut self.session,
                 &self.input[self.start..self.end],
                 &mut self.out,
                 REQUESTS_PER_CALL,
@@ -176,12 +179,11 @@ impl Connection<'_> {
         Ok(None)
     }
 
-    /// Keeps the newest ticket that is not yet durable. This connection's
-    /// writes happen one after another, so a later ticket covers every
-    /// earlier one; a ticket that is already durable (a write that wrote
-    /// nothing, or durability `none`) covers nothing and is dropped.
-    fn hold_until(&mut self, ticket: SyncTicket) {
-        if !self.engine.is_durable(ticket) {
+    /// Keeps the greatest ticket: this connection's writes happen one after
+    /// another, so it covers every earlier one (a write that wrote nothing
+    /// has the least ticket and covers nothing).
+    fn hold_until(&mut self, ticket: H::Ticket) {
+        if self.hold.as_ref().is_none_or(|held| *held < ticket) {
             self.hold = Some(ticket);
         }
     }
@@ -191,11 +193,11 @@ impl Connection<'_> {
     /// `Some` means the connection must end.
     fn flush(&mut self) -> io::Result<Option<End>> {
         if let Some(ticket) = self.hold.take() {
-            if let Err(e) = self.engine.wait_durable(ticket) {
+            if !self.handler.wait_durable(ticket) {
                 // Never acknowledge a write that may be lost: drop the
                 // replies and close.
                 self.out.clear();
-                return Ok(Some(End::NotDurable(e)));
+                return Ok(Some(End::NotDurable));
             }
         }
         while self.out.has_writable() {

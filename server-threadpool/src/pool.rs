@@ -1,12 +1,12 @@
 //! The worker pool: a fixed set of threads that each take one queued
 //! connection and own it until the client leaves.
 //!
-//! The pool does not know the protocol; it hands each connection to a
-//! [`Serve`] implementation and owns everything around that call: queue
-//! accounting, pinning, panic containment, and interrupting blocked reads at
-//! shutdown through the [`Registry`] of live connections.
+//! The pool does not know the protocol; it serves each connection with
+//! [`crate::connection`] and a `service::frontend::Handler`, and owns
+//! everything around that: queue accounting, pinning, panic containment,
+//! and interrupting blocked reads at shutdown through the [`Registry`] of
+//! live connections.
 
-use std::any::Any;
 use std::io;
 use std::net::{Shutdown as Direction, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,32 +18,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use slab::Slab;
 
+use service::frontend::{panic_message, Handler};
 use service::Shutdown;
 
-/// Serves one connection from its first byte until the client leaves, the
-/// connection fails, or its read side is shut down by the pool. Runs on a
-/// worker thread and may block freely.
-pub trait Serve: Send + Sync + 'static {
-    fn serve(&self, stream: TcpStream);
-}
-
-/// What the pool and the accept thread report as they work; the server maps
-/// these onto the service's stats. Every method has a no-op default so tests
-/// implement only what they look at.
-pub trait Observer: Send + Sync + 'static {
-    /// A connection was accepted and put into the queue.
-    fn queued(&self) {}
-    /// A worker took a connection from the queue after it waited `wait`.
-    fn dequeued(&self, _wait: Duration) {}
-    /// A connection was turned away because the server was full, after
-    /// `reply_bytes` of refusal were sent to it.
-    fn rejected(&self, _reply_bytes: u64) {}
-    /// A queued connection was closed, served or not (shutdown closes the
-    /// ones still waiting): every `queued` is matched by one `closed`.
-    fn closed(&self) {}
-    /// Serving a connection panicked; the connection was closed.
-    fn panicked(&self) {}
-}
+use crate::connection;
 
 /// A connection that has been admitted (it counts against the connection
 /// limit until dropped) and waits in the queue.
@@ -172,9 +150,9 @@ pub(crate) struct PoolConfig {
 }
 
 /// Everything a worker shares with the rest of the server.
-pub(crate) struct WorkerShared<S, O> {
-    pub serve: Arc<S>,
-    pub observer: Arc<O>,
+pub(crate) struct WorkerShared<H> {
+    pub handler: Arc<H>,
+    pub connection: connection::Settings,
     pub registry: Arc<Registry>,
     pub shutdown: Shutdown,
 }
@@ -183,10 +161,10 @@ pub(crate) struct WorkerShared<S, O> {
 /// once the queue is closed (its sender dropped) and drained. On failure,
 /// returns the threads already started with the error, so they can be
 /// stopped.
-pub(crate) fn spawn_workers<S: Serve, O: Observer>(
+pub(crate) fn spawn_workers<H: Handler>(
     config: &PoolConfig,
     queue: &Receiver<Queued>,
-    shared: &Arc<WorkerShared<S, O>>,
+    shared: &Arc<WorkerShared<H>>,
 ) -> Result<Workers, (Workers, io::Error)> {
     let cores = if config.pin {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -220,17 +198,13 @@ pub(crate) fn spawn_workers<S: Serve, O: Observer>(
     Ok(handles)
 }
 
-fn worker_loop<S: Serve, O: Observer>(
-    id: usize,
-    queue: &Receiver<Queued>,
-    shared: &WorkerShared<S, O>,
-) {
+fn worker_loop<H: Handler>(id: usize, queue: &Receiver<Queued>, shared: &WorkerShared<H>) {
     while let Ok(queued) = queue.recv() {
-        shared.observer.dequeued(queued.since.elapsed());
+        shared.handler.dequeued(queued.since.elapsed());
         if shared.shutdown.is_triggered() {
             // A connection still in the queue at shutdown has no request in
             // hand: closing it (by dropping it) is the graceful thing to do.
-            shared.observer.closed();
+            shared.handler.connection_closed();
             continue;
         }
         serve_one(id, queued, shared);
@@ -243,7 +217,7 @@ fn worker_loop<S: Serve, O: Observer>(
 /// inside the unwound call. That is what replacing the worker would achieve;
 /// keeping the thread also keeps its pinning and its place in the pool
 /// without a respawn path that could itself fail.
-fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerShared<S, O>) {
+fn serve_one<H: Handler>(id: usize, queued: Queued, shared: &WorkerShared<H>) {
     let Queued {
         stream,
         since: _,
@@ -253,7 +227,7 @@ fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerSh
     let _registration = match shared.registry.register(&stream) {
         Ok(registration) => Some(registration),
         Err(NotRegistered::Closing) => {
-            shared.observer.closed();
+            shared.handler.connection_closed();
             return;
         }
         Err(NotRegistered::Dup(e)) => {
@@ -261,12 +235,15 @@ fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerSh
             None
         }
     };
-    let outcome = catch_unwind(AssertUnwindSafe(|| shared.serve.serve(stream)));
+    // The panic policy of both front-ends (see `service::frontend`).
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        connection::serve(&shared.handler, stream, &shared.connection)
+    }));
     match outcome {
-        Ok(()) => shared.observer.closed(),
+        Ok(()) => shared.handler.connection_closed(),
         Err(payload) => {
-            shared.observer.panicked();
-            shared.observer.closed();
+            shared.handler.connection_panicked();
+            shared.handler.connection_closed();
             tracing::error!(
                 worker = id,
                 peer = ?peer,
@@ -274,16 +251,6 @@ fn serve_one<S: Serve, O: Observer>(id: usize, queued: Queued, shared: &WorkerSh
                 "panic while serving a connection; connection closed, worker goes on"
             );
         }
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "non-string panic payload"
     }
 }
 
@@ -364,15 +331,5 @@ mod tests {
             registry.register(&s2),
             Err(NotRegistered::Closing)
         ));
-    }
-
-    #[test]
-    fn panic_message_reads_both_payload_kinds() {
-        let a: Box<dyn Any + Send> = Box::new("static");
-        let b: Box<dyn Any + Send> = Box::new(String::from("owned"));
-        let c: Box<dyn Any + Send> = Box::new(7u8);
-        assert_eq!(panic_message(a.as_ref()), "static");
-        assert_eq!(panic_message(b.as_ref()), "owned");
-        assert_eq!(panic_message(c.as_ref()), "non-string panic payload");
     }
 }

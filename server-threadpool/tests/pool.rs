@@ -1,99 +1,135 @@
-//! The pool through the memcached service: queueing beyond the workers (and
-//! its figures in `stats`), the connection limit, and the idle timeout.
+//! The pool's own behaviour, which the event loop does not share: a
+//! connection waits in the queue for a free worker (and the wait shows in
+//! `stats`), a panic leaves the only worker serving, shutdown closes the
+//! connections still queued. What both front-ends do alike is tested over
+//! both in testkit.
 
-mod common;
-
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use common::{stat, Client, InProcess};
+use server_threadpool::ThreadPool;
+use service::frontend::Config;
+use testkit::script::{read_exact, read_to_close, Loop, Script};
+use testkit::{Frontend, Server};
+
+fn pool(workers: usize) -> Loop<ThreadPool> {
+    Loop::start(
+        ThreadPool,
+        Config {
+            threads: workers,
+            grace: Duration::from_secs(2),
+            ..Config::default()
+        },
+    )
+}
+
+fn ping(s: &mut std::net::TcpStream) {
+    s.write_all(b"ping\r\n").expect("send");
+    assert_eq!(read_exact(s, 6), b"PONG\r\n");
+}
 
 #[test]
-fn third_client_is_served_when_a_worker_frees_up_and_its_wait_shows() {
-    let server = InProcess::start(2, |_| {});
-    let mut a = Client::connect(server.addr);
-    let mut b = Client::connect(server.addr);
-    a.set("queue-a", "1");
-    b.set("queue-b", "2");
+fn third_client_waits_for_a_free_worker() {
+    let server = pool(2);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    ping(&mut a);
+    ping(&mut b);
+    let mut c = server.connect();
+    c.write_all(b"ping\r\n").expect("send");
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let err = c.read(&mut [0u8; 8]).expect_err("no worker free yet");
+    assert!(matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ));
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert_eq!(
+        read_exact(&mut c, 6),
+        b"PONG\r\n",
+        "served once a worker is free"
+    );
+    drop((b, c));
+    let script = std::sync::Arc::clone(&server.script);
+    server.stop().expect("clean stop");
+    assert_eq!(Script::count(&script.queued), 3);
+    assert_eq!(Script::count(&script.dequeued), 3);
+    assert!(Script::count(&script.longest_wait_ms) >= 200);
+}
 
-    let mut c = Client::connect(server.addr);
-    c.send(b"get queue-a\r\n");
+#[test]
+fn a_panic_leaves_the_only_worker_serving() {
+    let server = pool(1);
+    let mut a = server.connect();
+    a.write_all(b"panic\r\n").expect("send");
+    assert_eq!(read_to_close(&mut a), b"", "closed after the panic");
+    let mut b = server.connect();
+    ping(&mut b);
+    drop(b);
+    let script = std::sync::Arc::clone(&server.script);
+    server.stop().expect("clean stop");
+    assert_eq!(Script::count(&script.panics), 1);
+}
+
+#[test]
+fn shutdown_ends_served_connections_and_closes_queued_ones() {
+    let server = pool(1);
+    let mut served = server.connect();
+    ping(&mut served);
+    let mut queued = server.connect();
+    queued.write_all(b"ping\r\n").expect("send");
+    std::thread::sleep(Duration::from_millis(50));
+    let script = std::sync::Arc::clone(&server.script);
+    server.stop().expect("clean stop");
+    assert_eq!(read_to_close(&mut served), b"");
+    // Closed without a reply; a reset is as good as an orderly close here.
+    let mut rest = Vec::new();
+    if let Ok(n) = queued.read_to_end(&mut rest) {
+        assert_eq!(n, 0, "{rest:?}");
+    }
+    assert_eq!(Script::count(&script.queued), 2);
+    assert_eq!(Script::count(&script.closed), 2);
+}
+
+#[test]
+fn the_queue_shows_in_stats() {
+    let server = Server::start(Frontend::Threadpool, &["--threads", "2"]).expect("starts");
+    let mut a = server.client();
+    let mut b = server.client();
+    assert_eq!(a.set("queue-a", b"1").expect("set"), "STORED\r\n");
+    assert_eq!(b.set("queue-b", b"2").expect("set"), "STORED\r\n");
+
+    let mut c = server.client();
+    c.send(b"get queue-a\r\n").expect("send");
     // Both workers are taken: the request waits with its connection.
     c.stream()
         .set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
-    let mut byte = [0u8; 1];
-    assert!(c.stream().read(&mut byte).is_err(), "no reply while queued");
-    let stats = b.stats();
-    assert_eq!(stat(&stats, "frontend_model"), "threadpool");
-    assert_eq!(stat(&stats, "threads"), "2");
-    assert_eq!(stat(&stats, "queued_connections"), "1");
-    assert_eq!(stat(&stats, "curr_connections"), "3");
+    assert!(
+        c.stream().read(&mut [0u8; 1]).is_err(),
+        "no reply while queued"
+    );
+    assert_eq!(b.stat("frontend_model"), "threadpool");
+    assert_eq!(b.stat("threads"), "2");
+    assert_eq!(b.stat("queued_connections"), "1");
+    assert_eq!(b.stat("curr_connections"), "3");
 
     drop(a);
     c.stream()
-        .set_read_timeout(Some(common::REPLY_TIMEOUT))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     assert_eq!(
-        c.read_until(b"END\r\n"),
+        c.read_until(b"END\r\n").expect("reply"),
         b"VALUE queue-a 0 1\r\n1\r\nEND\r\n"
     );
-
-    let stats = c.stats();
-    assert_eq!(stat(&stats, "queued_connections"), "0");
-    let waited: u64 = stat(&stats, "last_queue_wait_us").parse().expect("number");
+    assert_eq!(c.stat("queued_connections"), "0");
+    let waited: u64 = c.stat("last_queue_wait_us").parse().expect("number");
     assert!(
         waited >= 300_000,
         "the third connection waited: {waited} us"
     );
-    assert_eq!(stat(&stats, "total_queued"), "3");
-    drop((b, c));
-    server.stop();
-}
-
-#[test]
-fn over_the_limit_gets_server_error_and_is_counted() {
-    let server = InProcess::start(2, |config| config.max_connections = 2);
-    let mut a = Client::connect(server.addr);
-    let mut b = Client::connect(server.addr);
-    a.set("limit", "x");
-    let mut c = Client::connect(server.addr);
-    let mut reply = String::new();
-    c.stream()
-        .read_to_string(&mut reply)
-        .expect("closed after the line");
-    assert_eq!(reply, "SERVER_ERROR too many open connections\r\n");
-    let stats = b.stats();
-    assert_eq!(stat(&stats, "rejected_connections"), "1");
-    drop(a);
-    // The slot a left is free again (its close is seen asynchronously).
-    let mut reply = None;
-    for _ in 0..50 {
-        let mut d = Client::connect(server.addr);
-        d.send(b"version\r\n");
-        let got = d.read_some();
-        if got.starts_with(b"VERSION ") {
-            reply = Some(got);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(reply.is_some(), "a freed slot is reused");
-    server.stop();
-}
-
-#[test]
-fn idle_timeout_frees_the_worker() {
-    let server = InProcess::start(1, |config| {
-        config.idle_timeout = Some(Duration::from_secs(1))
-    });
-    let mut silent = Client::connect(server.addr);
-    silent.set("idle", "y");
-    // The only worker is held by `silent` until its idle timeout.
-    let mut next = Client::connect(server.addr);
-    assert_eq!(next.get("idle").as_deref(), Some("y"));
-    let mut rest = Vec::new();
-    assert_eq!(silent.stream().read_to_end(&mut rest).expect("closed"), 0);
-    assert_eq!(stat(&next.stats(), "idle_kicks"), "1");
-    server.stop();
+    assert_eq!(c.stat("total_queued"), "3");
 }

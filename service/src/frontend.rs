@@ -1,7 +1,24 @@
 //! What a front-end does besides its I/O loop, written once so that the two
-//! servers differ in their loop and nowhere else: the listening socket and
-//! its backlog, what an accept error means, how a connection over the limit
-//! is refused, and the panic policy.
+//! servers differ in their loop and nowhere else: the contract a loop
+//! implements ([`Frontend`], [`Handler`], [`Config`]), the startup around it
+//! ([`main`], [`serve`]), the listening socket and its backlog, what an
+//! accept error means, how a connection over the limit is refused, and the
+//! panic policy.
+//!
+//! ```text
+//!  server main.rs:  parse flags ──► frontend::main(name, ThreadPool | EventLoop { accept }, flags)
+//!                                        │
+//!  frontend::serve: signals ─► Config from the flags and the loop's Defaults ─► open-file limit
+//!                   ─► Engine::open ─► Frontend::bind ─► "listening on ADDR, ..."
+//!                   ─► Frontend::run(listener, Arc<Service>, &config, &shutdown)
+//!                   ─► Engine::close (always, and only here)
+//! ```
+//!
+//! # Who closes the engine
+//!
+//! Whoever opened it: [`serve`] opens the engine before the loop starts and
+//! closes it after [`Frontend::run`] returns, whether the loop stopped
+//! cleanly or failed. A loop never closes the engine; it only stops serving.
 //!
 //! # Panic policy
 //!
@@ -14,13 +31,265 @@
 //! logged with its message, so it is not lost.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::TOO_MANY_CONNECTIONS;
+use crate::{Output, Progress, Service, ServiceConfig, Shutdown, TOO_MANY_CONNECTIONS};
+
+pub use crate::startup::{main, serve, ServeError};
+
+/// A front-end: how it binds its listening sockets and its I/O loop. Each
+/// server binary implements this for its loop and hands it to [`main`],
+/// which does everything else the same way for both.
+pub trait Frontend {
+    /// Its bound listening socket(s).
+    type Listener: Listener;
+    /// Why its loop stopped abnormally.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The name `stats` reports as `frontend_model`.
+    const MODEL: &'static str;
+
+    /// Its choices where the shared flags leave them open.
+    fn defaults(&self) -> Defaults;
+
+    /// Binds `addr` for `config.threads` threads (the thread pool: one
+    /// socket; the event loop: one per loop, or one for its acceptor).
+    fn bind(&self, addr: SocketAddr, config: &Config) -> io::Result<Self::Listener>;
+
+    /// Serves `listener` with `handler` until `shutdown` is triggered, then
+    /// stops accepting, finishes the replies in hand (for at most
+    /// `config.grace`) and returns. It does not close the engine: whoever
+    /// opened it does (see the module docs).
+    fn run<H: Handler>(
+        &self,
+        listener: Self::Listener,
+        handler: Arc<H>,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Bound listening socket(s), as [`Frontend::bind`] returns them.
+pub trait Listener {
+    /// Where clients connect (the real port when bound to port 0).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Listener for TcpListener {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
+
+/// A front-end's defaults where the shared flags leave it free.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// Threads without `--threads`.
+    pub threads: usize,
+    /// Pinning without `--pin`.
+    pub pin: bool,
+    /// Idle timeout in seconds without `--idle-timeout` (0: never).
+    pub idle_timeout_s: u64,
+    /// File descriptors each thread holds besides its connections' own, for
+    /// the open-file limit (a thread-pool worker keeps a duplicate of the
+    /// socket it serves, so that shutdown can interrupt its read).
+    pub fds_per_thread: u64,
+    /// What the startup line calls its threads ("workers", "loops").
+    pub thread_noun: &'static str,
+}
+
+/// What a front-end's loop is told, the same for both loops; [`serve`] makes
+/// it from the flags and the loop's [`Defaults`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Worker threads (thread pool) or event loops.
+    pub threads: usize,
+    /// Pin thread `i` to core `i` (modulo the cores there are).
+    pub pin: bool,
+    /// Open (and, in the thread pool, queued) connections allowed; 0 means
+    /// no limit. More are refused with [`refuse`].
+    pub max_connections: usize,
+    /// Close a connection silent for this long (None: never).
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection whose client took none of its pending replies for
+    /// this long (None: never).
+    pub write_timeout: Option<Duration>,
+    /// Unsent reply bytes beyond which a connection's input is not read:
+    /// the session's own limit ([`ServiceConfig::output_limit`]).
+    pub output_limit: usize,
+    /// The decoder's limits, which size a connection's input buffer.
+    pub limits: protocol::Limits,
+    /// How long shutdown waits for the replies in hand before it cuts the
+    /// connections still owed some (a client that never reads).
+    pub grace: Duration,
+}
+
+/// [`Config::grace`] of both front-ends.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Input a connection may buffer beyond what one request can need, so the
+/// next request's first bytes fit too. Reaching [`Config::max_input`] means
+/// a client broke the protocol, so the slack can be generous.
+const INPUT_SLACK: usize = 64 * 1024;
+
+impl Config {
+    /// The loop's settings for a service configured as `service`, with
+    /// `threads` threads.
+    pub fn new(service: &ServiceConfig, threads: usize, pin: bool) -> Config {
+        Config {
+            threads: threads.max(1),
+            pin,
+            max_connections: service.max_connections,
+            idle_timeout: service.idle_timeout,
+            write_timeout: service.write_timeout,
+            output_limit: service.output_limit,
+            limits: service.limits(),
+            grace: SHUTDOWN_GRACE,
+        }
+    }
+
+    /// Buffered input beyond which a connection is cut: what the decoder
+    /// may need whole (the longest line with an unchunked value, or the
+    /// longest multi-get line) plus slack. Both loops enforce it, so they
+    /// accept the same requests.
+    pub fn max_input(&self) -> usize {
+        self.limits.max_buffered() + INPUT_SLACK
+    }
+}
+
+impl Default for Config {
+    /// The service's defaults, one thread, not pinned.
+    fn default() -> Self {
+        Config::new(&ServiceConfig::default(), 1, false)
+    }
+}
+
+/// Called once when a held write is durable (`true`) or its sync failed.
+pub type DurableCallback = Box<dyn FnOnce(bool) + Send>;
+
+/// What a loop asks of the code that answers requests, and what it reports
+/// about its connections. [`Service`] implements it in the servers; a loop's
+/// own tests drive the loop with a small scripted handler, without an engine.
+/// The loops only move bytes: parsing, executing, encoding, stats and
+/// durability all sit behind this.
+pub trait Handler: Send + Sync + 'static {
+    /// Per-connection protocol state (a partial large value, for example).
+    type Session: Send + 'static;
+    /// Says when held replies may go out. Tickets of one connection grow
+    /// with its writes: the greatest one held covers every earlier one.
+    type Ticket: Ord + Send + 'static;
+
+    /// A fresh session for a newly accepted connection.
+    fn session(self: &Arc<Self>) -> Self::Session;
+
+    /// Executes at most `max_requests` complete requests at the front of
+    /// `input`, appending their replies to `out` (see `Session::process`).
+    fn process(
+        &self,
+        session: &mut Self::Session,
+        input: &[u8],
+        out: &mut Output,
+        max_requests: usize,
+    ) -> Progress<Self::Ticket>;
+
+    /// Blocks until `ticket` is durable; `false` if its sync failed (the
+    /// connection is then closed without the replies it held). The blocking
+    /// loop's way to wait.
+    fn wait_durable(&self, ticket: Self::Ticket) -> bool;
+
+    /// Arranges for `done` to run once `ticket` is durable, at once on this
+    /// thread or later on another one; it must not block. The event loop's
+    /// way to wait.
+    fn on_durable(&self, ticket: Self::Ticket, done: DurableCallback);
+
+    /// A connection was accepted (and, in the thread pool, queued).
+    fn connection_opened(&self) {}
+    /// A connection counted as opened was closed, for whatever reason.
+    fn connection_closed(&self) {}
+    /// A connection was refused at the connection limit, after
+    /// `reply_bytes` of refusal were sent to it.
+    fn connection_refused(&self, _reply_bytes: u64) {}
+    /// Serving a connection panicked; it was closed.
+    fn connection_panicked(&self) {}
+    /// A connection is being closed for being idle too long.
+    fn idle_kick(&self) {}
+    /// A connection was put in the queue for a worker (thread pool).
+    fn queued(&self) {}
+    /// A worker took a connection that had waited `wait` in the queue.
+    fn dequeued(&self, _wait: Duration) {}
+}
+
+impl Handler for Service {
+    type Session = crate::Session;
+    type Ticket = engine::SyncTicket;
+
+    fn session(self: &Arc<Self>) -> crate::Session {
+        Service::session(self)
+    }
+
+    fn process(
+        &self,
+        session: &mut crate::Session,
+        input: &[u8],
+        out: &mut Output,
+        max_requests: usize,
+    ) -> Progress {
+        session.process(input, out, max_requests)
+    }
+
+    fn wait_durable(&self, ticket: engine::SyncTicket) -> bool {
+        match self.engine().wait_durable(ticket) {
+            Ok(()) => true,
+            Err(e) => {
+                not_durable(&e);
+                false
+            }
+        }
+    }
+
+    fn on_durable(&self, ticket: engine::SyncTicket, done: DurableCallback) {
+        self.engine().on_durable(
+            ticket,
+            Box::new(move |result| {
+                if let Err(e) = &result {
+                    not_durable(e);
+                }
+                done(result.is_ok());
+            }),
+        );
+    }
+
+    fn connection_opened(&self) {
+        self.stats().connection_opened();
+    }
+    fn connection_closed(&self) {
+        self.stats().connection_closed();
+    }
+    fn connection_refused(&self, reply_bytes: u64) {
+        self.stats().refused(reply_bytes);
+    }
+    fn connection_panicked(&self) {
+        self.stats().connection_panicked();
+    }
+    fn idle_kick(&self) {
+        self.stats().idle_kick();
+    }
+    fn queued(&self) {
+        self.stats().queued();
+    }
+    fn dequeued(&self, wait: Duration) {
+        self.stats().dequeued(wait);
+    }
+}
+
+fn not_durable(e: &engine::WriteError) {
+    tracing::warn!(error = %e, "write not durable; its connection is closed without replies");
+}
 
 /// Pending-connection backlog of every listening socket (the kernel caps it
 /// at `net.core.somaxconn`). One value for both front-ends: at thousands of

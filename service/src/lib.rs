@@ -15,6 +15,8 @@
 //!   being received.
 //! * [`Flags`]: the command-line flags both binaries flatten.
 //! * [`Output`]: a connection's queue of replies, shared by both front-ends.
+//! * [`frontend`]: the contract a front-end's loop implements and the one
+//!   startup sequence both binaries run around it.
 //!
 //! The test tooling (the conformance suite, the memccapable runner, the
 //! reference memcached, a harness that starts any front-end) lives in the
@@ -32,6 +34,7 @@ pub mod output;
 mod session;
 mod shutdown;
 mod signals;
+mod startup;
 mod stats;
 
 use std::net::SocketAddr;

@@ -36,16 +36,18 @@ pub enum Step {
     OutputFull,
 }
 
-/// The result of one [`Session::process`] call.
+/// The result of one [`Session::process`] call. `T` is what says when held
+/// replies may go out: the engine's [`SyncTicket`] here, something simpler
+/// in a front-end loop's own tests (see `frontend::Handler`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
+pub struct Progress<T = SyncTicket> {
     /// Bytes of input used; the caller drops them from its buffer.
     pub consumed: usize,
     pub step: Step,
     /// Replies appended to `out` must not be sent before this ticket is
     /// durable; if waiting fails, the connection is closed without sending
     /// them. `None`: nothing to wait for.
-    pub hold: Option<SyncTicket>,
+    pub hold: Option<T>,
 }
 
 /// A storage request whose value is arriving in chunks: the command, which

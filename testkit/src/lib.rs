@@ -3,7 +3,9 @@
 //! free loopback port, talk to it with a plain blocking client, read its
 //! memory from `/proc`; the conformance table ([`conformance`]), the
 //! memccapable runner ([`memccapable`]), the reference memcached
-//! ([`reference`](mod@reference)) and the hostile-client suite ([`hostile`]).
+//! ([`reference`](mod@reference)), the hostile-client suite ([`hostile`]),
+//! and a scripted stand-in for the service that runs any front-end's loop
+//! in the test process ([`script`]).
 //!
 //! Binaries come from this workspace's target directory, built on first use
 //! with the profile of the calling test (`cargo build -p server-threadpool
@@ -15,6 +17,7 @@ pub mod disk;
 pub mod hostile;
 pub mod memccapable;
 pub mod reference;
+pub mod script;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
