@@ -88,10 +88,10 @@ hostile:
 cluster-test:
 	CLUSTER_TEST_LONG=1 $(CARGO) test -p bench --test cluster -- --nocapture
 
-# server-eventloop with 10,000 concurrent connections, each doing a set and a
+# Every front-end with 10,000 concurrent connections, each doing a set and a
 # get (`make test` runs the same test with 1,000).
 load-10k:
-	EVENTLOOP_LOAD_CONNECTIONS=10000 $(CARGO) test -p server-eventloop --test load -- --nocapture
+	LOAD_CONNECTIONS=10000 $(CARGO) test -p testkit --test load -- --nocapture
 
 # server-eventloop vs memcached: memcaslap throughput at 8/64/512 connections
 # (ratios) and resident memory per idle connection at 10,000 connections.

@@ -47,6 +47,15 @@ impl Frontend {
         Frontend::EventloopDispatch,
     ];
 
+    /// The model it reports in `stats` and its startup line.
+    pub fn model(self) -> &'static str {
+        match self {
+            Frontend::Threadpool => "threadpool",
+            Frontend::EventloopReuseport | Frontend::EventloopDispatch => "eventloop",
+            Frontend::Memcached => "memcached",
+        }
+    }
+
     /// A short name for output.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +65,17 @@ impl Frontend {
             Frontend::Memcached => "memcached",
         }
     }
+}
+
+/// The `--durability` values of the test matrix: nothing synced by the
+/// server, and every reply after the sync covering its write.
+pub const DURABILITIES: [&str; 2] = ["none", "always"];
+
+/// The test matrix: each of our front-ends with each of [`DURABILITIES`].
+pub fn matrix() -> impl Iterator<Item = (Frontend, &'static str)> {
+    Frontend::OURS
+        .into_iter()
+        .flat_map(|f| DURABILITIES.into_iter().map(move |d| (f, d)))
 }
 
 /// The workspace's target directory for this build profile: where cargo
@@ -124,6 +144,8 @@ pub struct Server {
     pub frontend: Frontend,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The line it printed once listening (ours; empty for memcached).
+    pub startup: String,
     child: Child,
     /// Its data directory (ours only), removed with it.
     _data: Option<tempfile::TempDir>,
@@ -184,6 +206,7 @@ impl Server {
         Server {
             frontend,
             addr,
+            startup: line.trim().to_string(),
             child,
             _data: None,
         }
@@ -202,6 +225,11 @@ impl Server {
     /// Whether it is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Peak resident set size so far (`VmHWM`), bytes.
+    pub fn peak_rss(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:") * 1024
     }
 
     /// Sends SIGTERM (by PID) and waits up to `limit` for the exit.
@@ -303,6 +331,7 @@ fn start_memcached(extra: &[&str]) -> Option<Server> {
     let mut server = Server {
         frontend: Frontend::Memcached,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        startup: String::new(),
         child,
         _data: None,
     };

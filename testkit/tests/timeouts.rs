@@ -1,8 +1,9 @@
 //! A client that never reads its replies, or never speaks, must not hold a
 //! thread-pool worker forever: the write and idle timeouts free it, they
-//! have defaults, and `stats settings` shows them.
+//! have defaults, and `stats settings` shows them. Every front-end closes a
+//! silent connection after `--idle-timeout` and counts it.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use testkit::{Frontend, Server};
@@ -94,4 +95,32 @@ fn the_event_loop_closes_a_connection_that_never_reads() {
         setup.stat("curr_connections").parse::<u64>().ok() == Some(before)
     });
     assert!(closed, "the reader that never reads is still connected");
+}
+
+#[test]
+fn every_front_end_closes_a_silent_connection_after_the_idle_timeout() {
+    // Cells wait on the clock, so they run side by side.
+    let cells: Vec<_> = testkit::matrix()
+        .map(|(f, d)| {
+            std::thread::spawn(move || {
+                let cell = format!("{} / {d}", f.name());
+                let server =
+                    Server::start(f, &["--idle-timeout", "1", "--durability", d]).expect("starts");
+                let mut silent = server.client();
+                assert_eq!(silent.line("version"), "VERSION 1.6.18\r\n", "{cell}");
+                let t = Instant::now();
+                let mut rest = Vec::new();
+                let n = silent.stream().read_to_end(&mut rest).expect("closed");
+                assert_eq!(n, 0, "{cell}");
+                assert!(
+                    t.elapsed() >= Duration::from_millis(500),
+                    "{cell}: closed at once"
+                );
+                assert_eq!(server.client().stat("idle_kicks"), "1", "{cell}");
+            })
+        })
+        .collect();
+    for cell in cells {
+        cell.join().expect("cell");
+    }
 }
