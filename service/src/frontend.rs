@@ -428,6 +428,28 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_is_told_the_service_settings() {
+        let service = ServiceConfig {
+            max_connections: 7,
+            idle_timeout: Some(Duration::from_secs(3)),
+            write_timeout: None,
+            max_item_size: 2 << 20,
+            ..ServiceConfig::default()
+        };
+        let config = Config::new(&service, 0, true);
+        assert_eq!(config.threads, 1, "at least one thread");
+        assert!(config.pin);
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.idle_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(config.write_timeout, None);
+        assert_eq!(config.output_limit, service.output_limit);
+        assert_eq!(config.limits.max_item_size, 2 << 20);
+        assert_eq!(config.grace, SHUTDOWN_GRACE);
+        // A value below the streaming threshold and the longest line fit.
+        assert!(config.max_input() > config.limits.max_buffered());
+    }
+
+    #[test]
     fn one_backlog_for_every_listener() {
         let s = listen_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
         assert!(s.local_addr().unwrap().as_socket().unwrap().port() > 0);
