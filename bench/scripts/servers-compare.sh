@@ -14,14 +14,16 @@
 #
 # Builds server-threadpool, server-eventloop and loadgen (release) at BASE in
 # a temporary git worktree and from the working tree, then in interleaved
-# rounds (old new, new old, ...) starts each server on core 0 and drives it
-# from core 1 with the working tree's loadgen. Prints, per round, ops/s, the
-# server's CPU microseconds per request (user + system from /proc/<pid>/stat
-# over warm-up and measurement) and loadgen's own CPU use (near 100 % means
-# the client, not the server, bounded the rate); then per server and
-# workload the median and min-max of the per-round ratios new/old. A
-# difference is real only when every round agrees. Run it on a quiet
-# machine.
+# rounds (old new twin, twin new old, ...) starts each server on core 0 and
+# drives it from core 1 with the working tree's loadgen; the twin is the
+# old build run again, an A/A pair that measures the noise. Prints, per
+# round, ops/s, the server's CPU microseconds per request (user + system
+# from /proc/<pid>/stat over warm-up and measurement) and loadgen's own CPU
+# use (near 100 % means the client, not the server, bounded the rate); then
+# per server and workload the median and min-max of the per-round ratios
+# new/old, and the noise floor: the largest distance from 1 of a twin/old
+# ratio. A difference is real only when every round's ratio lies beyond
+# the floor on the same side. Run it on a quiet machine.
 set -euo pipefail
 export LC_ALL=C
 
@@ -65,13 +67,15 @@ ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 for ((r = 1; r <= rounds; r++)); do
-	if ((r % 2)); then order=(old new); else order=(new old); fi
+	if ((r % 2)); then order=(old new twin); else order=(twin new old); fi
 	for workload in "${workloads[@]}"; do
 		read -ra flags <<<"$(workload_flags "$workload")"
 		for which in "${order[@]}"; do
 			for server in server-eventloop server-threadpool; do
 				data=$(mktemp -d "$work/data.XXXX")
-				taskset -c 0 "$work/$which/$server" --listen 127.0.0.1:0 --data-dir "$data" \
+				build=$which
+				[[ $which == twin ]] && build=old
+				taskset -c 0 "$work/$build/$server" --listen 127.0.0.1:0 --data-dir "$data" \
 					--log-level warn --durability none >"$data/out" 2>&1 &
 				pid=$!
 				pids+=("$pid")
@@ -104,7 +108,7 @@ PY
 done
 
 echo
-echo "new/old: base ${base_rev:0:12} vs working tree, $rounds rounds, server on core 0, loadgen on core 1"
+echo "new/old: base ${base_rev:0:12} vs working tree, $rounds rounds (each with an A/A twin of the base), server on core 0, loadgen on core 1"
 python3 - "$work/rows" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1])]
@@ -115,15 +119,20 @@ for r, workload, which, server, ops, us, cpu in rows:
     if (workload, server) not in order:
         order.append((workload, server))
 for workload, server in order:
+    rounds = [v for (w, s, _), v in by.items() if w == workload and s == server and "new" in v and "old" in v]
     for i, name in ((0, "ops/s"), (1, "CPU/request")):
-        ratios = [v["new"][i] / v["old"][i] for (w, s, _), v in by.items()
-                  if w == workload and s == server and len(v) == 2]
+        ratios = [v["new"][i] / v["old"][i] for v in rounds]
+        twins = [v["twin"][i] / v["old"][i] for v in rounds if "twin" in v]
         if not ratios:
             continue
         lo, hi = min(ratios), max(ratios)
-        verdict = "all rounds agree" if lo > 1 or hi < 1 else "rounds disagree: no clear difference"
+        floor = max((abs(1 - t) for t in twins), default=0.0)
+        if lo > 1 + floor or hi < 1 - floor:
+            verdict = "every round beyond the floor: a difference"
+        else:
+            verdict = "no clear difference"
         print(f"{workload:<9} {server:<18} {name:<12} median {statistics.median(ratios):.2f}x  "
-              f"min-max {lo:.2f}-{hi:.2f}  ({len(ratios)} rounds; {verdict})")
+              f"min-max {lo:.2f}-{hi:.2f}  A/A floor {floor * 100:.0f} %  ({len(ratios)} rounds; {verdict})")
     c = client[(workload, server)]
     print(f"{workload:<9} {server:<18} loadgen CPU {min(c)}-{max(c)} %")
 PY
