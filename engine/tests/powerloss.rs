@@ -40,24 +40,15 @@ fn main() {
     if writer::run_if_writer() {
         return;
     }
-    // `work` first: it is dropped after the disk mounted in it.
-    let Some(PowerLoss {
-        work,
-        cycles,
-        mut disk,
-        mut rng,
-        seed,
-    }) = PowerLoss::setup("power-loss test", IMAGE_BYTES)
-    else {
+    let Some(mut pl) = PowerLoss::setup("power-loss test", IMAGE_BYTES) else {
         return;
     };
     let mut acked = Acknowledged::default();
     let (mut lost, mut wrong) = (0, 0);
-    for cycle in 1..=cycles {
-        let delay = Duration::from_micros(rng.next_u64() % 300_000);
+    for cycle in 1..=pl.cycles {
+        let delay = Duration::from_micros(pl.rng.next_u64() % 300_000);
         let close = cycle % 3 == 0;
-        let store = disk.mount.join("store");
-        let copy = work.path().join(format!("image-{cycle}"));
+        let store = pl.store();
         let mut w = Writer::start(&store, cycle * 100_000_000, close.then_some(delay));
         if close {
             // A clean close while the threads still write: every write it
@@ -72,7 +63,7 @@ fn main() {
             // The power cut: freeze the writer, take what reached the device.
             testkit::freeze(w.pid());
         }
-        std::fs::copy(&disk.image, &copy).expect("copy the device");
+        pl.copy_device(cycle);
         // Every line printed before the freeze was for a write synced
         // before it; in a close cycle, for a write close let through.
         let acks = w.finish();
@@ -86,14 +77,14 @@ fn main() {
         );
         acked.add(&acks);
         // The old device goes; the copy is the disk after the power cut.
-        disk = disk
-            .replace_with(&copy, &work.path().join(format!("mnt-{cycle}")))
-            .expect("mount the copy");
+        pl.mount_copy(cycle);
 
-        let e =
-            Engine::open(disk.mount.join("store"), writer::check_options()).unwrap_or_else(|err| {
-                panic!("cycle {cycle} (seed {seed}): open after a power cut: {err}")
-            });
+        let e = Engine::open(pl.store(), writer::check_options()).unwrap_or_else(|err| {
+            panic!(
+                "cycle {cycle} (seed {}): open after a power cut: {err}",
+                pl.seed
+            )
+        });
         let found = acked.check(&e);
         let stats = e.stats();
         println!(
@@ -119,10 +110,12 @@ fn main() {
         e.close().expect("close");
     }
     println!(
-        "power-loss test: {cycles} cycles, {} acknowledged writes checked ({} unique keys, {} hot keys), {lost} lost, {wrong} wrong (seed {seed})",
+        "power-loss test: {} cycles, {} acknowledged writes checked ({} unique keys, {} hot keys), {lost} lost, {wrong} wrong (seed {})",
+        pl.cycles,
         acked.count(),
         acked.unique(),
-        acked.hot_keys()
+        acked.hot_keys(),
+        pl.seed
     );
     assert!(
         lost == 0 && wrong == 0,

@@ -170,20 +170,22 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The set-up of a power-loss test: `POWERLOSS_CYCLES` (default 3), a
-/// work directory, a fresh ext4 of `bytes` mounted in it, and the random
-/// moments of the cuts (their seed printed with `name`, to repeat a run).
-/// `None` when the test is skipped (see [`fresh_or_skip`]).
+/// A power-loss test's disk and clock: `POWERLOSS_CYCLES` (default 3), a
+/// fresh ext4 of `bytes` in a work directory, the random moments of the
+/// cuts (their seed printed with the test's name, to repeat a run), and
+/// the cut itself: the device copied while every writer is frozen, then
+/// the copy mounted in its place.
 pub struct PowerLoss {
     pub cycles: u64,
-    pub disk: Mounted,
     pub rng: Rng,
     pub seed: u64,
-    /// Holds the images and mounts; removed last.
-    pub work: tempfile::TempDir,
+    disk: Option<Mounted>,
+    /// Holds the images and mounts; dropped after the disk (field order).
+    work: tempfile::TempDir,
 }
 
 impl PowerLoss {
+    /// `None` when the test is skipped (see [`fresh_or_skip`]).
     pub fn setup(name: &str, bytes: u64) -> Option<PowerLoss> {
         let cycles = std::env::var("POWERLOSS_CYCLES")
             .ok()
@@ -196,11 +198,38 @@ impl PowerLoss {
         println!("{name}: {cycles} cycles, seed {seed}");
         Some(PowerLoss {
             cycles,
-            disk,
             rng,
             seed,
+            disk: Some(disk),
             work,
         })
+    }
+
+    /// The store's directory on the current disk.
+    pub fn store(&self) -> PathBuf {
+        self.disk.as_ref().expect("a disk").mount.join("store")
+    }
+
+    /// The power cut of `cycle`: copies what reached the device. Call it
+    /// with every writer frozen.
+    pub fn copy_device(&self, cycle: u64) {
+        let image = &self.disk.as_ref().expect("a disk").image;
+        std::fs::copy(image, self.copy_of(cycle)).expect("copy the device");
+    }
+
+    /// The disk after the cut of `cycle`: its copy, mounted (the journal
+    /// replays) in place of the old device, which goes.
+    pub fn mount_copy(&mut self, cycle: u64) {
+        let old = self.disk.take().expect("a disk");
+        let mount = self.work.path().join(format!("mnt-{cycle}"));
+        self.disk = Some(
+            old.replace_with(&self.copy_of(cycle), &mount)
+                .expect("mount the copy"),
+        );
+    }
+
+    fn copy_of(&self, cycle: u64) -> PathBuf {
+        self.work.path().join(format!("image-{cycle}"))
     }
 }
 

@@ -182,14 +182,13 @@ impl Acknowledged {
 
 /// Runs the clients against `server` for `delay` after the first
 /// acknowledgement, then cuts the power: freezes the server, copies
-/// `image` to `copy`, kills the server. Returns what the clients were told
+/// the device (`cut`), kills the server. Returns what the clients were told
 /// and the compactions the server had run.
 fn load_and_cut(
     mut server: Server,
     start: u64,
     delay: Duration,
-    image: &std::path::Path,
-    copy: &std::path::Path,
+    cut: impl FnOnce(),
 ) -> (Acks, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(Mutex::new(Acks::default()));
@@ -214,7 +213,7 @@ fn load_and_cut(
         .parse()
         .unwrap_or(0);
     server.freeze();
-    std::fs::copy(image, copy).expect("copy the device");
+    cut();
     server.kill();
     stop.store(true, Ordering::Relaxed);
     for c in clients {
@@ -227,39 +226,29 @@ fn load_and_cut(
 
 #[test]
 fn every_acknowledged_write_survives_power_cuts_under_both_front_ends() {
-    // `work` first: it is dropped after the disk mounted in it.
-    let Some(PowerLoss {
-        work,
-        cycles,
-        mut disk,
-        mut rng,
-        seed,
-    }) = PowerLoss::setup("power-loss test through the front-ends", IMAGE_BYTES)
+    let Some(mut pl) = PowerLoss::setup("power-loss test through the front-ends", IMAGE_BYTES)
     else {
         return;
     };
     let order = Frontend::OURS;
-    let mut server = Server::start_in(order[0], &disk.mount.join("store"), FLAGS);
+    let mut server = Server::start_in(order[0], &pl.store(), FLAGS);
     let mut acked = Acknowledged::default();
     let (mut lost, mut wrong, mut compactions) = (0, 0, 0u64);
     let started = Instant::now();
-    for cycle in 1..=cycles {
+    for cycle in 1..=pl.cycles {
         let loaded = server.frontend;
-        let delay = Duration::from_micros(200_000 + rng.next_u64() % 1_300_000);
-        let copy = work.path().join(format!("image-{cycle}"));
+        let delay = Duration::from_micros(200_000 + pl.rng.next_u64() % 1_300_000);
         let (acks, compacted) =
-            load_and_cut(server, cycle * 100_000_000, delay, &disk.image, &copy);
+            load_and_cut(server, cycle * 100_000_000, delay, || pl.copy_device(cycle));
         let this_cycle = acks.stored.len() + acks.deleted.len() + acks.hot.len();
         assert!(this_cycle > 0, "cycle {cycle}: nothing acknowledged");
         acked.add(acks);
         compactions += compacted;
-        disk = disk
-            .replace_with(&copy, &work.path().join(format!("mnt-{cycle}")))
-            .expect("mount the copy");
+        pl.mount_copy(cycle);
 
         // The next front-end comes up on the disk the cut left, by itself.
         let next = order[cycle as usize % order.len()];
-        server = Server::start_in(next, &disk.mount.join("store"), FLAGS);
+        server = Server::start_in(next, &pl.store(), FLAGS);
         let (cycle_lost, cycle_wrong) = acked.check(&server);
         let mut c = server.client();
         println!(
@@ -274,16 +263,19 @@ fn every_acknowledged_write_survives_power_cuts_under_both_front_ends() {
         wrong += cycle_wrong;
     }
     println!(
-        "power-loss test through the front-ends: {cycles} cycles in {:.1?}, {} acknowledged writes checked ({} stored, {} deleted, {} hot keys), {compactions} compactions, {lost} lost, {wrong} wrong (seed {seed})",
+        "power-loss test through the front-ends: {} cycles in {:.1?}, {} acknowledged writes checked ({} stored, {} deleted, {} hot keys), {compactions} compactions, {lost} lost, {wrong} wrong (seed {})",
+        pl.cycles,
         started.elapsed(),
         acked.count(),
         acked.stored.len(),
         acked.deleted.len(),
         acked.hot.len(),
+        pl.seed,
     );
     drop(server);
     assert!(
         lost == 0 && wrong == 0,
-        "acknowledged writes lost or wrong after power cuts (seed {seed})"
+        "acknowledged writes lost or wrong after power cuts (seed {})",
+        pl.seed
     );
 }
