@@ -4,10 +4,11 @@
 #   engine/bench/compare.sh BASE [ROUNDS] [-- engine-bench flags]
 #
 # Builds engine-bench (release) at BASE, in a temporary git worktree, and
-# from the working tree, then runs the two binaries in interleaved rounds
-# (old new, new old, ...) so drift of the machine hits both alike, and
-# prints per workload the median and the min-max of the per-round ratios
-# new/old of ops/s. A ratio is noise unless the range clearly excludes 1.
+# from the working tree, then runs them in interleaved rounds (old new
+# twin, twin new old, ...) so drift of the machine hits both alike; the
+# twin is the old binary run again, an A/A pair that measures the noise.
+# Prints per workload the median and the min-max of the per-round ratios
+# new/old of ops/s, the A/A floor, and whether every round lies beyond it.
 # Default flags: --num 200000. Run it on a quiet machine.
 set -euo pipefail
 # sort and join must agree on the collation.
@@ -42,25 +43,40 @@ rates() {
 }
 
 for ((r = 1; r <= rounds; r++)); do
-	if ((r % 2)); then order=(old new); else order=(new old); fi
+	if ((r % 2)); then order=(old new twin); else order=(twin new old); fi
 	for which in "${order[@]}"; do
 		echo "round $r/$rounds: $which" >&2
-		"$work/$which/engine-bench" --dir "$work/data" "${flags[@]}" >"$work/$which.$r.out"
+		build=$which
+		[[ $which == twin ]] && build=old
+		"$work/$build/engine-bench" --dir "$work/data" "${flags[@]}" >"$work/$which.$r.out"
 		rm -rf "$work/data"
 	done
 	join <(rates "$work/old.$r.out" | sort) <(rates "$work/new.$r.out" | sort) |
 		awk '$2 > 0 { printf "%s %.4f\n", $1, $3 / $2 }' >>"$work/ratios"
+	join <(rates "$work/old.$r.out" | sort) <(rates "$work/twin.$r.out" | sort) |
+		awk '$2 > 0 { printf "%s %.4f\n", $1, $3 / $2 }' >>"$work/twins"
 done
 
 echo
-echo "engine-bench new/old ops/s: base ${base_rev:0:12} vs working tree, $rounds rounds, flags: ${flags[*]}"
-printf '%-36s %8s %17s\n' workload median min-max
-sort -k1,1 -k2,2g "$work/ratios" | awk '
-	function flush() {
-		if (n == 0) return
-		m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-		printf "%-36s %8.3f %8.3f-%.3f\n", name, m, v[1], v[n]
-	}
-	$1 != name { flush(); name = $1; n = 0 }
-	{ v[++n] = $2 }
-	END { flush() }'
+echo "engine-bench new/old ops/s: base ${base_rev:0:12} vs working tree, $rounds rounds (each with an A/A twin of the base), flags: ${flags[*]}"
+# Per workload: the median and min-max of new/old, the noise floor (the
+# largest distance from 1 of a twin/old ratio), and the verdict: a
+# difference only when every round's ratio lies beyond the floor on the
+# same side.
+python3 - "$work/ratios" "$work/twins" <<'PY'
+import statistics, sys
+def load(path):
+    by = {}
+    for line in open(path):
+        name, ratio = line.split()
+        by.setdefault(name, []).append(float(ratio))
+    return by
+ratios, twins = load(sys.argv[1]), load(sys.argv[2])
+print(f"{'workload':<36} {'median':>8} {'min-max':>13} {'A/A floor':>10}  verdict")
+for name in sorted(ratios):
+    r = ratios[name]
+    lo, hi = min(r), max(r)
+    floor = max((abs(1 - t) for t in twins.get(name, [])), default=0.0)
+    verdict = "a difference" if lo > 1 + floor or hi < 1 - floor else "no clear difference"
+    print(f"{name:<36} {statistics.median(r):8.3f} {lo:6.3f}-{hi:.3f} {floor * 100:9.0f} %  {verdict}")
+PY
