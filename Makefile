@@ -30,7 +30,8 @@ bench-engine:
 	$(CARGO) run --release -p engine --bin engine-bench -- $(ENGINE_BENCH_ARGS)
 
 # engine-bench at BASE (a git revision) against the working tree: both
-# built, run in interleaved rounds, median and range of the ratios new/old
+# built, run in interleaved rounds with an A/A twin of the base, median and
+# range of the ratios new/old and the twin's noise floor
 # per workload, e.g. make bench-engine-compare BASE=main ENGINE_ROUNDS=5
 # ENGINE_BENCH_ARGS="--num 200000". Needs a quiet machine.
 ENGINE_ROUNDS ?= 5
