@@ -591,15 +591,18 @@ fn a_backend_killed_under_load_is_ejected_and_rejoins() {
         assert_eq!(values.check(key.as_bytes(), &v), Ok(()), "{key}");
     }
 
-    // Rejoined: new keys of the restarted backend land on it again.
-    let key = (0..)
+    // Rejoined: new keys of the restarted backend land on it again. Each
+    // attempt takes a key never written: while the proxy still has the
+    // backend ejected, it places the key on another one, where it stays,
+    // so retrying the same key could never show the rejoin.
+    let mut keys_of_victim = (0..)
         .map(|i| format!("rejoin-{i}"))
-        .find(|key| k.server_of(key.as_bytes()) == victim)
-        .unwrap();
+        .filter(|key| k.server_of(key.as_bytes()) == victim);
     // Generous: under a full parallel test run the restarted backend (a
     // debug build recovering its store) and the proxy share two cores.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        let key = keys_of_victim.next().unwrap();
         if Conn::open(c.proxy).set(&key, b"back") && holders(&c, &key) == [victim] {
             break;
         }
