@@ -37,6 +37,14 @@ fn third_client_waits_for_a_free_worker() {
     ping(&mut b);
     let mut c = server.connect();
     c.write_all(b"ping\r\n").expect("send");
+    // Its wait is timed from when the acceptor queued it: from there on it
+    // waits at least the 200 ms below, however late the acceptor ran.
+    assert!(
+        testkit::wait_for(Duration::from_secs(5), || Script::count(
+            &server.script.queued
+        ) == 3),
+        "the third connection was never queued"
+    );
     c.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let err = c.read(&mut [0u8; 8]).expect_err("no worker free yet");
@@ -81,7 +89,12 @@ fn shutdown_ends_served_connections_and_closes_queued_ones() {
     ping(&mut served);
     let mut queued = server.connect();
     queued.write_all(b"ping\r\n").expect("send");
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        testkit::wait_for(Duration::from_secs(5), || Script::count(
+            &server.script.queued
+        ) == 2),
+        "the second connection was never queued"
+    );
     let script = std::sync::Arc::clone(&server.script);
     server.stop().expect("clean stop");
     assert_eq!(read_to_close(&mut served), b"");
