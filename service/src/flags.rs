@@ -59,7 +59,7 @@ pub struct Flags {
     /// 4k up to 3g: the file being written is preallocated to it and sealed
     /// when full. Smaller files are compacted sooner and at less cost each;
     /// every file costs a mapping and a descriptor.
-    #[arg(long, default_value = "64m", value_parser = parse_size)]
+    #[arg(long, default_value = "64m", value_parser = parse_hstable_size)]
     pub hstable_size: u64,
 
     /// When a write is acknowledged: none (never synced by us), interval
@@ -224,9 +224,8 @@ fn parse_on_off(s: &str) -> Result<bool, FlagError> {
     }
 }
 
-/// Parses a byte size: digits with an optional k, m or g suffix (binary
-/// units, either case), between 1k and 1g.
-pub fn parse_size(s: &str) -> Result<u64, FlagError> {
+/// Bytes with an optional k, m or g suffix (binary units).
+fn parse_bytes(s: &str) -> Result<u64, FlagError> {
     let bad = || {
         FlagError(format!(
             "invalid size {s:?}: expected bytes with an optional k, m or g suffix"
@@ -244,10 +243,28 @@ pub fn parse_size(s: &str) -> Result<u64, FlagError> {
         _ => return Err(bad()),
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
-    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// Parses a byte size: digits with an optional k, m or g suffix (binary
+/// units, either case), between 1k and 1g.
+pub fn parse_size(s: &str) -> Result<u64, FlagError> {
+    let bytes = parse_bytes(s)?;
     if !(MIN_ITEM_SIZE..=MAX_ITEM_SIZE_LIMIT).contains(&bytes) {
         return Err(FlagError(format!(
             "size {s:?} out of range: must be between 1k and 1g"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A data-file size (`--hstable-size`): as [`parse_size`], from 4k up to
+/// 3g (an index offset in a sealed file is 32 bits).
+pub fn parse_hstable_size(s: &str) -> Result<u64, FlagError> {
+    let bytes = parse_bytes(s)?;
+    if !((4 << 10)..=(3 << 30)).contains(&bytes) {
+        return Err(FlagError(format!(
+            "size {s:?} out of range: must be between 4k and 3g"
         )));
     }
     Ok(bytes)
@@ -435,5 +452,10 @@ mod tests {
         assert_eq!(engine_options(&f).max_file_size, 64 << 20);
         let f = parse(&["--hstable-size", "256k"]).expect("parses");
         assert_eq!(engine_options(&f).max_file_size, 256 << 10);
+        let f = parse(&["--hstable-size", "3g"]).expect("parses");
+        assert_eq!(engine_options(&f).max_file_size, 3 << 30);
+        for bad in ["1k", "4g", "64x"] {
+            assert!(parse(&["--hstable-size", bad]).is_err(), "{bad}");
+        }
     }
 }
