@@ -282,6 +282,23 @@ mod tests {
     use super::*;
     use crate::execute::tests::service;
 
+    /// Feeds `input` as a front-end that reads `read` more bytes at a time
+    /// would (all of it at once for `usize::MAX`), and returns the reply.
+    fn feed(session: &mut Session, input: &[u8], read: usize) -> Vec<u8> {
+        let mut out = Output::new();
+        let (mut start, mut end) = (0usize, 0usize);
+        while start < input.len() {
+            end = end.saturating_add(read).min(input.len());
+            let progress = session.process(&input[start..end], &mut out, usize::MAX);
+            assert!(
+                progress.consumed > 0 || end < input.len(),
+                "no progress with the whole rest of the input"
+            );
+            start += progress.consumed;
+        }
+        out.to_vec()
+    }
+
     /// Feeds `input` in one call and returns (reply text, progress).
     fn run(session: &mut Session, input: &[u8]) -> (String, Progress) {
         let mut out = Output::new();
@@ -466,17 +483,11 @@ mod tests {
         input.extend_from_slice(b"\r\nget k\r\nset a 0 0 1\r\nx\r\nadd a 0 0 2000000\r\n");
         input.resize(input.len() + 2_000_000, b'z');
         input.extend_from_slice(b"\r\nget a\r\n");
-        let mut out = Output::new();
-        let mut start = 0;
-        while start < input.len() {
-            let progress = session.process(&input[start..], &mut out, usize::MAX);
-            assert!(progress.consumed > 0);
-            start += progress.consumed;
-        }
+        let reply = feed(&mut session, &input, usize::MAX);
         // As memcached: a failed `set` leaves no stale value; a failed
         // `add` (or replace, append, ...) leaves the old one.
         assert_eq!(
-            String::from_utf8_lossy(&out.to_vec()),
+            String::from_utf8_lossy(&reply),
             "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\nSTORED\r\n\
              SERVER_ERROR object too large for cache\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
         );
@@ -542,14 +553,7 @@ mod tests {
         input.extend_from_slice(&value);
         input.extend_from_slice(b"\r\n");
         // Feed it in 10 000-byte reads, as a front-end with a small buffer would.
-        let mut out = Output::new();
-        let (mut start, mut end) = (0, 0);
-        while start < input.len() {
-            end = (end + 10_000).min(input.len());
-            let progress = session.process(&input[start..end], &mut out, usize::MAX);
-            start += progress.consumed;
-        }
-        assert_eq!(out.to_vec(), b"STORED\r\n");
+        assert_eq!(feed(&mut session, &input, 10_000), b"STORED\r\n");
         let item = s.engine().get(b"big").expect("get").expect("stored");
         assert_eq!((&item.value[..], item.flags), (&value[..], 3));
     }
@@ -564,15 +568,10 @@ mod tests {
         input.extend_from_slice(&value);
         input.extend_from_slice(b"\r\n");
         let mut session = s.session();
-        let mut out = Output::new();
-        let mut start = 0;
-        while start < input.len() {
-            let end = (start + 50_000).min(input.len());
-            start += session
-                .process(&input[start..end], &mut out, usize::MAX)
-                .consumed;
-        }
-        assert_eq!(out.to_vec(), b"STORED\r\nNOT_STORED\r\n");
+        assert_eq!(
+            feed(&mut session, &input, 50_000),
+            b"STORED\r\nNOT_STORED\r\n"
+        );
         assert_eq!(s.engine().get(b"big").expect("get").expect("big").flags, 1);
 
         // A connection that goes away mid-value stores nothing.
@@ -593,15 +592,8 @@ mod tests {
         let mut input = b"set big 0 0 2000000\r\n".to_vec();
         input.resize(input.len() + 2_000_000, b'z');
         input.extend_from_slice(b"\r\nget big\r\n");
-        let mut out = Output::new();
-        let mut start = 0;
-        while start < input.len() {
-            let progress = session.process(&input[start..], &mut out, usize::MAX);
-            assert!(progress.consumed > 0);
-            start += progress.consumed;
-        }
         assert_eq!(
-            out.to_vec(),
+            feed(&mut session, &input, usize::MAX),
             b"SERVER_ERROR object too large for cache\r\nEND\r\n"
         );
         assert_eq!(s.stats().totals().store_too_large, 1);
@@ -620,14 +612,10 @@ mod tests {
         let mut input = big("cas nope 0 0 200000 1");
         input.extend(big("set big 0 0 200000"));
         input.extend(big("cas big 0 0 200000 12345"));
-        let mut out = Output::new();
-        let mut start = 0;
-        while start < input.len() {
-            let progress = session.process(&input[start..], &mut out, usize::MAX);
-            assert!(progress.consumed > 0);
-            start += progress.consumed;
-        }
-        assert_eq!(out.to_vec(), b"NOT_FOUND\r\nSTORED\r\nEXISTS\r\n");
+        assert_eq!(
+            feed(&mut session, &input, usize::MAX),
+            b"NOT_FOUND\r\nSTORED\r\nEXISTS\r\n"
+        );
         let t = s.stats().totals();
         assert_eq!((t.cas_misses, t.cas_badval, t.total_items), (1, 1, 1));
     }
@@ -677,15 +665,9 @@ mod tests {
         let mut input = b"ms big 100000 F9 Oxy k\r\n".to_vec();
         input.resize(input.len() + 100_000, b'q');
         input.extend_from_slice(b"\r\nmg big s f\r\n");
-        let mut out = Output::new();
-        let mut start = 0;
-        while start < input.len() {
-            let progress = session.process(&input[start..], &mut out, usize::MAX);
-            assert!(progress.consumed > 0);
-            start += progress.consumed;
-        }
+        let reply = feed(&mut session, &input, usize::MAX);
         assert_eq!(
-            String::from_utf8_lossy(&out.to_vec()),
+            String::from_utf8_lossy(&reply),
             "HD Oxy kbig\r\nHD s100000 f9\r\n"
         );
     }
