@@ -24,7 +24,7 @@ use crate::matrix::{Cell, Frontend, FrontendKind, Point, Workload};
 use crate::model::{CellRecord, ServerUsage};
 use crate::process::{fetch_stats, sample, spawn_pinned, usage_between, wait_ready, Managed};
 use crate::runner::{
-    cores_arg, find_in_path, preload, run_loadgen, server_argv, workload_args, write, CellContext,
+    find_in_path, measured_run_args, preload, run_loadgen, server_argv, write, CellContext,
     START_LIMIT, STOP_GRACE,
 };
 use crate::{write_json, Error};
@@ -179,7 +179,6 @@ pub(crate) fn measure_in(
         // Preload every key once, directly: ketama puts each where the proxy would.
         preload(ctx, cell, w, &server_args(&direct), out, record)?;
         let loadgen = ctx.loadgen.display().to_string();
-        let pin = cores_arg(&ctx.split.loadgen);
         let pids: Vec<u32> = procs.iter().filter_map(|(_, p)| p.pid()).collect();
         let before = pids
             .iter()
@@ -187,43 +186,10 @@ pub(crate) fn measure_in(
             .collect::<Result<Vec<_>, _>>()?;
 
         // The measured run: the same flags as a single server's cell.
-        let threads = ctx
-            .split
-            .loadgen
-            .len()
-            .min(cell.connections)
-            .max(1)
-            .to_string();
-        let conns = cell.connections.to_string();
         let warmup = m.warmup_for(cell.connections);
-        let timeout = m.timeout_for(cell.connections);
         let mut run = vec![loadgen, "run".into()];
         run.extend(server_args(&targets));
-        run.extend(workload_args(w));
-        run.extend(
-            [
-                "--threads",
-                &threads,
-                "--pin",
-                &pin,
-                "--connections",
-                &conns,
-                "--pipeline",
-                &m.pipeline.to_string(),
-                "--mix",
-                &w.mix,
-                "--duration",
-                &format!("{}s", m.duration_s),
-                "--warmup",
-                &format!("{warmup}s"),
-                "--timeout",
-                &format!("{timeout}s"),
-                "--out",
-                &out.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
+        run.extend(measured_run_args(ctx, cell, w, m.pipeline, out));
         record.commands.loadgen = run.clone();
         let limit = Duration::from_secs_f64(warmup + m.duration_s + 60.0);
         let lg = run_loadgen(&run, ctx, &out.join("loadgen.log"), limit);

@@ -435,6 +435,43 @@ pub(crate) fn workload_args(w: &Workload) -> Vec<String> {
     .collect()
 }
 
+/// The flags of a cell's measured run after its servers: workload, threads
+/// and cores of loadgen, connections, `pipeline`, mix, duration, warm-up,
+/// timeout and output directory. One list for a single server's cell and a
+/// cluster's, so the two measure alike.
+pub(crate) fn measured_run_args(
+    ctx: &CellContext<'_>,
+    cell: &Cell,
+    w: &Workload,
+    pipeline: usize,
+    out: &Path,
+) -> Vec<String> {
+    let m = ctx.matrix;
+    let threads = ctx.split.loadgen.len().min(cell.connections).max(1);
+    let mut args = workload_args(w);
+    args.extend([
+        "--threads".to_string(),
+        threads.to_string(),
+        "--pin".into(),
+        cores_arg(&ctx.split.loadgen),
+        "--connections".into(),
+        cell.connections.to_string(),
+        "--pipeline".into(),
+        pipeline.to_string(),
+        "--mix".into(),
+        w.mix.clone(),
+        "--duration".into(),
+        format!("{}s", m.duration_s),
+        "--warmup".into(),
+        format!("{}s", m.warmup_for(cell.connections)),
+        "--timeout".into(),
+        format!("{}s", m.timeout_for(cell.connections)),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    args
+}
+
 pub(crate) fn cores_arg(cores: &[usize]) -> String {
     cores
         .iter()
@@ -593,53 +630,19 @@ fn measure_in(
             record,
         )?;
         let loadgen = ctx.loadgen.display().to_string();
-        let pin = cores_arg(&ctx.split.loadgen);
 
         let stats = fetch_stats(addr).unwrap_or_else(|e| format!("# {e}\n"));
         write(out, "stats-before.txt", &stats)?;
         let before = sample(pid)?;
 
         // The measured run.
-        let threads = ctx
-            .split
-            .loadgen
-            .len()
-            .min(cell.connections)
-            .max(1)
-            .to_string();
-        let conns = cell.connections.to_string();
         let pipeline = match (&m.open_loop, cell.load_pct) {
             (Some(open), Some(_)) => open.pipeline,
             _ => m.pipeline,
         };
         let warmup = m.warmup_for(cell.connections);
-        let timeout = m.timeout_for(cell.connections);
         let mut run = vec![loadgen, "run".into(), "--server".into(), addr.to_string()];
-        run.extend(workload_args(w));
-        run.extend(
-            [
-                "--threads",
-                &threads,
-                "--pin",
-                &pin,
-                "--connections",
-                &conns,
-                "--pipeline",
-                &pipeline.to_string(),
-                "--mix",
-                &w.mix,
-                "--duration",
-                &format!("{}s", m.duration_s),
-                "--warmup",
-                &format!("{warmup}s"),
-                "--timeout",
-                &format!("{timeout}s"),
-                "--out",
-                &out.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
+        run.extend(measured_run_args(ctx, cell, w, pipeline, out));
         if let Some(rate) = record.rate {
             run.push("--rate".into());
             run.push(format!("{rate}"));
